@@ -1,0 +1,44 @@
+import type { Readable } from 'node:stream';
+
+/** Kinds of tree entries (sockets, FIFOs and devices are never part of a tree). */
+export type TreeEntryType = 'file' | 'dir' | 'symlink';
+
+/** One child in a tree object, as fstree encodes it. */
+export interface TreeEntry {
+  /** Base name: non-empty, not `.`/`..`, no `/` or NUL. */
+  readonly name: string;
+  /** `blake3:<hex>` of the child object; `''` for a symlink. */
+  readonly digest: string;
+  readonly type: TreeEntryType;
+  /** Permission bits (the low 12 bits of the mode). */
+  readonly mode: number;
+  /** The link text, for a symlink. */
+  readonly target?: string;
+}
+
+/** Whether an object is a file's bytes or a serialised tree: it picks the `.file`/`.tree` suffix in the store. */
+export type ObjectKind = 'file' | 'tree';
+
+/** The content-addressed object store (fstree's cache layout). The server and the remotes use the same store. */
+export interface Store {
+  /** The store's root directory. */
+  readonly dir: string;
+  has(digest: string): Promise<boolean>;
+  hasMany(digests: readonly string[]): Promise<boolean[]>;
+  /** The object's bytes. @throws TreeError E_MISSING_OBJECT */
+  get(digest: string): Promise<Uint8Array>;
+  /** A stream of the object's bytes. @throws TreeError E_MISSING_OBJECT */
+  read(digest: string): Promise<Readable>;
+  /** Stores bytes (atomically) and returns their digest `blake3:<hex>`. @default kind 'file' */
+  put(bytes: Uint8Array, kind?: ObjectKind): Promise<string>;
+  /** Stores bytes that must hash to `digest`. @throws TreeError E_CORRUPT on a mismatch (nothing stored) */
+  putVerified(digest: string, bytes: Uint8Array, kind?: ObjectKind): Promise<void>;
+  /** Stores a file's content, returns its digest. */
+  putFile(path: string): Promise<string>;
+  /** Where the object lives (or would live) on disk. */
+  path(digest: string, kind?: ObjectKind): string;
+  evict(options: { readonly maxBytes?: number; readonly retentionMs?: number }): Promise<{
+    readonly removed: number;
+    readonly bytesFreed: number;
+  }>;
+}

@@ -1,0 +1,51 @@
+import type { WalkError } from '@fsw/errors';
+
+/** What a walked entry is. Symlinks are reported as `'symlink'` unless `followSymlinks` resolves them. */
+export type EntryType = 'file' | 'dir' | 'symlink' | 'other';
+
+/** One file, directory, symlink or other node found by a walk. The one description of a file that dedup, tree and copy consume. */
+export interface WalkEntry {
+  /** The root joined with `relativePath`, as `find` prints it. */
+  readonly path: string;
+  /** The path below the root, `/`-separated. */
+  readonly relativePath: string;
+  /** The base name. */
+  readonly name: string;
+  /** Children of the root are depth 1; the root itself is never yielded (unless the root is a file). */
+  readonly depth: number;
+  readonly type: EntryType;
+  /** With `stat: true`. */
+  readonly size?: number;
+  readonly mtimeMs?: number;
+  readonly mode?: number;
+  readonly ino?: number;
+  readonly dev?: number;
+  readonly nlink?: number;
+}
+
+/** Options of `walk` and `walkAll`. Every field is optional. */
+export interface WalkOptions {
+  /** Which entries to yield. @default 'any' */
+  readonly type?: 'file' | 'dir' | 'symlink' | 'any';
+  /** micromatch pattern(s) matched against `relativePath`; a pattern without a slash matches the base name. */
+  readonly glob?: string | readonly string[];
+  /** gitignore-style patterns, relative to the root. Excluded directories are never read. */
+  readonly ignore?: string | readonly string[];
+  /** Ignore files honoured per directory, e.g. `['.gitignore']`; nested files apply to their subtree. */
+  readonly ignoreFiles?: readonly string[];
+  /** Deepest depth yielded; deeper directories are never read. @default Infinity */
+  readonly maxDepth?: number;
+  /** Include dotfiles and dot-directories. @default true */
+  readonly hidden?: boolean;
+  /** Follow symlinks (loops detected by dev+ino and reported once). @default false */
+  readonly followSymlinks?: boolean;
+  /** Add size, mtimeMs, mode, ino, dev and nlink to each entry. @default false */
+  readonly stat?: boolean;
+  /** Deterministic name order. @default false */
+  readonly sort?: boolean;
+  /** Directories read at once. */
+  readonly concurrency?: number;
+  readonly signal?: AbortSignal;
+  /** Decides what a failure below the root does. @default () => 'throw' */
+  readonly onError?: (error: WalkError) => 'skip' | 'throw';
+}
