@@ -1,0 +1,510 @@
+import { RemoteError } from '@fsw/errors';
+import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
+
+/**
+ * The fstree gRPC protocol (`package fstree; service CacheService`), as proto3 text. The service definition below
+ * encodes exactly these messages by hand (no protobufjs at run time); the text is exported for documentation and for
+ * tools that want to load it themselves.
+ */
+export const CACHE_SERVICE_PROTO = `syntax = "proto3";
+
+package fstree;
+
+service CacheService {
+  rpc HasObject(HasObjectRequest) returns (HasObjectResponse);
+  rpc HasTree(HasTreeRequest) returns (stream HasTreeResponse);
+  rpc ReadObject(ReadObjectRequest) returns (stream ReadObjectResponse);
+  rpc WriteObject(stream WriteObjectRequest) returns (WriteObjectResponse);
+}
+
+message HasObjectRequest { repeated string digest = 1; }
+message HasObjectResponse { repeated bool present = 1; }
+message HasTreeRequest { repeated string digest = 1; }
+message HasTreeResponse {
+  repeated string missing_trees = 1;
+  repeated string missing_objects = 2;
+}
+message ReadObjectRequest { string digest = 1; }
+message ReadObjectResponse { bytes data = 1; }
+message WriteObjectRequest {
+  string digest = 1;
+  bytes data = 2;
+}
+message WriteObjectResponse {}
+`;
+
+/** `HasObject` request: the digests to look up. */
+export interface HasObjectRequest {
+  readonly digest: readonly string[];
+}
+/** `HasObject` response: one flag per requested digest, in request order. */
+export interface HasObjectResponse {
+  readonly present: readonly boolean[];
+}
+/** `HasTree` request: the root trees to inspect recursively. */
+export interface HasTreeRequest {
+  readonly digest: readonly string[];
+}
+/**
+ * One `HasTree` response message (the server streams several). Missing trees may be bare hex or full digests
+ * (the reference server sends bare hex); use {@link normalizeDigest} on both lists.
+ */
+export interface HasTreeResponse {
+  readonly missingTrees: readonly string[];
+  readonly missingObjects: readonly string[];
+}
+/** `ReadObject` request. */
+export interface ReadObjectRequest {
+  readonly digest: string;
+}
+/** One chunk of a `ReadObject` response stream (64 KiB is usual). */
+export interface ReadObjectResponse {
+  readonly data: Uint8Array;
+}
+/**
+ * One message of a `WriteObject` request stream. Our client repeats the digest in every message; a server should
+ * take the first non-empty one.
+ */
+export interface WriteObjectRequest {
+  readonly digest: string;
+  readonly data: Uint8Array;
+}
+/** `WriteObject` response (empty). */
+export type WriteObjectResponse = Record<string, never>;
+
+/** The default chunk size of `ReadObject`/`WriteObject` streams: 64 KiB. */
+export const CHUNK_BYTES = 64 * 1024;
+
+// ---------------------------------------------------------------------------------------------------------------
+// A minimal proto3 wire codec for the eight messages above: strings, bytes, bools (packed or not), nothing else.
+
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder('utf-8', { fatal: false });
+
+class Writer {
+  private readonly parts: Uint8Array[] = [];
+  private head: number[] = [];
+
+  varint(n: number): void {
+    while (n >= 0x80) {
+      this.head.push((n & 0x7f) | 0x80);
+      n = Math.floor(n / 128);
+    }
+    this.head.push(n);
+  }
+
+  bytesField(field: number, bytes: Uint8Array): void {
+    this.varint((field << 3) | 2);
+    this.varint(bytes.length);
+    this.flushHead();
+    if (bytes.length > 0) this.parts.push(bytes);
+  }
+
+  stringField(field: number, value: string): void {
+    this.bytesField(field, textEncoder.encode(value));
+  }
+
+  private flushHead(): void {
+    if (this.head.length > 0) {
+      this.parts.push(Uint8Array.from(this.head));
+      this.head = [];
+    }
+  }
+
+  finish(): Buffer {
+    this.flushHead();
+    return Buffer.concat(this.parts);
+  }
+}
+
+class Reader {
+  pos = 0;
+  constructor(private readonly buf: Uint8Array) {}
+
+  get done(): boolean {
+    return this.pos >= this.buf.length;
+  }
+
+  varint(): number {
+    let result = 0;
+    let mul = 1;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.buf.length) throw protocolError('truncated varint');
+      const b = this.buf[this.pos++]!;
+      result += (b & 0x7f) * mul;
+      if (b < 0x80) return result;
+      mul *= 128;
+    }
+    throw protocolError('varint too long');
+  }
+
+  bytes(): Uint8Array {
+    const len = this.varint();
+    const end = this.pos + len;
+    if (end > this.buf.length) throw protocolError('truncated length-delimited field');
+    const out = this.buf.subarray(this.pos, end);
+    this.pos = end;
+    return out;
+  }
+
+  skip(wireType: number): void {
+    switch (wireType) {
+      case 0:
+        this.varint();
+        return;
+      case 1:
+        this.pos += 8;
+        break;
+      case 2:
+        this.bytes();
+        return;
+      case 5:
+        this.pos += 4;
+        break;
+      default:
+        throw protocolError(`unsupported wire type ${wireType}`);
+    }
+    if (this.pos > this.buf.length) throw protocolError('truncated fixed field');
+  }
+}
+
+function protocolError(message: string): RemoteError {
+  return new RemoteError('E_PROTOCOL', `malformed fstree.CacheService message: ${message}`);
+}
+
+/** Reads every field of a message, calling `onField` with the field number, wire type and the reader positioned on the value. */
+function readFields(buf: Uint8Array, onField: (field: number, wireType: number, r: Reader) => boolean): void {
+  const r = new Reader(buf);
+  while (!r.done) {
+    const key = r.varint();
+    const field = Math.floor(key / 8);
+    const wireType = key & 7;
+    if (!onField(field, wireType, r)) r.skip(wireType);
+  }
+}
+
+function encodeStrings(field: number, values: readonly string[]): Buffer {
+  const w = new Writer();
+  for (const v of values) w.stringField(field, v);
+  return w.finish();
+}
+
+function decodeStrings(buf: Uint8Array, field: number): string[] {
+  const out: string[] = [];
+  readFields(buf, (f, wt, r) => {
+    if (f !== field || wt !== 2) return false;
+    out.push(textDecoder.decode(r.bytes()));
+    return true;
+  });
+  return out;
+}
+
+/** Encodes a `HasObjectRequest`. */
+export function encodeHasObjectRequest(m: HasObjectRequest): Buffer {
+  return encodeStrings(1, m.digest);
+}
+/** Decodes a `HasObjectRequest`. @throws RemoteError E_PROTOCOL */
+export function decodeHasObjectRequest(buf: Uint8Array): HasObjectRequest {
+  return { digest: decodeStrings(buf, 1) };
+}
+/** Encodes a `HasObjectResponse` (bools packed, as proto3 does). */
+export function encodeHasObjectResponse(m: HasObjectResponse): Buffer {
+  if (m.present.length === 0) return Buffer.alloc(0);
+  const w = new Writer();
+  w.bytesField(
+    1,
+    Uint8Array.from(m.present, (p) => (p ? 1 : 0)),
+  );
+  return w.finish();
+}
+/** Decodes a `HasObjectResponse`, packed or unpacked. @throws RemoteError E_PROTOCOL */
+export function decodeHasObjectResponse(buf: Uint8Array): HasObjectResponse {
+  const present: boolean[] = [];
+  readFields(buf, (f, wt, r) => {
+    if (f !== 1) return false;
+    if (wt === 0) {
+      present.push(r.varint() !== 0);
+      return true;
+    }
+    if (wt !== 2) return false;
+    const packed = new Reader(r.bytes());
+    while (!packed.done) present.push(packed.varint() !== 0);
+    return true;
+  });
+  return { present };
+}
+/** Encodes a `HasTreeRequest`. */
+export function encodeHasTreeRequest(m: HasTreeRequest): Buffer {
+  return encodeStrings(1, m.digest);
+}
+/** Decodes a `HasTreeRequest`. @throws RemoteError E_PROTOCOL */
+export function decodeHasTreeRequest(buf: Uint8Array): HasTreeRequest {
+  return { digest: decodeStrings(buf, 1) };
+}
+/** Encodes a `HasTreeResponse`. */
+export function encodeHasTreeResponse(m: HasTreeResponse): Buffer {
+  const w = new Writer();
+  for (const v of m.missingTrees) w.stringField(1, v);
+  for (const v of m.missingObjects) w.stringField(2, v);
+  return w.finish();
+}
+/** Decodes a `HasTreeResponse`. @throws RemoteError E_PROTOCOL */
+export function decodeHasTreeResponse(buf: Uint8Array): HasTreeResponse {
+  const missingTrees: string[] = [];
+  const missingObjects: string[] = [];
+  readFields(buf, (f, wt, r) => {
+    if (wt !== 2 || (f !== 1 && f !== 2)) return false;
+    (f === 1 ? missingTrees : missingObjects).push(textDecoder.decode(r.bytes()));
+    return true;
+  });
+  return { missingTrees, missingObjects };
+}
+/** Encodes a `ReadObjectRequest`. */
+export function encodeReadObjectRequest(m: ReadObjectRequest): Buffer {
+  return encodeStrings(1, m.digest === '' ? [] : [m.digest]);
+}
+/** Decodes a `ReadObjectRequest`. @throws RemoteError E_PROTOCOL */
+export function decodeReadObjectRequest(buf: Uint8Array): ReadObjectRequest {
+  const all = decodeStrings(buf, 1);
+  return { digest: all[all.length - 1] ?? '' };
+}
+/** Encodes a `ReadObjectResponse`. */
+export function encodeReadObjectResponse(m: ReadObjectResponse): Buffer {
+  if (m.data.length === 0) return Buffer.alloc(0);
+  const w = new Writer();
+  w.bytesField(1, m.data);
+  return w.finish();
+}
+/** Decodes a `ReadObjectResponse` (the data is a view into `buf`, not a copy). @throws RemoteError E_PROTOCOL */
+export function decodeReadObjectResponse(buf: Uint8Array): ReadObjectResponse {
+  let data: Uint8Array = new Uint8Array(0);
+  readFields(buf, (f, wt, r) => {
+    if (f !== 1 || wt !== 2) return false;
+    data = r.bytes();
+    return true;
+  });
+  return { data };
+}
+/** Encodes a `WriteObjectRequest`. */
+export function encodeWriteObjectRequest(m: WriteObjectRequest): Buffer {
+  const w = new Writer();
+  if (m.digest !== '') w.stringField(1, m.digest);
+  if (m.data.length > 0) w.bytesField(2, m.data);
+  return w.finish();
+}
+/** Decodes a `WriteObjectRequest` (the data is a view into `buf`). @throws RemoteError E_PROTOCOL */
+export function decodeWriteObjectRequest(buf: Uint8Array): WriteObjectRequest {
+  let digest = '';
+  let data: Uint8Array = new Uint8Array(0);
+  readFields(buf, (f, wt, r) => {
+    if (wt !== 2) return false;
+    if (f === 1) digest = textDecoder.decode(r.bytes());
+    else if (f === 2) data = r.bytes();
+    else return false;
+    return true;
+  });
+  return { digest, data };
+}
+/** Encodes a `WriteObjectResponse` (always empty). */
+export function encodeWriteObjectResponse(_m: WriteObjectResponse): Buffer {
+  return Buffer.alloc(0);
+}
+/** Decodes a `WriteObjectResponse`. */
+export function decodeWriteObjectResponse(_buf: Uint8Array): WriteObjectResponse {
+  return {};
+}
+
+function method<Req, Res>(
+  name: string,
+  requestStream: boolean,
+  responseStream: boolean,
+  encReq: (m: Req) => Buffer,
+  decReq: (b: Buffer) => Req,
+  encRes: (m: Res) => Buffer,
+  decRes: (b: Buffer) => Res,
+): MethodDefinition<Req, Res> {
+  return {
+    path: `/fstree.CacheService/${name}`,
+    requestStream,
+    responseStream,
+    requestSerialize: encReq,
+    requestDeserialize: decReq,
+    responseSerialize: encRes,
+    responseDeserialize: decRes,
+    originalName: name.charAt(0).toLowerCase() + name.slice(1),
+  };
+}
+
+/** The shape of {@link cacheServiceDefinition}: one entry per rpc, keyed by its proto name. */
+export interface CacheServiceDefinition extends ServiceDefinition {
+  readonly HasObject: MethodDefinition<HasObjectRequest, HasObjectResponse>;
+  readonly HasTree: MethodDefinition<HasTreeRequest, HasTreeResponse>;
+  readonly ReadObject: MethodDefinition<ReadObjectRequest, ReadObjectResponse>;
+  readonly WriteObject: MethodDefinition<WriteObjectRequest, WriteObjectResponse>;
+}
+
+/**
+ * `fstree.CacheService` as a grpc-js service definition, for both sides:
+ * `new grpc.Server().addService(cacheServiceDefinition, { HasObject, HasTree, ReadObject, WriteObject })` and
+ * `grpc.makeGenericClientConstructor(cacheServiceDefinition, 'CacheService')`. Wire-compatible with fstree's C++
+ * client and the jolt-cache server.
+ */
+export const cacheServiceDefinition: CacheServiceDefinition = {
+  HasObject: method(
+    'HasObject',
+    false,
+    false,
+    encodeHasObjectRequest,
+    decodeHasObjectRequest,
+    encodeHasObjectResponse,
+    decodeHasObjectResponse,
+  ),
+  HasTree: method(
+    'HasTree',
+    false,
+    true,
+    encodeHasTreeRequest,
+    decodeHasTreeRequest,
+    encodeHasTreeResponse,
+    decodeHasTreeResponse,
+  ),
+  ReadObject: method(
+    'ReadObject',
+    false,
+    true,
+    encodeReadObjectRequest,
+    decodeReadObjectRequest,
+    encodeReadObjectResponse,
+    decodeReadObjectResponse,
+  ),
+  WriteObject: method(
+    'WriteObject',
+    true,
+    false,
+    encodeWriteObjectRequest,
+    decodeWriteObjectRequest,
+    encodeWriteObjectResponse,
+    decodeWriteObjectResponse,
+  ),
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Digests and HTTP paths.
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const HEX40 = /^[0-9a-f]{40}$/;
+
+/**
+ * The full form of a digest as fstree reads it: `blake3:<64 hex>` and `sha1:<40 hex>` stay as they are (hex
+ * lowercased), a bare 64-hex string becomes `blake3:<hex>` and a bare 40-hex string `sha1:<hex>`.
+ * @throws RemoteError E_INVALID_ARGUMENT for anything else
+ */
+export function normalizeDigest(digest: string): string {
+  const lower = digest.trim().toLowerCase();
+  if (HEX64.test(lower)) return `blake3:${lower}`;
+  if (HEX40.test(lower)) return `sha1:${lower}`;
+  const colon = lower.indexOf(':');
+  if (colon > 0) {
+    const algo = lower.slice(0, colon);
+    const hex = lower.slice(colon + 1);
+    if ((algo === 'blake3' && HEX64.test(hex)) || (algo === 'sha1' && HEX40.test(hex))) return lower;
+  }
+  throw new RemoteError('E_INVALID_ARGUMENT', `not a digest: ${JSON.stringify(digest)}`);
+}
+
+/** True when `digest` is a digest in either form {@link normalizeDigest} accepts. */
+export function isDigest(digest: string): boolean {
+  try {
+    normalizeDigest(digest);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The jolt-cache object path of a digest: `/objects/<digest>` (for `HEAD`, `GET`, `PUT`). */
+export function objectPath(digest: string): string {
+  return `/objects/${digest}`;
+}
+
+/** The path of the batch query: `POST /objects?missing` or `POST /objects?present` with a {@link BatchQuery} body. */
+export function batchPath(which: 'missing' | 'present'): string {
+  return `/objects?${which}`;
+}
+
+/** The JSON body of the batch query (`POST /objects?missing|present`), and of its answer. */
+export interface BatchQuery {
+  readonly blobs: readonly string[];
+}
+
+/** The body of a batch query naming `digests`: `{"blobs":[...]}`. */
+export function encodeBatchQuery(digests: readonly string[]): string {
+  return JSON.stringify({ blobs: digests } satisfies BatchQuery);
+}
+
+/**
+ * Reads a batch answer: `{"blobs": [...]}` (the digests that are missing, resp. present). Also accepts
+ * `{"missing": [...]}`/`{"present": [...]}` and a bare JSON array, which other servers send.
+ * @throws RemoteError E_PROTOCOL when the body is none of these
+ */
+export function decodeBatchAnswer(body: string, which: 'missing' | 'present'): string[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch (cause) {
+    throw new RemoteError('E_PROTOCOL', `batch ${which} answer is not JSON`, { cause });
+  }
+  const list = Array.isArray(value)
+    ? value
+    : typeof value === 'object' && value !== null
+      ? ((value as Record<string, unknown>).blobs ?? (value as Record<string, unknown>)[which])
+      : undefined;
+  if (!Array.isArray(list) || !list.every((d) => typeof d === 'string')) {
+    throw new RemoteError('E_PROTOCOL', `batch ${which} answer has no "blobs" list of strings`);
+  }
+  return list as string[];
+}
+
+/**
+ * The path the fstree C++ HTTP client uses for a digest string `s`: `<base>/<s[0:2]>/<s[2:8]>/<s[8:]>`, i.e.
+ * `<base>/bl/ake3:X/<rest>` for a BLAKE3 digest. `base` is the URL path of the remote (no trailing slash needed).
+ * @default base ''
+ */
+export function fstreeClientPath(digest: string, base = ''): string {
+  const b = base.endsWith('/') ? base.slice(0, -1) : base;
+  return `${b}/${digest.slice(0, 2)}/${digest.slice(2, 8)}/${digest.slice(8)}`;
+}
+
+/**
+ * The digest named by an fstree-client path (the inverse of {@link fstreeClientPath}), or `undefined` when
+ * `pathname` is not of that form. Percent-escapes (`%3A` for `:`) are decoded.
+ * @default base ''
+ */
+export function digestFromFstreeClientPath(pathname: string, base = ''): string | undefined {
+  const b = base.endsWith('/') ? base.slice(0, -1) : base;
+  if (!pathname.startsWith(`${b}/`)) return undefined;
+  const parts = pathname.slice(b.length + 1).split('/');
+  if (parts.length !== 3) return undefined;
+  let joined: string;
+  try {
+    joined = parts.map((p) => decodeURIComponent(p)).join('');
+  } catch {
+    return undefined;
+  }
+  if (parts[0]!.length !== 2 || decodeURIComponent(parts[1]!).length !== 6) return undefined;
+  return isDigest(joined) ? normalizeDigest(joined) : undefined;
+}
+
+/**
+ * The digest named by a jolt-cache object path `/objects/<digest>`, or `undefined`. Percent-escapes are decoded.
+ */
+export function digestFromObjectPath(pathname: string): string | undefined {
+  if (!pathname.startsWith('/objects/')) return undefined;
+  let rest: string;
+  try {
+    rest = decodeURIComponent(pathname.slice('/objects/'.length));
+  } catch {
+    return undefined;
+  }
+  return isDigest(rest) ? normalizeDigest(rest) : undefined;
+}
