@@ -1,1 +1,17 @@
-export {};
+export { ALGORITHMS, isHashAlgorithm } from './algorithms.js';
+export { hashFile } from './hash-file.js';
+export { closeHashPool, hashFiles, hashFilesIter } from './hash-files.js';
+export { createHasher, engines, hashBytes } from './hasher.js';
+export type {
+  HashAlgorithm,
+  HashBytesOptions,
+  Hasher,
+  HashFileOptions,
+  HashFilesIterOptions,
+  HashFilesOptions,
+  HashFilesResult,
+  HashProgress,
+  HashRange,
+  HashResult,
+  StreamHasher,
+} from './types.js';

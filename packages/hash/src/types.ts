@@ -1,7 +1,16 @@
 import type { HashError } from '@fsw/errors';
 
 /** Every algorithm `@fsw/hash` knows. */
-export type HashAlgorithm = 'blake3' | 'sha256' | 'sha512' | 'sha1' | 'md5' | 'xxh3' | 'xxh128' | 'xxh64' | 'crc32';
+export type HashAlgorithm =
+  | 'blake3'
+  | 'sha256'
+  | 'sha512'
+  | 'sha1'
+  | 'md5'
+  | 'xxh3'
+  | 'xxh128'
+  | 'xxh64'
+  | 'crc32';
 
 /** Which bytes of a file to hash: a slice, or the head and/or tail hashed together (the whole file when shorter). */
 export type HashRange =
@@ -39,16 +48,68 @@ export interface HashFileOptions {
 
 /** Progress of a batch: bytes and files done so far, throttled. */
 export interface HashProgress {
+  /** Bytes hashed so far. */
   readonly bytesDone: number;
+  /**
+   * Bytes to hash in all: for an array of paths, the sizes found by a stat of every path before hashing starts
+   * (the range's share of each when `range` is set); for an iterable, the sizes of the files opened so far.
+   */
   readonly bytesTotal: number;
+  /** Files finished so far, hashed or failed. */
   readonly filesDone: number;
+  /** The number of paths: known up front for an array, else the number seen so far. */
   readonly filesTotal: number;
+  /** Files that failed and were skipped by `onError` so far (they count in `filesDone`). */
+  readonly filesFailed: number;
 }
 
 /** Options of `hashFiles` and `hashFilesIter`. */
 export interface HashFilesOptions extends HashFileOptions {
+  /**
+   * How many files are hashed at once, each on a worker thread of a pool kept warm between batches.
+   * `1` hashes on the calling thread with asynchronous reads, without workers.
+   * @default os.availableParallelism()
+   */
   readonly concurrency?: number;
+  /** Called synchronously, at most every `progressIntervalMs` and once at the end; never awaited. */
   readonly onProgress?: (progress: HashProgress) => void;
-  /** @default () => 'throw' */
+  /**
+   * Decides what a file that cannot be hashed does to the batch: `'throw'` rejects (and stops the rest),
+   * `'skip'` goes on without it. Skipped errors are listed in `HashFilesResult.skipped` and counted in progress.
+   * @default () => 'throw'
+   */
   readonly onError?: (error: HashError) => 'skip' | 'throw';
+  /** Minimum time between two `onProgress` calls. @default 100 */
+  readonly progressIntervalMs?: number;
 }
+
+/** A {@link Hasher} as returned by `createHasher`: it also tells which algorithm and engine it runs, and can restart. */
+export interface StreamHasher extends Hasher {
+  readonly algorithm: HashAlgorithm;
+  /** Which implementation runs, e.g. `'native'`, `'node:crypto'`, `'hash-wasm'`. */
+  readonly engine: string;
+  update(data: Uint8Array | string): StreamHasher;
+  /** Forgets everything hashed so far (also after `digest()`), so the instance can hash a new input. */
+  reset(): StreamHasher;
+}
+
+/** Options of `hashBytes`. */
+export interface HashBytesOptions {
+  /** @default 'blake3' */
+  readonly algorithm?: HashAlgorithm;
+}
+
+/** Options of `hashFilesIter`: those of `hashFiles`, plus the order results come in. */
+export interface HashFilesIterOptions extends HashFilesOptions {
+  /**
+   * `true` yields results in input order (holding back early finishers); `false` yields each as it finishes.
+   * @default false
+   */
+  readonly ordered?: boolean;
+}
+
+/**
+ * The results of `hashFiles`, in input order, without the files skipped by `onError`; those errors are in
+ * `skipped` (in the order they failed), so that nothing is dropped silently.
+ */
+export type HashFilesResult = HashResult[] & { readonly skipped: readonly HashError[] };

@@ -1,0 +1,113 @@
+import { createHash, type Hash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import type { HashAlgorithm } from '../types.js';
+import type { Engine, RawHasher } from './raw.js';
+import { wasmEngine } from './wasm.js';
+
+interface NativeBlake3 {
+  update(input: Uint8Array | string): unknown;
+  digestBuffer(): Uint8Array;
+  reset(): void;
+}
+type NativeBlake3Class = new () => NativeBlake3;
+
+let nativeClass: NativeBlake3Class | null | undefined;
+
+/**
+ * The `Blake3Hasher` of the optional dependency `@napi-rs/blake-hash`, or null when it is not installed, fails to
+ * load (no prebuilt binary for this platform) or is disabled with `FSW_HASH_NATIVE=0`.
+ */
+function loadNative(): NativeBlake3Class | null {
+  if (nativeClass !== undefined) return nativeClass;
+  nativeClass = null;
+  if (process.env.FSW_HASH_NATIVE === '0') return nativeClass;
+  try {
+    const mod = createRequire(import.meta.url)('@napi-rs/blake-hash') as { Blake3Hasher?: NativeBlake3Class };
+    const Ctor = mod.Blake3Hasher;
+    if (typeof Ctor === 'function') {
+      // Guard against a broken or incompatible build: BLAKE3("abc") must be the published value.
+      const probe = new Ctor();
+      probe.update(new Uint8Array([0x61, 0x62, 0x63]));
+      const hex = Buffer.from(probe.digestBuffer()).toString('hex');
+      if (hex === '6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85') nativeClass = Ctor;
+    }
+  } catch {
+    // Optional dependency absent or without a binary for this platform: hash-wasm takes over.
+  }
+  return nativeClass;
+}
+
+const nativeEngine: Engine = {
+  name: 'native',
+  create() {
+    const Ctor = loadNative();
+    if (Ctor === null) throw new Error('native BLAKE3 is not available');
+    const h = new Ctor();
+    return {
+      update(data) {
+        h.update(data);
+      },
+      digest() {
+        return new Uint8Array(h.digestBuffer());
+      },
+      reset() {
+        h.reset();
+      },
+    };
+  },
+};
+
+const NODE_NAMES: Partial<Record<HashAlgorithm, string>> = {
+  sha256: 'sha256',
+  sha512: 'sha512',
+  sha1: 'sha1',
+  md5: 'md5',
+};
+
+const cryptoEngine: Engine = {
+  name: 'node:crypto',
+  create(algorithm) {
+    const name = NODE_NAMES[algorithm];
+    if (name === undefined) throw new Error(`node:crypto does not implement ${algorithm}`);
+    let h: Hash = createHash(name);
+    return {
+      update(data) {
+        h.update(data);
+      },
+      digest() {
+        return new Uint8Array(h.digest());
+      },
+      reset() {
+        h = createHash(name);
+      },
+    };
+  },
+};
+
+/** The fastest engine available here for `algorithm`. */
+export function engineFor(algorithm: HashAlgorithm): Engine {
+  if (algorithm === 'blake3') return loadNative() !== null ? nativeEngine : wasmEngine;
+  if (NODE_NAMES[algorithm] !== undefined) return cryptoEngine;
+  return wasmEngine;
+}
+
+const idle = new Map<HashAlgorithm, RawHasher[]>();
+
+/** A reset hasher for `algorithm`, reused from earlier calls when one is free. Return it with {@link release}. */
+export async function acquire(algorithm: HashAlgorithm): Promise<{ hasher: RawHasher; engine: string }> {
+  const engine = engineFor(algorithm);
+  const free = idle.get(algorithm)?.pop();
+  if (free !== undefined) return { hasher: free, engine: engine.name };
+  return { hasher: await engine.create(algorithm), engine: engine.name };
+}
+
+/** Gives `hasher` back for reuse; keeps a few per algorithm (one per concurrent hash is plenty). */
+export function release(algorithm: HashAlgorithm, hasher: RawHasher): void {
+  hasher.reset();
+  let list = idle.get(algorithm);
+  if (list === undefined) {
+    list = [];
+    idle.set(algorithm, list);
+  }
+  if (list.length < 16) list.push(hasher);
+}

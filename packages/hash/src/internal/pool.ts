@@ -1,0 +1,147 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { HashError } from '@fsw/errors';
+import type { HashAlgorithm, HashRange, HashResult } from '../types.js';
+import { CANCEL_SLOTS, deserializeError, type ReplyMessage, type WorkerData } from './protocol.js';
+
+/** The settled outcome of one job; `cancelled` when its batch was cancelled before or while it ran. */
+export type JobOutcome =
+  | { readonly ok: true; readonly result: HashResult }
+  | { readonly ok: false; readonly error: HashError }
+  | { readonly ok: false; readonly cancelled: true };
+
+interface Pending {
+  readonly id: number;
+  readonly onBytes: (n: number) => void;
+  readonly resolve: (o: JobOutcome) => void;
+}
+
+interface Slot {
+  readonly worker: Worker;
+  readonly pending: Map<number, Pending>;
+}
+
+const WORKER_URL = new URL('./worker.js', import.meta.url);
+
+/**
+ * A pool of hashing worker threads, created on first use and kept warm for later batches. Idle workers are
+ * unref'd, so they never keep the process alive; busy ones are ref'd, so a pending batch does.
+ */
+class Pool {
+  private readonly slots: Slot[] = [];
+  private readonly cancel = new SharedArrayBuffer(CANCEL_SLOTS * 4);
+  private readonly flags = new Int32Array(this.cancel);
+  private nextId = 1;
+  private nextBatch = 1;
+
+  /** A new batch number; cancel it with {@link cancelBatch}. */
+  batch(): number {
+    const b = this.nextBatch++;
+    // Clear a stale mark left in this slot by a batch CANCEL_SLOTS batches ago.
+    Atomics.store(this.flags, b % CANCEL_SLOTS, 0);
+    return b;
+  }
+
+  /** Tells the workers to drop queued jobs of `batch` and to stop the one they are hashing. */
+  cancelBatch(batch: number): void {
+    Atomics.store(this.flags, batch % CANCEL_SLOTS, batch);
+  }
+
+  private grow(size: number): void {
+    while (this.slots.length < size) {
+      const data: WorkerData = { cancel: this.cancel };
+      const worker = new Worker(WORKER_URL, { workerData: data, name: '@fsw/hash' });
+      const slot: Slot = { worker, pending: new Map() };
+      worker.unref();
+      worker.on('message', (m: ReplyMessage) => this.onMessage(slot, m));
+      worker.on('error', (e) => this.onCrash(slot, e));
+      worker.on('exit', (code) => this.onCrash(slot, new Error(`hash worker exited with code ${code}`)));
+      this.slots.push(slot);
+    }
+  }
+
+  private onMessage(slot: Slot, m: ReplyMessage): void {
+    const p = slot.pending.get(m.id);
+    if (p === undefined) return;
+    if (m.bytes > 0) p.onBytes(m.bytes);
+    if (m.type === 'bytes') return;
+    slot.pending.delete(m.id);
+    if (slot.pending.size === 0) slot.worker.unref();
+    if (m.type === 'done') p.resolve({ ok: true, result: m.result });
+    else if (m.type === 'error') p.resolve({ ok: false, error: deserializeError(m.error) });
+    else p.resolve({ ok: false, cancelled: true });
+  }
+
+  private onCrash(slot: Slot, cause: unknown): void {
+    const i = this.slots.indexOf(slot);
+    if (i < 0) return;
+    this.slots.splice(i, 1);
+    for (const p of slot.pending.values()) {
+      p.resolve({
+        ok: false,
+        error: new HashError('E_IO', `a hashing worker failed: ${String(cause)}`, { cause }),
+      });
+    }
+    slot.pending.clear();
+    void slot.worker.terminate();
+  }
+
+  /**
+   * Queues one file on the least busy of `workers` workers (the pool grows to that size).
+   * Never rejects: failures and cancellation come back as a {@link JobOutcome}.
+   */
+  run(
+    workers: number,
+    batch: number,
+    path: string,
+    algorithm: HashAlgorithm,
+    range: HashRange | undefined,
+    onBytes: (n: number) => void,
+  ): Promise<JobOutcome> {
+    this.grow(workers);
+    let best: Slot | undefined;
+    for (let i = 0; i < workers && i < this.slots.length; i++) {
+      const s = this.slots[i]!;
+      if (best === undefined || s.pending.size < best.pending.size) best = s;
+    }
+    const slot = best!;
+    const id = this.nextId++;
+    return new Promise<JobOutcome>((resolve) => {
+      slot.pending.set(id, { id, onBytes, resolve });
+      if (slot.pending.size === 1) slot.worker.ref();
+      slot.worker.postMessage({ type: 'job', id, batch, path, algorithm, range });
+    });
+  }
+
+  /** Stops every worker (they are re-created on the next batch). */
+  async close(): Promise<void> {
+    const slots = this.slots.splice(0);
+    await Promise.all(
+      slots.map(async (s) => {
+        s.worker.removeAllListeners('exit');
+        for (const p of s.pending.values()) p.resolve({ ok: false, cancelled: true });
+        await s.worker.terminate();
+      }),
+    );
+  }
+}
+
+let pool: Pool | undefined;
+
+/** The process-wide pool. */
+export function getPool(): Pool {
+  pool ??= new Pool();
+  return pool;
+}
+
+/** Stops the pool's workers, if any. */
+export async function closePool(): Promise<void> {
+  const p = pool;
+  pool = undefined;
+  await p?.close();
+}
+
+/** The default number of files hashed at once: one per core. */
+export function defaultConcurrency(): number {
+  return Math.max(1, availableParallelism());
+}

@@ -1,0 +1,16 @@
+import type { HashAlgorithm } from '../types.js';
+
+/** The minimal incremental hash every engine provides; digest finishes it, reset makes it reusable. */
+export interface RawHasher {
+  update(data: Uint8Array | string): void;
+  digest(): Uint8Array;
+  /** Starts over, so one instance can hash many inputs (hash-wasm instances are costly to create). */
+  reset(): void;
+}
+
+/** One implementation of some algorithms. */
+export interface Engine {
+  /** `'native'`, `'node:crypto'` or `'hash-wasm'`. */
+  readonly name: string;
+  create(algorithm: HashAlgorithm): RawHasher | Promise<RawHasher>;
+}

@@ -1,0 +1,79 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import type { HashAlgorithm } from '../types.js';
+import { CHUNK_BYTES } from './file-checks.js';
+import { engineFor } from './node-engines.js';
+import {
+  CANCEL_SLOTS,
+  type JobMessage,
+  type ReplyMessage,
+  serializeError,
+  type WorkerData,
+} from './protocol.js';
+import type { RawHasher } from './raw.js';
+import { hashFileSync } from './read-sync.js';
+
+// One worker of the pool: hashes files with blocking reads, one at a time, with one buffer and one hasher per
+// algorithm reused for every file.
+const port = parentPort;
+if (port === null) throw new Error('@fsw/hash worker must run in a worker thread');
+const flags = new Int32Array((workerData as WorkerData).cancel);
+const buf = Buffer.allocUnsafe(CHUNK_BYTES);
+const hashers = new Map<HashAlgorithm, { hasher: RawHasher; engine: string }>();
+// Report progress of a large file every few MiB, not on every chunk.
+const REPORT_BYTES = 16 << 20;
+
+async function hasherFor(algorithm: HashAlgorithm) {
+  let h = hashers.get(algorithm);
+  if (h === undefined) {
+    const engine = engineFor(algorithm);
+    h = { hasher: await engine.create(algorithm), engine: engine.name };
+    hashers.set(algorithm, h);
+  }
+  return h;
+}
+
+const queue: JobMessage[] = [];
+let running = false;
+
+async function drain(): Promise<void> {
+  running = true;
+  for (let job = queue.shift(); job !== undefined; job = queue.shift()) {
+    const cancelled = () => Atomics.load(flags, job!.batch % CANCEL_SLOTS) === job!.batch;
+    let unreported = 0;
+    const post = (m: ReplyMessage) => port!.postMessage(m);
+    if (cancelled()) {
+      post({ type: 'cancelled', id: job.id, bytes: 0 });
+      continue;
+    }
+    try {
+      const { hasher, engine } = hashers.get(job.algorithm) ?? (await hasherFor(job.algorithm));
+      const id = job.id;
+      const result = hashFileSync(
+        job.path,
+        job.algorithm,
+        job.range,
+        hasher,
+        engine,
+        buf,
+        (n) => {
+          unreported += n;
+          if (unreported >= REPORT_BYTES) {
+            post({ type: 'bytes', id, bytes: unreported });
+            unreported = 0;
+          }
+        },
+        cancelled,
+      );
+      if (result === undefined) post({ type: 'cancelled', id, bytes: unreported });
+      else post({ type: 'done', id, bytes: unreported, result });
+    } catch (e) {
+      post({ type: 'error', id: job.id, bytes: unreported, error: serializeError(e) });
+    }
+  }
+  running = false;
+}
+
+port.on('message', (m: JobMessage) => {
+  queue.push(m);
+  if (!running) void drain();
+});
