@@ -21,6 +21,14 @@ export interface WalkEntry {
   readonly ino?: number;
   readonly dev?: number;
   readonly nlink?: number;
+  /**
+   * The exact bytes of `path`, set only when some component of it is not valid UTF-8 (Linux allows any bytes but
+   * `/` and NUL in a name). `path`, `relativePath` and `name` then hold a lossy decoding (invalid bytes become
+   * U+FFFD) fit for display and matching; pass `entry.rawPath ?? entry.path` to `node:fs` to reach the file.
+   */
+  readonly rawPath?: Buffer;
+  /** The exact bytes of `relativePath`, set together with `rawPath`. */
+  readonly rawRelativePath?: Buffer;
 }
 
 /** Options of `walk` and `walkAll`. Every field is optional. */

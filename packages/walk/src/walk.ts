@@ -1,0 +1,292 @@
+import type { Stats } from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import { fromErrno, WalkError } from '@fsw/errors';
+import {
+  compareNames,
+  type DirTask,
+  type Item,
+  kindOf,
+  type Listed,
+  REPLACEMENT,
+  STOP,
+  Walker,
+} from './internal/core.js';
+import { resolveOptions } from './internal/options.js';
+import type { WalkEntry, WalkOptions } from './types.js';
+
+/** The async iterable `walk()` returns: iterate it once; `skipped` counts the failures `onError` chose to skip. */
+export interface WalkIterable extends AsyncIterable<WalkEntry> {
+  /** Failures below the root that `onError` answered with `'skip'`, so far. */
+  readonly skipped: number;
+}
+
+/** Entries read from one directory before they are handed on; also the unit between two abort checks. */
+const BATCH = 256;
+/** Entries buffered ahead of the consumer before the readers pause. */
+const HIGH_WATER = 2048;
+
+/** The stat of the root, mapped to `WalkError` (root failures always throw, whatever `onError` says). */
+export async function statRoot(root: string): Promise<{ stats: Stats; lstats: Stats }> {
+  if (typeof root !== 'string' || root === '') {
+    throw new WalkError(
+      'E_INVALID_ARGUMENT',
+      `the root to walk must be a non-empty path, not ${JSON.stringify(root)}`,
+    );
+  }
+  try {
+    const lstats = await fsp.lstat(root);
+    const stats = lstats.isSymbolicLink() ? await fsp.stat(root) : lstats;
+    return { stats, lstats };
+  } catch (error) {
+    throw fromErrno(error, { path: root, family: WalkError, action: 'walk' });
+  }
+}
+
+/**
+ * Walks the tree under `root` and yields its entries as they are read: the first arrive before the walk ends, and
+ * memory stays bounded by the queue of directories still to read. Directories are read `concurrency` at a time with
+ * `opendir`, in batches, so a huge directory neither fills memory nor delays an abort. The root itself is not
+ * yielded unless it is not a directory: then it is the one entry (as `find` does). A symlink given as root is followed.
+ *
+ * Entries come in no particular order unless `sort` is set (then depth-first, siblings by name). Filters run inside
+ * the crawl: a directory that is hidden, ignored or at `maxDepth` is never read.
+ *
+ * @param root The directory (or file) to walk.
+ * @param options See {@link WalkOptions}.
+ * @returns An async iterable of {@link WalkEntry}, with a live `skipped` count.
+ * @throws WalkError `E_NOT_FOUND` when the root does not exist, `E_PERMISSION` when it cannot be read,
+ *   `E_INVALID_ARGUMENT` for bad options; failures below the root as `onError` decides (default: thrown, e.g.
+ *   `E_PERMISSION`, `E_NOT_FOUND` for an entry that vanished, `E_LOOP` for a symlink loop when following).
+ *   Aborting `signal` throws `signal.reason`.
+ */
+export function walk(root: string, options?: WalkOptions): WalkIterable {
+  const resolved = resolveOptions(options);
+  const walker = new Walker(root, resolved);
+  return {
+    get skipped() {
+      return walker.skipped;
+    },
+    [Symbol.asyncIterator]() {
+      return run(walker)[Symbol.asyncIterator]();
+    },
+  };
+}
+
+async function* run(walker: Walker): AsyncGenerator<WalkEntry, void, undefined> {
+  const { signal } = walker.options;
+  signal?.throwIfAborted();
+  const { stats, lstats } = await statRoot(walker.root);
+  signal?.throwIfAborted();
+  if (!stats.isDirectory()) {
+    const entry = walker.rootEntry(stats, lstats);
+    if (entry !== undefined) yield entry;
+    return;
+  }
+  // Depth 0 holds only the root, which is never yielded: nothing to read.
+  if (walker.options.maxDepth === 0) return;
+  const rootTask = walker.rootTask(stats);
+  if (walker.options.sort) {
+    yield* sorted(walker, rootTask);
+    return;
+  }
+  const crawler = new Crawler(walker);
+  crawler.start(rootTask);
+  try {
+    for (;;) {
+      const batch = crawler.take();
+      if (batch !== undefined) {
+        for (const entry of batch) yield entry;
+        continue;
+      }
+      if (crawler.error !== undefined) throw crawler.error.value;
+      if (crawler.finished) return;
+      await crawler.changed();
+    }
+  } finally {
+    crawler.stop();
+  }
+}
+
+/** Depth-first with siblings in name order: each directory is listed whole, sorted, then walked in that order. */
+async function* sorted(walker: Walker, task: DirTask): AsyncGenerator<WalkEntry, void, undefined> {
+  const { signal } = walker.options;
+  signal?.throwIfAborted();
+  if (walker.options.ignoreFiles.length > 0) await walker.loadIgnores(task);
+  let listed: Listed[];
+  try {
+    listed = await walker.list(task);
+  } catch (error) {
+    const failure = walker.readError(task, error);
+    if (task.isRoot) throw failure;
+    walker.fail(failure);
+    return;
+  }
+  signal?.throwIfAborted();
+  const items = await walker.process(task, listed);
+  items.sort(compareNames);
+  for (const item of items) {
+    if (item.entry !== undefined) yield item.entry;
+    if (item.child !== undefined) yield* sorted(walker, item.child);
+  }
+}
+
+/**
+ * Reads directories with bounded concurrency into a bounded buffer the consumer drains. Directories wait on a stack,
+ * so the walk goes deep before wide and the stack stays small.
+ */
+class Crawler {
+  private readonly walker: Walker;
+  private readonly stack: DirTask[] = [];
+  private buffer: WalkEntry[] = [];
+  private active = 0;
+  private stopped = false;
+  private wakeConsumer: (() => void) | undefined;
+  private readonly wakeReaders: (() => void)[] = [];
+  private readonly onAbort: () => void;
+  error: { value: unknown } | undefined;
+
+  constructor(walker: Walker) {
+    this.walker = walker;
+    this.onAbort = () => this.failWith(walker.options.signal?.reason);
+    walker.options.signal?.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  get finished(): boolean {
+    return this.active === 0 && this.stack.length === 0 && this.buffer.length === 0;
+  }
+
+  start(task: DirTask): void {
+    this.stack.push(task);
+    this.pump();
+  }
+
+  /** The buffered entries, if any; readers waiting for room resume. */
+  take(): WalkEntry[] | undefined {
+    if (this.error !== undefined || this.buffer.length === 0) return undefined;
+    const batch = this.buffer;
+    this.buffer = [];
+    for (const wake of this.wakeReaders.splice(0)) wake();
+    return batch;
+  }
+
+  /** Resolves when entries arrive, the walk ends or fails. */
+  changed(): Promise<void> {
+    return new Promise((resolve) => {
+      this.wakeConsumer = resolve;
+    });
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.walker.options.signal?.removeEventListener('abort', this.onAbort);
+    for (const wake of this.wakeReaders.splice(0)) wake();
+  }
+
+  private notify(): void {
+    const wake = this.wakeConsumer;
+    this.wakeConsumer = undefined;
+    wake?.();
+  }
+
+  private failWith(value: unknown): void {
+    if (this.error === undefined) this.error = { value };
+    this.stop();
+    this.notify();
+  }
+
+  private pump(): void {
+    while (!this.stopped && this.active < this.walker.options.concurrency && this.stack.length > 0) {
+      const task = this.stack.pop() as DirTask;
+      this.active++;
+      this.read(task).then(
+        () => {
+          this.active--;
+          this.pump();
+          this.notify();
+        },
+        (error: unknown) => {
+          this.active--;
+          if (error !== STOP) this.failWith(error);
+          this.notify();
+        },
+      );
+    }
+  }
+
+  private async read(task: DirTask): Promise<void> {
+    const { walker } = this;
+    if (walker.options.ignoreFiles.length > 0) await walker.loadIgnores(task);
+    if (this.stopped) throw STOP;
+    if (task.rawPrefix !== undefined) {
+      // A directory whose path is not UTF-8: rare, listed whole as bytes.
+      let listed: Listed[];
+      try {
+        listed = await walker.list(task);
+      } catch (error) {
+        this.readFailed(task, error);
+        return;
+      }
+      await this.hand(task, listed);
+      return;
+    }
+    let dir: import('node:fs').Dir;
+    try {
+      dir = await fsp.opendir(task.path, { bufferSize: BATCH });
+    } catch (error) {
+      this.readFailed(task, error);
+      return;
+    }
+    let batch: Listed[] = [];
+    let lossy = false;
+    try {
+      for await (const d of dir) {
+        const name = d.name;
+        if (name.includes(REPLACEMENT)) lossy = true;
+        else batch.push({ name, raw: undefined, kind: kindOf(d) });
+        if (batch.length >= BATCH) {
+          await this.hand(task, batch);
+          batch = [];
+        }
+      }
+    } catch (error) {
+      if (error === STOP || this.stopped) throw STOP;
+      this.readFailed(task, error);
+      return;
+    }
+    if (batch.length > 0) await this.hand(task, batch);
+    if (lossy) await this.hand(task, await walker.lossyNames(task));
+  }
+
+  private readFailed(task: DirTask, error: unknown): void {
+    if (this.stopped) throw STOP;
+    const failure = this.walker.readError(task, error);
+    if (task.isRoot) throw failure;
+    this.walker.fail(failure);
+  }
+
+  /** Filters one batch, queues its directories, buffers its entries and waits while the buffer is full. */
+  private async hand(task: DirTask, listed: Listed[]): Promise<void> {
+    if (this.stopped) throw STOP;
+    let items = this.walker.process(task, listed);
+    if (items instanceof Promise) items = await items;
+    if (this.stopped) throw STOP;
+    this.add(items);
+    while (this.buffer.length >= HIGH_WATER) {
+      await new Promise<void>((resolve) => this.wakeReaders.push(resolve));
+      if (this.stopped) throw STOP;
+    }
+  }
+
+  private add(items: readonly Item[]): void {
+    let children = false;
+    for (const item of items) {
+      if (item.entry !== undefined) this.buffer.push(item.entry);
+      if (item.child !== undefined) {
+        this.stack.push(item.child);
+        children = true;
+      }
+    }
+    if (children) this.pump();
+    this.notify();
+  }
+}

@@ -1,0 +1,285 @@
+import { chmod, lstat, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { WalkError } from '@fsw/errors';
+import { type WalkOptions, walk, walkAll } from '@fsw/walk';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { collect, makeTree, relsAll, relsOf, removeDir, runUnprivileged, tempDir } from './fixtures.js';
+
+let root: string;
+
+beforeEach(async () => {
+  root = await tempDir();
+  await makeTree(root, {
+    'a.txt': 'a',
+    'b.md': 'bb',
+    '.hidden': 'h',
+    '.dotdir/inner.txt': 'i',
+    'src/index.ts': 'x',
+    'src/util/deep.ts': 'xyz',
+    'src/util/deeper/leaf.ts': 'leaf',
+    'empty/': null,
+    'link-to-a': { link: 'a.txt' },
+  });
+});
+
+afterEach(async () => {
+  await removeDir(root);
+});
+
+const ALL = [
+  '.dotdir',
+  '.dotdir/inner.txt',
+  '.hidden',
+  'a.txt',
+  'b.md',
+  'empty',
+  'link-to-a',
+  'src',
+  'src/index.ts',
+  'src/util',
+  'src/util/deep.ts',
+  'src/util/deeper',
+  'src/util/deeper/leaf.ts',
+];
+
+describe('walk', () => {
+  it('yields every entry below the root with path, relativePath, name, depth and type', async () => {
+    const entries = await collect(root);
+    expect(entries.map((e) => e.relativePath).sort()).toEqual(ALL);
+    for (const e of entries) {
+      expect(e.path).toBe(`${root}/${e.relativePath}`);
+      expect(e.name).toBe(e.relativePath.split('/').pop());
+      expect(e.depth).toBe(e.relativePath.split('/').length);
+    }
+    const byRel = new Map(entries.map((e) => [e.relativePath, e]));
+    expect(byRel.get('a.txt')?.type).toBe('file');
+    expect(byRel.get('src')?.type).toBe('dir');
+    expect(byRel.get('link-to-a')?.type).toBe('symlink');
+    expect(byRel.get('a.txt')?.size).toBeUndefined();
+  });
+
+  it('joins paths onto the root as given, like find', async () => {
+    const rel = relative(process.cwd(), root);
+    const entries = await collect(`${rel}/`, { type: 'file', glob: 'a.txt' });
+    expect(entries.map((e) => e.path)).toEqual([`${rel}/a.txt`]);
+  });
+
+  it('filters by type', async () => {
+    expect(await relsOf(root, { type: 'dir' })).toEqual([
+      '.dotdir',
+      'empty',
+      'src',
+      'src/util',
+      'src/util/deeper',
+    ]);
+    expect(await relsOf(root, { type: 'symlink' })).toEqual(['link-to-a']);
+    expect(await relsOf(root, { type: 'file', hidden: false })).toEqual([
+      'a.txt',
+      'b.md',
+      'src/index.ts',
+      'src/util/deep.ts',
+      'src/util/deeper/leaf.ts',
+    ]);
+  });
+
+  it('matches globs against the relative path, and slash-less globs against the base name', async () => {
+    expect(await relsOf(root, { glob: '*.ts' })).toEqual([
+      'src/index.ts',
+      'src/util/deep.ts',
+      'src/util/deeper/leaf.ts',
+    ]);
+    expect(await relsOf(root, { glob: 'src/*.ts' })).toEqual(['src/index.ts']);
+    expect(await relsOf(root, { glob: ['*.md', 'src/util/**/*.ts'] })).toEqual([
+      'b.md',
+      'src/util/deep.ts',
+      'src/util/deeper/leaf.ts',
+    ]);
+  });
+
+  it('limits depth', async () => {
+    expect(await relsOf(root, { maxDepth: 0 })).toEqual([]);
+    expect(await relsOf(root, { maxDepth: 1 })).toEqual(ALL.filter((r) => !r.includes('/')));
+    expect(await relsOf(root, { maxDepth: 2 })).toEqual(ALL.filter((r) => r.split('/').length <= 2));
+  });
+
+  it('leaves out dotfiles and never enters dot-directories with hidden: false', async () => {
+    expect(await relsOf(root, { hidden: false })).toEqual(ALL.filter((r) => !r.startsWith('.')));
+  });
+
+  it('applies gitignore-style ignore patterns, excluding whole directories', async () => {
+    expect(await relsOf(root, { ignore: ['util/', '*.md'] })).toEqual(
+      ALL.filter((r) => !r.startsWith('src/util') && r !== 'b.md'),
+    );
+    expect(await relsOf(root, { ignore: 'src/util/deeper' })).toEqual(
+      ALL.filter((r) => !r.startsWith('src/util/deeper')),
+    );
+  });
+
+  it('adds lstat fields with stat: true', async () => {
+    const entries = await collect(root, { stat: true });
+    for (const e of entries) {
+      const s = await lstat(e.path);
+      expect(e.size).toBe(s.size);
+      expect(e.mtimeMs).toBe(s.mtimeMs);
+      expect(e.mode).toBe(s.mode);
+      expect(e.ino).toBe(s.ino);
+      expect(e.dev).toBe(s.dev);
+      expect(e.nlink).toBe(s.nlink);
+    }
+    expect(entries.find((e) => e.relativePath === 'src/util/deep.ts')?.size).toBe(3);
+  });
+
+  it('sorts depth-first with siblings in name order, the same in walk and walkAll', async () => {
+    const streamed = (await collect(root, { sort: true })).map((e) => e.relativePath);
+    expect(streamed).toEqual(ALL);
+    const collected = (await walkAll(root, { sort: true })).map((e) => e.relativePath);
+    expect(collected).toEqual(ALL);
+  });
+
+  it('yields a root that is a file as the one entry', async () => {
+    const file = join(root, 'src/index.ts');
+    const entries = await collect(file);
+    expect(entries).toEqual([
+      { path: file, relativePath: 'index.ts', name: 'index.ts', depth: 0, type: 'file' },
+    ]);
+    expect((await walkAll(file)).map((e) => e.path)).toEqual([file]);
+    expect(await relsOf(file, { type: 'dir' })).toEqual([]);
+  });
+
+  it('throws WalkError E_NOT_FOUND for a missing root, from walk and walkAll', async () => {
+    const missing = join(root, 'nope');
+    const streamed = collect(missing);
+    await expect(streamed).rejects.toSatisfy(
+      (e) => WalkError.is(e) && e.code === 'E_NOT_FOUND' && e.path === missing,
+    );
+    await expect(walkAll(missing)).rejects.toSatisfy((e) => WalkError.is(e) && e.code === 'E_NOT_FOUND');
+  });
+
+  it('rejects bad options with E_INVALID_ARGUMENT', async () => {
+    expect(() => walk(root, { maxDepth: -1 })).toThrow(
+      expect.objectContaining({ code: 'E_INVALID_ARGUMENT' }),
+    );
+    await expect(walkAll(root, { concurrency: 0 })).rejects.toSatisfy(
+      (e) => WalkError.is(e) && e.code === 'E_INVALID_ARGUMENT',
+    );
+  });
+
+  it('stops cleanly when the consumer breaks out early', async () => {
+    const many: Record<string, string> = {};
+    for (let i = 0; i < 3000; i++) many[`big/d${i % 30}/f${i}.txt`] = '';
+    await makeTree(root, many);
+    let seen = 0;
+    for await (const _ of walk(root, { concurrency: 2 })) {
+      seen++;
+      if (seen === 10) break;
+    }
+    expect(seen).toBe(10);
+    expect((await relsOf(root)).length).toBe(ALL.length + 3000 + 31);
+  });
+});
+
+describe('walk and walkAll agree', () => {
+  const cases: WalkOptions[] = [
+    {},
+    { type: 'file' },
+    { type: 'dir', maxDepth: 2 },
+    { glob: '*.ts', hidden: false },
+    { ignore: ['deeper/'], type: 'file' },
+    { stat: true },
+    { concurrency: 1 },
+  ];
+  for (const options of cases) {
+    it(`gives the same entries for ${JSON.stringify(options)}`, async () => {
+      const many: Record<string, string> = {};
+      for (let i = 0; i < 600; i++)
+        many[`gen/d${i % 13}/e${i % 5}/f${i}.${i % 2 ? 'ts' : 'js'}`] = 'x'.repeat(i % 7);
+      await makeTree(root, many);
+      const streamed = (await collect(root, options)).sort((a, b) => (a.path < b.path ? -1 : 1));
+      const collected = (await walkAll(root, options)).slice().sort((a, b) => (a.path < b.path ? -1 : 1));
+      expect(streamed.length).toBeGreaterThan(0);
+      expect(collected).toEqual(streamed);
+    });
+  }
+});
+
+describe('permissions (run as an unprivileged user, since root ignores mode bits)', () => {
+  beforeEach(async () => {
+    await makeTree(root, { 'locked/secret.txt': 's', 'open/ok.txt': 'o' });
+    await chmod(root, 0o755);
+    await chmod(join(root, 'locked'), 0o000);
+  });
+  afterEach(async () => {
+    await chmod(join(root, 'locked'), 0o755);
+  });
+
+  it('throws E_PERMISSION for an unreadable root', async () => {
+    const r = await runUnprivileged(
+      `for (const fn of [async () => { for await (const _ of walk(root + '/locked')); }, () => walkAll(root + '/locked')]) {
+        try { await fn(); console.log('no error'); } catch (e) { console.log(e.code, e.path === root + '/locked'); }
+      }`,
+      root,
+    );
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('E_PERMISSION true\nE_PERMISSION true\n');
+  });
+
+  it('throws an unreadable directory below the root by default, and counts it when onError skips', async () => {
+    const r = await runUnprivileged(
+      `const out = {};
+      try { for await (const _ of walk(root)); out.walk = 'no error'; } catch (e) { out.walk = e.code + ' ' + e.path; }
+      try { await walkAll(root); out.walkAll = 'no error'; } catch (e) { out.walkAll = e.code + ' ' + e.path; }
+      const seen = [];
+      const it = walk(root, { onError: (e) => { seen.push(e.code); return 'skip'; } });
+      const names = [];
+      for await (const e of it) names.push(e.relativePath);
+      out.skipped = it.skipped; out.seen = seen; out.names = names.sort();
+      const all = await walkAll(root, { onError: () => 'skip' });
+      out.allSkipped = all.skipped; out.allNames = all.map((e) => e.relativePath).sort();
+      console.log(JSON.stringify(out));`,
+      root,
+    );
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout);
+    expect(out.walk).toBe(`E_PERMISSION ${root}/locked`);
+    expect(out.walkAll).toBe(`E_PERMISSION ${root}/locked`);
+    expect(out.seen).toEqual(['E_PERMISSION']);
+    expect(out.skipped).toBe(1);
+    expect(out.names).toEqual(
+      [
+        '.dotdir',
+        '.dotdir/inner.txt',
+        '.hidden',
+        ...ALL.slice(3, 7),
+        'locked',
+        'open',
+        'open/ok.txt',
+        ...ALL.slice(7),
+      ].sort(),
+    );
+    expect(out.allSkipped).toBe(1);
+    expect(out.allNames).toEqual(out.names);
+  });
+
+  it('never reads a directory excluded by ignore, hidden or maxDepth', async () => {
+    const r = await runUnprivileged(
+      `const out = [];
+      for (const options of [{ ignore: 'locked' }, { maxDepth: 1 }]) {
+        const names = [];
+        for await (const e of walk(root, options)) names.push(e.relativePath);
+        const all = await walkAll(root, options);
+        out.push(names.includes('locked/secret.txt') || names.length === 0 ? 'bad' : 'ok', all.length === names.length ? 'same' : 'differs');
+      }
+      console.log(out.join(' '));`,
+      root,
+    );
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('ok same ok same\n');
+  });
+});
+
+describe('writes', () => {
+  it('sees files written before the walk', async () => {
+    await writeFile(join(root, 'new.txt'), 'n');
+    expect(await relsAll(root, { glob: 'new.txt' })).toEqual(['new.txt']);
+  });
+});
