@@ -1,0 +1,84 @@
+import { CompareReadError, filesEqual } from './internal/compare.js';
+import type { CandidateGroup, DedupFile, DedupStage, StageContext } from './types.js';
+
+/** Splits `group` by a key computed per file; files whose key is `undefined` are left out. */
+export function splitBy(
+  group: CandidateGroup,
+  keyOf: (file: DedupFile) => string | undefined,
+): CandidateGroup[] {
+  const buckets = new Map<string, DedupFile[]>();
+  for (const file of group.files) {
+    const key = keyOf(file);
+    if (key === undefined) continue;
+    const bucket = buckets.get(key);
+    if (bucket === undefined) buckets.set(key, [file]);
+    else bucket.push(file);
+  }
+  const out: CandidateGroup[] = [];
+  for (const [key, files] of buckets) if (files.length >= 2) out.push({ files, key });
+  return out;
+}
+
+/** The first stage: files of different sizes cannot be equal. Reads nothing. Its groups' key is `size:<bytes>`. */
+export function sizeStage(): DedupStage {
+  return {
+    name: 'size',
+    refine: (group) => splitBy(group, (file) => `size:${file.size}`),
+  };
+}
+
+/**
+ * A paranoid last stage, as `jdupes` does by default: compares the files byte for byte (streamed, 256 KiB at a
+ * time, stopping at the first difference) so that a hash collision can never merge different files. Each group is
+ * checked against its first file; files that differ form further groups, compared the same way.
+ */
+export function byteCompareStage(): DedupStage {
+  return {
+    name: 'bytes',
+    async refine(group, ctx) {
+      const out: CandidateGroup[] = [];
+      let rest = [...group.files];
+      let split = 0;
+      while (rest.length >= 2) {
+        const reference = rest[0]!;
+        const same: DedupFile[] = [reference];
+        const differ: DedupFile[] = [];
+        let referenceFailed = false;
+        for (let i = 1; i < rest.length; i++) {
+          const file = rest[i]!;
+          const equal = await compare(reference, file, ctx);
+          if (equal === 'failed-a') {
+            referenceFailed = true;
+            differ.push(...rest.slice(i));
+            break;
+          }
+          if (equal === true) same.push(file);
+          else if (equal === false) differ.push(file);
+        }
+        if (referenceFailed) {
+          // The reference is gone: start again from the files not yet placed, plus those found equal to it.
+          rest = [...same.slice(1), ...differ];
+          continue;
+        }
+        if (same.length >= 2)
+          out.push({ files: same, key: split++ === 0 ? group.key : `${group.key}~${split}` });
+        rest = differ;
+      }
+      return out;
+    },
+  };
+}
+
+async function compare(
+  a: DedupFile,
+  b: DedupFile,
+  ctx: StageContext,
+): Promise<boolean | 'failed-a' | 'failed-b'> {
+  try {
+    return await filesEqual(a.path, b.path, { signal: ctx.signal, onBytes: (n) => ctx.addBytes(n) });
+  } catch (error) {
+    if (!(error instanceof CompareReadError)) throw error;
+    ctx.fail(error.error);
+    return error.path === a.path ? 'failed-a' : 'failed-b';
+  }
+}
