@@ -10,4 +10,15 @@ export {
 } from './codec.js';
 export type { DigestAlgorithm, DigestParts } from './digest.js';
 export { formatDigest, isDigest, parseDigest, splitDigest, tryParseDigest } from './digest.js';
+export type {
+  EvictOptions,
+  EvictResult,
+  LocalStore,
+  ObjectLocation,
+  OpenStoreOptions,
+  PutFileResult,
+} from './store.js';
+export { DEFAULT_CACHE_BYTES, DEFAULT_RETENTION_MS, defaultStoreDir, openStore } from './store.js';
 export type { ObjectKind, Store, TreeEntry, TreeEntryType } from './types.js';
+export type { HashTreeOptions, WriteTreeOptions, WriteTreeProgress } from './write-tree.js';
+export { hashTree, writeTree } from './write-tree.js';

@@ -1,0 +1,264 @@
+import { readlink, stat as statPath } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { fromErrno, TreeError } from '@fsw/errors';
+import pLimit from 'p-limit';
+import { encodeTree } from '../codec.js';
+import type { TreeEntry } from '../types.js';
+import { matcherFromText, readIgnoreText } from './ignore-rules.js';
+import { type IndexRecord, loadIndex, RACY_MS, recordMatches, saveIndex } from './index-file.js';
+import { type ScanEntry, scanTree } from './scan.js';
+
+/** Progress of a write-tree, reported (throttled) while it runs and once at the end. */
+export interface WriteTreeProgress {
+  /** Files found so far (the final count once the walk is done). */
+  readonly filesTotal: number;
+  /** Files whose digest is known (hashed or taken from the index). */
+  readonly filesDone: number;
+  /** Bytes of the files found so far. */
+  readonly bytesTotal: number;
+  /** Bytes of the files done. */
+  readonly bytesDone: number;
+  /** Files actually read and hashed. */
+  readonly filesHashed: number;
+  /** Files whose digest came from the index, unread. */
+  readonly filesReused: number;
+  /** Directories serialised (set at the end). */
+  readonly trees: number;
+  /** True on the last call. */
+  readonly done: boolean;
+}
+
+/** Where the objects of a tree being built go: the store, or nowhere (digests only). */
+export interface TreeSink {
+  /** Hashes (and stores) a file; returns its digest and the stat it had when opened. */
+  putFile(path: string): Promise<{ digest: string; size: number; mtimeMs: number; ino: number }>;
+  putTree(bytes: Uint8Array): Promise<string>;
+  /** Whether a file digest taken from the index is still backed by an object. */
+  hasFile(digest: string): Promise<boolean>;
+}
+
+/** Resolved options of a tree build. */
+export interface BuildOptions {
+  readonly sink: TreeSink;
+  readonly ignoreFile: string;
+  readonly useIndex: boolean;
+  readonly saveIndex: boolean;
+  readonly concurrency: number;
+  readonly onProgress?: ((progress: WriteTreeProgress) => void) | undefined;
+  readonly signal?: AbortSignal | undefined;
+  /** Keeps the serialised trees by digest (for verifyTree). */
+  readonly keepTrees?: Map<string, TreeEntry[]> | undefined;
+}
+
+/** The default number of files hashed at once. */
+export function defaultConcurrency(): number {
+  return Math.max(8, availableParallelism() * 2);
+}
+
+interface DirNode {
+  readonly rel: string;
+  readonly depth: number;
+  mode: number;
+  readonly children: TreeEntry[];
+}
+
+const PROGRESS_EVERY_MS = 100;
+
+function parentOf(rel: string): string {
+  const slash = rel.lastIndexOf('/');
+  return slash === -1 ? '' : rel.slice(0, slash);
+}
+
+/** Builds the Merkle tree of `dir` bottom-up and returns the root digest. */
+export async function buildTree(dir: string, options: BuildOptions): Promise<string> {
+  const { sink, signal } = options;
+  signal?.throwIfAborted();
+  let rootStat: import('node:fs').Stats;
+  try {
+    rootStat = await statPath(dir);
+  } catch (error) {
+    throw fromErrno(error, { path: dir, family: TreeError, action: 'read directory' });
+  }
+  if (!rootStat.isDirectory()) throw new TreeError('E_NOT_DIR', `not a directory: ${dir}`, { path: dir });
+
+  const ignored = matcherFromText(await readIgnoreText(dir, options.ignoreFile));
+  const oldIndex = options.useIndex ? await loadIndex(dir) : new Map<string, IndexRecord>();
+  const newIndex = new Map<string, IndexRecord>();
+  let indexChanged = !options.useIndex;
+
+  const dirs = new Map<string, DirNode>();
+  dirs.set('', { rel: '', depth: 0, mode: rootStat.mode & 0o7777, children: [] });
+  const nodeOf = (rel: string): DirNode => {
+    let node = dirs.get(rel);
+    if (node === undefined) {
+      // A child may be reported before its parent's own entry (parallel lstat): create the node early.
+      node = { rel, depth: rel.split('/').length, mode: 0, children: [] };
+      dirs.set(rel, node);
+    }
+    return node;
+  };
+
+  const progress = {
+    filesTotal: 0,
+    filesDone: 0,
+    bytesTotal: 0,
+    bytesDone: 0,
+    filesHashed: 0,
+    filesReused: 0,
+    trees: 0,
+  };
+  let lastReport = 0;
+  const report = (done: boolean) => {
+    if (options.onProgress === undefined) return;
+    const now = Date.now();
+    if (!done && now - lastReport < PROGRESS_EVERY_MS) return;
+    lastReport = now;
+    options.onProgress({ ...progress, done });
+  };
+
+  const limit = pLimit(options.concurrency);
+  const jobs: Promise<void>[] = [];
+  let failed = false;
+
+  const addFile = async (e: ScanEntry) => {
+    if (failed) return;
+    signal?.throwIfAborted();
+    const previous = oldIndex.get(e.relativePath);
+    let digest: string | undefined;
+    let racy = false;
+    if (recordMatches(previous, e) && (await sink.hasFile(previous.digest))) {
+      digest = previous.digest;
+      progress.filesReused++;
+    } else {
+      const hashedAt = Date.now();
+      const stored = await sink.putFile(e.path);
+      digest = stored.digest;
+      // The index keeps the walk's stat: if the file moved on between the walk and the read, or was modified just
+      // before the read, never trust that record.
+      racy =
+        stored.size !== e.size ||
+        stored.mtimeMs !== e.mtimeMs ||
+        stored.ino !== e.ino ||
+        hashedAt - e.mtimeMs < RACY_MS;
+      progress.filesHashed++;
+      indexChanged = true;
+    }
+    nodeOf(parentOf(e.relativePath)).children.push({
+      name: e.name,
+      digest,
+      type: 'file',
+      mode: e.mode & 0o7777,
+    });
+    newIndex.set(e.relativePath, {
+      type: 'file',
+      digest,
+      mode: e.mode,
+      size: e.size,
+      mtimeMs: e.mtimeMs,
+      ino: e.ino,
+      racy,
+    });
+    progress.filesDone++;
+    progress.bytesDone += e.size;
+    report(false);
+  };
+
+  const addSymlink = async (e: ScanEntry) => {
+    if (failed) return;
+    let target: string;
+    try {
+      target = await readlink(e.path);
+    } catch (error) {
+      throw fromErrno(error, { path: e.path, family: TreeError, action: 'read symlink' });
+    }
+    nodeOf(parentOf(e.relativePath)).children.push({
+      name: e.name,
+      digest: '',
+      type: 'symlink',
+      mode: e.mode & 0o7777,
+      target,
+    });
+  };
+
+  const track = (job: Promise<void>) => {
+    jobs.push(
+      job.catch((error: unknown) => {
+        failed = true;
+        throw error;
+      }),
+    );
+  };
+
+  try {
+    await scanTree(dir, { ignored, concurrency: options.concurrency, signal }, (e) => {
+      if (e.type === 'dir') {
+        nodeOf(e.relativePath).mode = e.mode & 0o7777;
+        newIndex.set(e.relativePath, {
+          type: 'dir',
+          digest: '',
+          mode: e.mode,
+          size: 0,
+          mtimeMs: e.mtimeMs,
+          ino: e.ino,
+          racy: false,
+        });
+      } else if (e.type === 'file') {
+        progress.filesTotal++;
+        progress.bytesTotal += e.size;
+        track(limit(() => addFile(e)));
+      } else {
+        track(limit(() => addSymlink(e)));
+      }
+    });
+    await Promise.all(jobs);
+  } catch (error) {
+    failed = true;
+    await Promise.allSettled(jobs);
+    throw error;
+  }
+
+  // Deepest level first, so every child tree's digest is known when its parent is serialised; one level at a time
+  // in parallel.
+  const levels = new Map<number, DirNode[]>();
+  for (const node of dirs.values()) {
+    const level = levels.get(node.depth);
+    if (level === undefined) levels.set(node.depth, [node]);
+    else level.push(node);
+  }
+  let rootDigest = '';
+  for (const depth of [...levels.keys()].sort((a, b) => b - a)) {
+    signal?.throwIfAborted();
+    await Promise.all(
+      levels.get(depth)!.map((node) =>
+        limit(async () => {
+          const bytes = encodeTree(node.children);
+          const digest = await sink.putTree(bytes);
+          options.keepTrees?.set(digest, node.children);
+          progress.trees++;
+          if (node.rel === '') {
+            rootDigest = digest;
+          } else {
+            const name = node.rel.slice(node.rel.lastIndexOf('/') + 1);
+            nodeOf(parentOf(node.rel)).children.push({ name, digest, type: 'dir', mode: node.mode });
+          }
+        }),
+      ),
+    );
+  }
+
+  if (options.saveIndex) {
+    if (!indexChanged && newIndex.size === oldIndex.size) {
+      for (const key of newIndex.keys()) {
+        if (!oldIndex.has(key)) {
+          indexChanged = true;
+          break;
+        }
+      }
+    } else {
+      indexChanged = true;
+    }
+    if (indexChanged) await saveIndex(dir, newIndex);
+  }
+  report(true);
+  return rootDigest;
+}

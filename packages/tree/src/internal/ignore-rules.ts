@@ -1,0 +1,36 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fromErrno, TreeError } from '@fsw/errors';
+import ignore from 'ignore';
+
+/** The folder holding the local index; never part of a tree. */
+export const INDEX_DIR = '.fstree';
+
+/** Decides whether a relative path (`/`-separated) is ignored; `isDir` selects `dir/`-only patterns. */
+export type IgnoreMatcher = (relativePath: string, isDir: boolean) => boolean;
+
+/** Builds a matcher from gitignore text (full gitignore semantics, `!` negation included). */
+export function matcherFromText(text: string | undefined): IgnoreMatcher {
+  // `.fstree` is excluded separately (see isIndexDir) so that no negation in the user's file can bring it back.
+  if (text === undefined || text.trim() === '') return () => false;
+  const rules = ignore({ allowRelativePaths: false }).add(text);
+  return (relativePath, isDir) => rules.ignores(isDir ? `${relativePath}/` : relativePath);
+}
+
+/** Reads `<dir>/<name>` as gitignore text; `undefined` when there is no such file. */
+export async function readIgnoreText(dir: string, name: string): Promise<string | undefined> {
+  if (name === '') return undefined;
+  const path = join(dir, name);
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR') return undefined;
+    throw fromErrno(error, { path, family: TreeError, action: 'read ignore file' });
+  }
+}
+
+/** True for the index folder `.fstree` (at any depth), which never belongs to a tree. */
+export function isIndexDir(name: string, isDir: boolean): boolean {
+  return isDir && name === INDEX_DIR;
+}

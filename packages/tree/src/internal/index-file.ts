@@ -1,0 +1,125 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fromErrno, TreeError } from '@fsw/errors';
+import { INDEX_DIR } from './ignore-rules.js';
+
+/** What the index remembers of one path after a write-tree or checkout. */
+export interface IndexRecord {
+  readonly type: 'file' | 'dir' | 'symlink';
+  /** `blake3:<hex>` for a file, `''` otherwise. */
+  readonly digest: string;
+  /** Full `st_mode`. */
+  readonly mode: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly ino: number;
+  /**
+   * The file was modified less than {@link RACY_MS} before it was hashed: a later change within the same timestamp
+   * tick would go unseen, so the record is never trusted (the file is hashed again next time).
+   */
+  readonly racy: boolean;
+}
+
+/** A file modified this recently before it was read may change again without its mtime moving (coarse clocks). */
+export const RACY_MS = 2000;
+
+const MAGIC = 'fsw-tree-index 1';
+const FIELDS = 8;
+const TYPE_CODE = { file: 'f', dir: 'd', symlink: 'l' } as const;
+const CODE_TYPE: Readonly<Record<string, IndexRecord['type']>> = { f: 'file', d: 'dir', l: 'symlink' };
+
+/** The index path of a directory: `<dir>/.fstree/index`. */
+export function indexPath(dir: string): string {
+  return join(dir, INDEX_DIR, 'index');
+}
+
+/**
+ * Loads `<dir>/.fstree/index`. A missing, unreadable or malformed index is an empty one: the index is a cache,
+ * and losing it only costs re-hashing.
+ */
+export async function loadIndex(dir: string): Promise<Map<string, IndexRecord>> {
+  const records = new Map<string, IndexRecord>();
+  let text: string;
+  try {
+    text = await readFile(indexPath(dir), 'utf8');
+  } catch {
+    return records;
+  }
+  // Records are NUL-separated fields: names may hold any character but NUL.
+  const parts = text.split('\u0000');
+  if (parts[0] !== MAGIC) return records;
+  for (let i = 1; i + FIELDS <= parts.length; i += FIELDS) {
+    const type = CODE_TYPE[parts[i + 1]!];
+    if (type === undefined) return new Map();
+    records.set(parts[i]!, {
+      type,
+      digest: parts[i + 2]!,
+      mode: Number(parts[i + 3]),
+      size: Number(parts[i + 4]),
+      mtimeMs: Number(parts[i + 5]),
+      ino: Number(parts[i + 6]),
+      racy: parts[i + 7] === '1',
+    });
+  }
+  return records;
+}
+
+/** Writes the index atomically (temp + rename). Returns false when `.fstree` cannot be created (read-only dir). */
+export async function saveIndex(dir: string, records: ReadonlyMap<string, IndexRecord>): Promise<boolean> {
+  const folder = join(dir, INDEX_DIR);
+  try {
+    await mkdir(folder, { recursive: true });
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return false;
+    throw fromErrno(error, { path: folder, family: TreeError, action: 'create index folder' });
+  }
+  const chunks: string[] = [MAGIC];
+  for (const [path, r] of records) {
+    chunks.push(
+      path,
+      TYPE_CODE[r.type],
+      r.digest,
+      String(r.mode),
+      String(r.size),
+      String(r.mtimeMs),
+      String(r.ino),
+      r.racy ? '1' : '0',
+    );
+  }
+  const temp = join(folder, `.index-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const final = indexPath(dir);
+  try {
+    const handle = await open(temp, 'wx', 0o644);
+    try {
+      await handle.writeFile(`${chunks.join('\u0000')}\u0000`);
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, final);
+  } catch (error) {
+    await unlink(temp).catch(() => {});
+    const code = (error as { code?: string }).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return false;
+    throw fromErrno(error, { path: final, family: TreeError, action: 'write index' });
+  }
+  return true;
+}
+
+/** True when a file's current stat matches the index record closely enough to reuse its digest unread. */
+export function recordMatches(
+  record: IndexRecord | undefined,
+  st: { readonly size: number; readonly mtimeMs: number; readonly mode: number; readonly ino: number },
+): record is IndexRecord {
+  return (
+    record !== undefined &&
+    record.type === 'file' &&
+    !record.racy &&
+    record.digest !== '' &&
+    record.size === st.size &&
+    record.mtimeMs === st.mtimeMs &&
+    record.mode === st.mode &&
+    record.ino === st.ino
+  );
+}
