@@ -1,6 +1,7 @@
 export { defaultCachePath } from './cache.js';
 export { dedupe } from './dedupe.js';
 export { type FileFacts, mergeFiles, type StatFilesOptions, statFiles } from './files.js';
+export { findDuplicates, scanDuplicates } from './find.js';
 export { groupDuplicates, scanFiles } from './group.js';
 export {
   type DefaultStagesOptions,

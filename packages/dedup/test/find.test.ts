@@ -1,0 +1,166 @@
+import { spawnSync } from 'node:child_process';
+import { linkSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { type DedupProgress, findDuplicates, scanDuplicates } from '@fsw/dedup';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { bytes, flip, put, tempDir } from './helpers.js';
+
+let dir: string;
+let cleanup: () => void;
+beforeEach(() => {
+  ({ dir, cleanup } = tempDir());
+});
+afterEach(() => cleanup());
+
+const paths = (groups: readonly { paths: readonly string[] }[]) => groups.map((g) => [...g.paths]);
+
+/** A seeded PRNG, so that a failing generated case can be reproduced. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * A generated tree full of traps: exact copies, same size with other bytes, same first 4 KiB with another tail,
+ * same head and tail with another middle, empty files, unicode names; sizes around the 4 KiB and 8 KiB edges.
+ */
+function generateTraps(root: string, seed: number): void {
+  const random = rng(seed);
+  const sizes = [1, 2, 4095, 4096, 4097, 8191, 8192, 8193, 12_289, 100_000, 300_001];
+  const originals: Buffer[] = [];
+  for (let i = 0; i < 160; i++) {
+    const folder = `d${Math.floor(random() * 6)}/${random() < 0.5 ? 'ünï' : 'plain'}`;
+    const roll = random();
+    let data: Buffer;
+    if (originals.length === 0 || roll < 0.3) {
+      data = bytes(sizes[Math.floor(random() * sizes.length)]!);
+      originals.push(data);
+    } else {
+      const base = originals[Math.floor(random() * originals.length)]!;
+      if (roll < 0.55) data = base;
+      else if (roll < 0.65) data = flip(base, base.length - 1);
+      else if (roll < 0.75) data = flip(base, base.length >> 1);
+      else if (roll < 0.85) data = bytes(base.length);
+      else if (roll < 0.9) data = Buffer.alloc(0);
+      else data = flip(base, 0);
+    }
+    put(root, `${folder}/f ${i}.bin`, data);
+  }
+}
+
+/** Parses `jdupes -r` output: groups of paths separated by blank lines. */
+function parseJdupes(text: string): string[][] {
+  return text
+    .split('\n\n')
+    .map((block) => block.split('\n').filter((line) => line !== ''))
+    .filter((group) => group.length > 0)
+    .map((group) => group.sort())
+    .sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
+}
+
+const hasJdupes = spawnSync('jdupes', ['--version'], { stdio: 'ignore' }).status === 0;
+
+describe('findDuplicates', () => {
+  // jdupes is installed by .ci/run and on the development machine; elsewhere the cross-check cannot run.
+  it.skipIf(!hasJdupes)('finds exactly the groups jdupes -r finds on generated traps', async () => {
+    for (const seed of [1, 2, 3]) {
+      const root = join(dir, `seed${seed}`);
+      generateTraps(root, seed);
+      const ours = paths(await findDuplicates(root))
+        .map((g) => g.sort())
+        .sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
+      const jdupes = spawnSync('jdupes', ['-r', '-q', root], { encoding: 'utf8' });
+      expect(jdupes.status).toBe(0);
+      const theirs = parseJdupes(jdupes.stdout);
+      expect(theirs.length).toBeGreaterThan(5);
+      expect(ours).toEqual(theirs);
+    }
+  });
+
+  it('walks several roots, counts a file under overlapping roots once, skips empty files by default', async () => {
+    const data = bytes(5000);
+    const a = put(dir, 'x/a', data);
+    const b = put(dir, 'x/y/b', data);
+    put(dir, 'x/empty1', '');
+    put(dir, 'x/empty2', '');
+    const groups = await findDuplicates([join(dir, 'x'), join(dir, 'x/y'), b]);
+    expect(paths(groups)).toEqual([[a, b]]);
+    expect(groups[0]!.wastedBytes).toBe(5000);
+    const withEmpty = await findDuplicates(join(dir, 'x'), { minSize: 0 });
+    expect(paths(withEmpty)).toEqual([
+      [a, b],
+      [join(dir, 'x/empty1'), join(dir, 'x/empty2')],
+    ]);
+  });
+
+  it('honours minSize, maxSize and the walk filters', async () => {
+    const small = bytes(100);
+    const big = bytes(10_000);
+    const s = [put(dir, 's1.txt', small), put(dir, 's2.txt', small)];
+    const g = [put(dir, 'g1.jpg', big), put(dir, 'sub/g2.jpg', big)];
+    put(dir, '.hidden/g3.jpg', big);
+    expect(paths(await findDuplicates(dir, { minSize: 101 }))).toEqual([[join(dir, '.hidden/g3.jpg'), ...g]]);
+    expect(paths(await findDuplicates(dir, { maxSize: 100 }))).toEqual([s]);
+    expect(paths(await findDuplicates(dir, { glob: '*.txt' }))).toEqual([s]);
+    expect(paths(await findDuplicates(dir, { hidden: false, minSize: 101 }))).toEqual([g]);
+    expect(paths(await findDuplicates(dir, { maxDepth: 1, minSize: 101 }))).toEqual([]);
+    expect(paths(await findDuplicates(dir, { ignore: 'sub/', hidden: false }))).toEqual([s]);
+  });
+
+  it('does not follow symlinks unless asked, and then counts a link as a name of its target', async () => {
+    const data = bytes(7000);
+    const a = put(dir, 'a', data);
+    const b = put(dir, 'b', data);
+    symlinkSync(a, join(dir, 'link-to-a'));
+    mkdirSync(join(dir, 'sub'));
+    symlinkSync(join(dir, 'sub'), join(dir, 'sub-link'));
+    expect(paths(await findDuplicates(dir))).toEqual([[a, b]]);
+    const followed = await findDuplicates(dir, { followSymlinks: true });
+    expect(paths(followed)).toEqual([[a, b, join(dir, 'link-to-a')]]);
+    expect(followed[0]!.wastedBytes).toBe(7000);
+  });
+
+  it('lists hard links together without counting them as waste', async () => {
+    const data = bytes(7000);
+    const a = put(dir, 'a', data);
+    linkSync(a, join(dir, 'a2'));
+    const b = put(dir, 'b', data);
+    const scan = await scanDuplicates(dir);
+    expect(paths(scan.groups)).toEqual([[a, join(dir, 'a2'), b]]);
+    expect(scan.groups[0]!.wastedBytes).toBe(7000);
+    expect(scan.files).toBe(2);
+    // Only hard links of one file: nothing to deduplicate.
+    rmSync(b);
+    expect(await findDuplicates(dir)).toEqual([]);
+  });
+
+  it('reports walk and stage progress, and reads each candidate once with the cache on a second run', async () => {
+    const data = bytes(50_000);
+    put(dir, 'a', data);
+    put(dir, 'b', data);
+    const cache = join(dir, '..', `${join(dir).split('/').pop()}-cache.txt`);
+    try {
+      const reports: DedupProgress[] = [];
+      const first = await scanDuplicates(dir, { cache, onProgress: (p) => reports.push(p) });
+      expect(new Set(reports.map((r) => r.stage))).toEqual(new Set(['walk', 'size', 'partial', 'full']));
+      expect(first.bytesRead).toBe(2 * 8192 + 2 * 50_000);
+      const second = await scanDuplicates(dir, { cache });
+      expect(second.bytesRead).toBe(0);
+      expect(second.groups).toEqual(first.groups);
+    } finally {
+      rmSync(cache, { force: true });
+    }
+  });
+
+  it('throws a typed error for a missing root, and for bad options', async () => {
+    await expect(findDuplicates(join(dir, 'nope'))).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+    await expect(findDuplicates([])).rejects.toMatchObject({ code: 'E_INVALID_ARGUMENT' });
+    await expect(findDuplicates(dir, { minSize: -1 })).rejects.toMatchObject({ code: 'E_INVALID_ARGUMENT' });
+  });
+});
