@@ -1,1 +1,10 @@
-export {};
+export { createServer } from './server.js';
+export type {
+  CacheServer,
+  CreateServerOptions,
+  ListenOptions,
+  RequestEvent,
+  ServerAddress,
+  ServerEvictResult,
+  ServerStats,
+} from './types.js';

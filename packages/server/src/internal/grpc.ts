@@ -1,0 +1,265 @@
+import { RemoteError } from '@fsw/errors';
+import type {
+  HasObjectRequest,
+  HasObjectResponse,
+  HasTreeRequest,
+  HasTreeResponse,
+  ReadObjectRequest,
+  ReadObjectResponse,
+  WriteObjectRequest,
+  WriteObjectResponse,
+} from '@fsw/remote';
+import type {
+  Metadata,
+  ServerReadableStream,
+  ServerUnaryCall,
+  ServerWritableStream,
+  sendUnaryData,
+  UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import { status as Status } from '@grpc/grpc-js';
+import { classify, publicMessage, type ServiceContext } from './context.js';
+import { type Digest, parseDigest } from './digest.js';
+import { findMissing } from './has-tree.js';
+import type { ObjectWriter } from './objects.js';
+
+const LOOKUP_CONCURRENCY = 256;
+const CHUNK_BYTES = 64 * 1024;
+
+/** A gRPC failure: a status code and the details the client sees. */
+class CallError extends Error {
+  readonly code: Status;
+  constructor(code: Status, details: string) {
+    super(details);
+    this.code = code;
+  }
+}
+
+interface CallLog {
+  target: string;
+  received: number;
+  sent: number;
+}
+
+/** The `fstree.CacheService` implementation over the server's objects. */
+export function createGrpcHandlers(ctx: ServiceContext): UntypedServiceImplementation {
+  /** Runs one call: checks the token, counts and logs it, and turns failures into statuses. */
+  const serve = (
+    method: string,
+    metadata: Metadata,
+    work: (log: CallLog) => Promise<void>,
+    fail: (error: CallError) => void,
+  ): void => {
+    const started = performance.now();
+    const log: CallLog = { target: '', received: 0, sent: 0 };
+    let code: Status = Status.OK;
+    const run = async () => {
+      const header = metadata.get('authorization')[0];
+      if (!ctx.authorized(typeof header === 'string' ? header : header?.toString('utf8'))) {
+        throw new CallError(Status.UNAUTHENTICATED, 'unauthenticated');
+      }
+      await work(log);
+    };
+    ctx
+      .track(run())
+      .catch((error: unknown) => {
+        const failure = toCallError(error);
+        if (!(error instanceof CallError) && classify(error) === 'internal') ctx.onError(error);
+        code = failure.code;
+        fail(failure);
+      })
+      .finally(() => {
+        // ALREADY_EXISTS is how the protocol says "nothing to do"; a missing object is a normal answer too.
+        ctx.metrics.request('grpc', method, code !== Status.OK && code !== Status.ALREADY_EXISTS);
+        ctx.metrics.transfer('grpc', log.received, log.sent);
+        ctx.onRequest?.({
+          protocol: 'grpc',
+          method,
+          target: log.target,
+          status: Status[code] ?? String(code),
+          durationMs: performance.now() - started,
+          bytesReceived: log.received,
+          bytesSent: log.sent,
+        });
+      });
+  };
+
+  const HasObject = (
+    call: ServerUnaryCall<HasObjectRequest, HasObjectResponse>,
+    callback: sendUnaryData<HasObjectResponse>,
+  ): void => {
+    serve(
+      'HasObject',
+      call.metadata,
+      async (log) => {
+        const digests = call.request.digest.map(requireDigest);
+        log.target = describe(digests);
+        const present: boolean[] = [];
+        for (let i = 0; i < digests.length; i += LOOKUP_CONCURRENCY) {
+          const slice = digests.slice(i, i + LOOKUP_CONCURRENCY);
+          present.push(...(await Promise.all(slice.map((d) => ctx.objects.has(d)))));
+        }
+        callback(null, { present });
+      },
+      (error) => callback({ code: error.code, details: error.message }),
+    );
+  };
+
+  const HasTree = (call: ServerWritableStream<HasTreeRequest, HasTreeResponse>): void => {
+    const cancelled = cancellation(call);
+    serve(
+      'HasTree',
+      call.metadata,
+      async (log) => {
+        const roots = call.request.digest.map(requireDigest);
+        log.target = describe(roots);
+        // One announcement per set of roots: a push asks again about the trees it uploaded, and a walk that finds
+        // nothing missing below them ends it.
+        const key = `tree:${roots
+          .map((r) => r.full)
+          .sort()
+          .join(',')}`;
+        const missing = await findMissing(ctx.objects, roots, {
+          signal: cancelled,
+          onSeen: (digests) => ctx.objects.announce(key, digests),
+          emit: (batch) => send(call, batch, cancelled),
+        });
+        if (missing === 0) ctx.objects.release(key);
+        call.end();
+      },
+      (error) => call.emit('error', { code: error.code, details: error.message }),
+    );
+  };
+
+  const ReadObject = (call: ServerWritableStream<ReadObjectRequest, ReadObjectResponse>): void => {
+    const cancelled = cancellation(call);
+    serve(
+      'ReadObject',
+      call.metadata,
+      async (log) => {
+        const digest = requireDigest(call.request.digest);
+        log.target = digest.full;
+        const opened = await ctx.objects.openRead(digest, CHUNK_BYTES);
+        if (!opened) throw new CallError(Status.NOT_FOUND, `object not found: ${digest.full}`);
+        try {
+          if (opened.size === 0) await send(call, { data: new Uint8Array(0) }, cancelled);
+          for await (const chunk of opened.stream) {
+            log.sent += (chunk as Buffer).byteLength;
+            await send(call, { data: chunk as Buffer }, cancelled);
+          }
+        } finally {
+          opened.stream.destroy();
+        }
+        call.end();
+      },
+      (error) => call.emit('error', { code: error.code, details: error.message }),
+    );
+  };
+
+  const WriteObject = (
+    call: ServerReadableStream<WriteObjectRequest, WriteObjectResponse>,
+    callback: sendUnaryData<WriteObjectResponse>,
+  ): void => {
+    serve(
+      'WriteObject',
+      call.metadata,
+      async (log) => {
+        let digest: Digest | undefined;
+        let writer: ObjectWriter | undefined;
+        try {
+          for await (const message of call as AsyncIterable<WriteObjectRequest>) {
+            const data = message.data;
+            log.received += data.byteLength;
+            if (!digest) {
+              if (message.digest === '') {
+                throw new CallError(
+                  Status.INVALID_ARGUMENT,
+                  'the first WriteObject message carries no digest',
+                );
+              }
+              digest = requireDigest(message.digest);
+              log.target = digest.full;
+              if (await ctx.objects.has(digest)) {
+                throw new CallError(Status.ALREADY_EXISTS, `already stored: ${digest.full}`);
+              }
+              writer = await ctx.objects.createWriter(digest);
+            } else if (message.digest !== '' && parseDigest(message.digest)?.full !== digest.full) {
+              throw new CallError(
+                Status.INVALID_ARGUMENT,
+                `one WriteObject stream names two digests: ${digest.full} and ${message.digest.slice(0, 100)}`,
+              );
+            }
+            await writer?.write(data);
+          }
+          if (!digest || !writer) throw new CallError(Status.INVALID_ARGUMENT, 'empty WriteObject stream');
+          if (call.cancelled) throw new CallError(Status.CANCELLED, 'upload cancelled');
+          try {
+            await writer.commit();
+          } catch (error) {
+            if (RemoteError.is(error) && error.code === 'E_DIGEST_MISMATCH') ctx.metrics.rejectedUploads++;
+            throw error;
+          }
+          ctx.metrics.uploads++;
+          callback(null, {});
+        } finally {
+          await writer?.abort();
+        }
+      },
+      (error) => callback({ code: error.code, details: error.message }),
+    );
+  };
+
+  return { HasObject, HasTree, ReadObject, WriteObject };
+}
+
+function requireDigest(text: string): Digest {
+  const digest = parseDigest(text);
+  if (!digest)
+    throw new CallError(Status.INVALID_ARGUMENT, `not a digest: ${JSON.stringify(text.slice(0, 100))}`);
+  return digest;
+}
+
+function describe(digests: readonly Digest[]): string {
+  const first = digests[0]?.full ?? '';
+  return digests.length > 1 ? `${first} (+${digests.length - 1})` : first;
+}
+
+function toCallError(error: unknown): CallError {
+  if (error instanceof CallError) return error;
+  const failure = classify(error);
+  const code =
+    failure === 'invalid'
+      ? Status.INVALID_ARGUMENT
+      : failure === 'too-large' || failure === 'no-space'
+        ? Status.RESOURCE_EXHAUSTED
+        : (error as { name?: string } | undefined)?.name === 'AbortError' ||
+            (error as NodeJS.ErrnoException | undefined)?.code === 'ERR_STREAM_PREMATURE_CLOSE'
+          ? Status.CANCELLED
+          : Status.INTERNAL;
+  return new CallError(code, publicMessage(error));
+}
+
+/** An AbortSignal that fires when the client cancels the call (or its deadline passes). */
+function cancellation(call: { on(event: 'cancelled', listener: () => void): unknown }): AbortSignal {
+  const controller = new AbortController();
+  call.on('cancelled', () => controller.abort(new CallError(Status.CANCELLED, 'cancelled by the client')));
+  return controller.signal;
+}
+
+/** Writes one message, waiting for the client to take it when the stream's buffer is full. */
+function send<T>(call: ServerWritableStream<unknown, T>, message: T, cancelled: AbortSignal): Promise<void> {
+  cancelled.throwIfAborted();
+  if (call.write(message)) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      call.off('drain', onDrain);
+      reject(cancelled.reason);
+    };
+    const onDrain = () => {
+      cancelled.removeEventListener('abort', onAbort);
+      resolve();
+    };
+    call.once('drain', onDrain);
+    cancelled.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,349 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import { RemoteError } from '@fsw/errors';
+import { classify, publicMessage, type ServiceContext } from './context.js';
+import { type Digest, parseDigest } from './digest.js';
+
+/** Largest JSON body of a batch query (about 800,000 digests). */
+const MAX_BATCH_BODY = 64 * 1024 * 1024;
+const LOOKUP_CONCURRENCY = 256;
+
+/** What a request turned out to be, for the log and the counters. */
+interface Outcome {
+  status: number;
+  target: string;
+  received: number;
+  sent: number;
+}
+
+/**
+ * The HTTP front-end: the jolt-cache object API (`HEAD`/`GET`/`PUT /objects/<digest>`, `POST /objects?missing|present`),
+ * the fstree C++ client's `<base>/<s[0:2]>/<s[2:8]>/<s[8:]>` paths, `/healthz` and `/metrics`.
+ */
+export function createHttpHandler(ctx: ServiceContext) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const started = performance.now();
+    const outcome: Outcome = { status: 500, target: '', received: 0, sent: 0 };
+    ctx
+      .track(route(ctx, req, res, outcome))
+      .catch((error: unknown) => {
+        outcome.status = sendError(res, error);
+        if (classify(error) === 'internal') ctx.onError(error);
+      })
+      .finally(() => {
+        const method = req.method ?? 'GET';
+        // A HEAD that finds nothing is the normal "not present" answer of the fstree client, not an error.
+        const failed = outcome.status >= 400 && !(method === 'HEAD' && outcome.status === 404);
+        ctx.metrics.request('http', method, failed);
+        ctx.metrics.transfer('http', outcome.received, outcome.sent);
+        ctx.onRequest?.({
+          protocol: 'http',
+          method,
+          target: outcome.target || (req.url ?? '/'),
+          status: outcome.status,
+          durationMs: performance.now() - started,
+          bytesReceived: outcome.received,
+          bytesSent: outcome.sent,
+        });
+      });
+  };
+}
+
+/**
+ * Handles `Expect: 100-continue` before the body is sent: an object the server already has, or one larger than the
+ * limit, is answered at once (and the connection closed), so the client never uploads the bytes.
+ */
+export function createContinueHandler(ctx: ServiceContext, handler: ReturnType<typeof createHttpHandler>) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const early = async (): Promise<number | undefined> => {
+      if (req.method !== 'PUT' || !ctx.authorized(req.headers.authorization)) return undefined;
+      const digest = objectDigest(new URL(req.url ?? '/', 'http://localhost').pathname);
+      if (!digest) return undefined;
+      if (Number(req.headers['content-length'] ?? 0) > ctx.maxObjectBytes) return 413;
+      return (await ctx.objects.has(digest)) ? 200 : undefined;
+    };
+    early().then(
+      (status) => {
+        if (status === undefined) {
+          res.writeContinue();
+          handler(req, res);
+          return;
+        }
+        ctx.metrics.request('http', 'PUT', status >= 400);
+        res.shouldKeepAlive = false;
+        res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
+        res.end(status === 200 ? 'already stored\n' : 'object too large\n');
+      },
+      () => {
+        res.writeContinue();
+        handler(req, res);
+      },
+    );
+  };
+}
+
+async function route(ctx: ServiceContext, req: IncomingMessage, res: ServerResponse, outcome: Outcome) {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const path = url.pathname;
+  const method = req.method ?? 'GET';
+  outcome.target = path;
+  if (path === '/healthz' && (method === 'GET' || method === 'HEAD')) {
+    // Health reveals nothing about the store, so load balancers may probe it without the token.
+    outcome.status = send(res, 200, 'ok\n', method === 'HEAD');
+    return;
+  }
+  if (!ctx.authorized(req.headers.authorization)) {
+    res.setHeader('www-authenticate', 'Bearer');
+    outcome.status = send(res, 401, 'unauthorized\n');
+    req.resume();
+    return;
+  }
+  if (path === '/metrics' && (method === 'GET' || method === 'HEAD')) {
+    res.setHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8');
+    outcome.status = send(res, 200, ctx.metrics.render(figures(ctx)), method === 'HEAD');
+    return;
+  }
+  if (/(?:^|\/)objects\/?$/.test(path) && method === 'POST') {
+    await batch(ctx, req, res, url, outcome);
+    return;
+  }
+  const digestText = objectDigestText(path);
+  if (digestText === undefined) {
+    outcome.status = send(res, 404, 'not found\n');
+    req.resume();
+    return;
+  }
+  const digest = parseDigest(digestText);
+  outcome.target = digest?.full ?? digestText;
+  if (!digest) {
+    outcome.status = send(res, 400, `not a digest: ${JSON.stringify(digestText.slice(0, 100))}\n`);
+    req.resume();
+    return;
+  }
+  switch (method) {
+    case 'HEAD':
+    case 'GET':
+      await download(ctx, req, res, digest, outcome, method === 'HEAD');
+      return;
+    case 'PUT':
+      await upload(ctx, req, res, digest, outcome);
+      return;
+    default:
+      res.setHeader('allow', 'GET, HEAD, PUT');
+      outcome.status = send(res, 405, 'method not allowed\n');
+      req.resume();
+  }
+}
+
+/** The digest text an object path names: `.../objects/<digest>` or the fstree client's `.../s0/s1/s2`. */
+function objectDigestText(path: string): string | undefined {
+  const segments = path.split('/');
+  const last = segments.length - 1;
+  let decoded: string[];
+  try {
+    decoded = segments.slice(Math.max(0, last - 2)).map((s) => decodeURIComponent(s));
+  } catch {
+    return undefined;
+  }
+  if (segments[last - 1] === 'objects' && decoded[decoded.length - 1]) return decoded[decoded.length - 1];
+  // The fstree C++ client: the digest string split after 2 and 8 characters, under any base path.
+  if (decoded.length === 3 && decoded[0]?.length === 2 && decoded[1]?.length === 6 && decoded[2]) {
+    const joined = decoded.join('');
+    return parseDigest(joined) ? joined : undefined;
+  }
+  return undefined;
+}
+
+function objectDigest(path: string): Digest | undefined {
+  const text = objectDigestText(path);
+  return text === undefined ? undefined : parseDigest(text);
+}
+
+async function download(
+  ctx: ServiceContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  digest: Digest,
+  outcome: Outcome,
+  headOnly: boolean,
+): Promise<void> {
+  req.resume();
+  if (headOnly) {
+    const found = await ctx.objects.locate(digest);
+    if (!found) {
+      outcome.status = send(res, 404, 'not found\n', true);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': found.size });
+    res.end();
+    outcome.status = 200;
+    return;
+  }
+  const opened = await ctx.objects.openRead(digest);
+  if (!opened) {
+    outcome.status = send(res, 404, 'not found\n');
+    return;
+  }
+  res.writeHead(200, {
+    'content-type': 'application/octet-stream',
+    'content-length': opened.size,
+    // Content-addressed: the bytes under this URL never change.
+    'cache-control': 'public, max-age=31536000, immutable',
+    etag: `"${digest.full}"`,
+  });
+  outcome.status = 200;
+  opened.stream.on('data', (chunk: string | Buffer) => {
+    outcome.sent += chunk.length;
+  });
+  await pipeline(opened.stream, res);
+}
+
+async function upload(
+  ctx: ServiceContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  digest: Digest,
+  outcome: Outcome,
+): Promise<void> {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > ctx.maxObjectBytes) {
+    outcome.status = refuse(
+      req,
+      res,
+      413,
+      `object larger than the server's limit of ${ctx.maxObjectBytes} bytes\n`,
+    );
+    return;
+  }
+  if (await ctx.objects.has(digest)) {
+    // Drain the body so the connection stays usable, without hashing or storing it.
+    for await (const chunk of req) outcome.received += (chunk as Buffer).byteLength;
+    outcome.status = send(res, 200, 'already stored\n');
+    return;
+  }
+  const writer = await ctx.objects.createWriter(digest);
+  try {
+    for await (const chunk of req) {
+      outcome.received += (chunk as Buffer).byteLength;
+      await writer.write(chunk as Buffer);
+    }
+    if (!req.complete) throw new RemoteError('E_PROTOCOL', 'upload interrupted');
+    const created = await writer.commit();
+    ctx.metrics.uploads++;
+    outcome.status = send(res, created ? 201 : 200, created ? 'stored\n' : 'already stored\n');
+  } catch (error) {
+    await writer.abort();
+    if (RemoteError.is(error) && error.code === 'E_DIGEST_MISMATCH') ctx.metrics.rejectedUploads++;
+    if (RemoteError.is(error) && error.code === 'E_TOO_LARGE') {
+      outcome.status = refuse(req, res, 413, `${error.message}\n`);
+      return;
+    }
+    throw error;
+  }
+}
+
+async function batch(
+  ctx: ServiceContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  outcome: Outcome,
+): Promise<void> {
+  const which = url.searchParams.has('missing')
+    ? 'missing'
+    : url.searchParams.has('present')
+      ? 'present'
+      : undefined;
+  outcome.target = `${url.pathname}?${which ?? ''}`;
+  if (!which) {
+    outcome.status = send(res, 400, 'expected POST /objects?missing or POST /objects?present\n');
+    req.resume();
+    return;
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).byteLength;
+    if (size > MAX_BATCH_BODY) {
+      outcome.status = refuse(req, res, 413, 'batch query too large\n');
+      return;
+    }
+    chunks.push(chunk as Buffer);
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    outcome.status = send(res, 400, 'body is not JSON (expected {"blobs": [...]})\n');
+    return;
+  }
+  const blobs = Array.isArray(body) ? body : (body as { blobs?: unknown } | null)?.blobs;
+  if (!Array.isArray(blobs) || !blobs.every((b) => typeof b === 'string')) {
+    outcome.status = send(res, 400, 'expected a JSON body {"blobs": ["<digest>", ...]}\n');
+    return;
+  }
+  const digests: Digest[] = [];
+  for (const text of blobs as string[]) {
+    const digest = parseDigest(text);
+    if (!digest) {
+      outcome.status = send(res, 400, `not a digest: ${JSON.stringify(text.slice(0, 100))}\n`);
+      return;
+    }
+    digests.push(digest);
+  }
+  // A push asks this before uploading: keep what it was told is present until it has uploaded the rest.
+  ctx.objects.announce(
+    undefined,
+    digests.map((d) => d.full),
+  );
+  const present: boolean[] = [];
+  for (let i = 0; i < digests.length; i += LOOKUP_CONCURRENCY) {
+    present.push(
+      ...(await Promise.all(digests.slice(i, i + LOOKUP_CONCURRENCY).map((d) => ctx.objects.has(d)))),
+    );
+  }
+  const answer = (blobs as string[]).filter((_, i) => present[i] === (which === 'present'));
+  res.setHeader('content-type', 'application/json');
+  outcome.status = send(res, 200, JSON.stringify({ blobs: answer, [which]: answer }));
+}
+
+/** The figures of the store for the metrics page. */
+export function figures(ctx: ServiceContext) {
+  return {
+    objects: ctx.objects.count,
+    bytes: ctx.objects.bytes,
+    maxBytes: ctx.maxBytes,
+    evictions: ctx.objects.evictions,
+    evictedBytes: ctx.objects.evictedBytes,
+    announcements: ctx.objects.announcements,
+  };
+}
+
+function send(res: ServerResponse, status: number, body: string, headOnly = false): number {
+  const bytes = Buffer.from(body);
+  if (!res.hasHeader('content-type')) res.setHeader('content-type', 'text/plain; charset=utf-8');
+  res.writeHead(status, { 'content-length': bytes.byteLength });
+  res.end(headOnly ? undefined : bytes);
+  return status;
+}
+
+/** Answers before the body was read, and closes the connection rather than reading an unwanted body. */
+function refuse(req: IncomingMessage, res: ServerResponse, status: number, body: string): number {
+  res.shouldKeepAlive = false;
+  res.setHeader('connection', 'close');
+  send(res, status, body);
+  res.on('finish', () => req.destroy());
+  return status;
+}
+
+function sendError(res: ServerResponse, error: unknown): number {
+  const failure = classify(error);
+  const status =
+    failure === 'invalid' ? 400 : failure === 'too-large' ? 413 : failure === 'no-space' ? 507 : 500;
+  if (res.headersSent) {
+    res.destroy();
+    return status;
+  }
+  res.removeHeader('content-type');
+  return send(res, status, `${publicMessage(error)}\n`);
+}

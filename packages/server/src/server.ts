@@ -1,0 +1,219 @@
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { RemoteError } from '@fsw/errors';
+import { cacheServiceDefinition } from '@fsw/remote';
+import { DEFAULT_CACHE_BYTES, DEFAULT_RETENTION_MS, openStore } from '@fsw/tree';
+import { Server as GrpcServer, ServerCredentials } from '@grpc/grpc-js';
+import { createAuthCheck } from './internal/auth.js';
+import type { ServiceContext } from './internal/context.js';
+import { createGrpcHandlers } from './internal/grpc.js';
+import { createContinueHandler, createHttpHandler, figures } from './internal/http.js';
+import { Metrics } from './internal/metrics.js';
+import { ObjectSet } from './internal/objects.js';
+import type { CacheServer, CreateServerOptions, ListenOptions, ServerAddress } from './types.js';
+
+const DEFAULT_HOST = '127.0.0.1';
+const DEFAULT_GRPC_PORT = 9090;
+const DEFAULT_HTTP_PORT = 8080;
+const DEFAULT_GRACE_MS = 5_000;
+// Large HasObject/HasTree requests (hundreds of thousands of digests) must fit in one message.
+const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Starts the fstree-compatible cache server: the gRPC `fstree.CacheService` and the HTTP object API over one store.
+ * Every upload is verified against its digest and written atomically; the store is kept under `maxBytes` by LRU
+ * eviction.
+ *
+ * @example
+ * ```ts
+ * await using server = await createServer({ dir: '/var/cache/fsw', grpc: { port: 0 }, http: { port: 0 } });
+ * console.log(server.addresses.grpc?.url, server.addresses.http?.url);
+ * ```
+ * @throws RemoteError E_INVALID_ARGUMENT for a bad option (a negative size, a port out of range, both protocols off)
+ * @throws RemoteError E_UNAVAILABLE when a port cannot be bound (in use, not permitted)
+ */
+export async function createServer(options: CreateServerOptions = {}): Promise<CacheServer> {
+  const maxBytes = nonNegative(options.maxBytes ?? DEFAULT_CACHE_BYTES, 'maxBytes');
+  const retentionMs = nonNegative(options.retentionMs ?? DEFAULT_RETENTION_MS, 'retentionMs');
+  const maxObjectBytes = nonNegative(options.maxObjectBytes ?? maxBytes, 'maxObjectBytes');
+  const announceTtlMs = nonNegative(options.announceTtlMs ?? DEFAULT_RETENTION_MS, 'announceTtlMs');
+  const grpcListen =
+    options.grpc === false ? undefined : listenOptions(options.grpc, DEFAULT_GRPC_PORT, 'grpc');
+  const httpListen =
+    options.http === false ? undefined : listenOptions(options.http, DEFAULT_HTTP_PORT, 'http');
+  if (!grpcListen && !httpListen) {
+    throw new RemoteError('E_INVALID_ARGUMENT', 'createServer: gRPC and HTTP are both turned off');
+  }
+  if (options.token !== undefined && !/^\S+$/.test(options.token)) {
+    throw new RemoteError('E_INVALID_ARGUMENT', 'createServer: the token must be non-empty, without spaces');
+  }
+  options.signal?.throwIfAborted();
+
+  const onError = options.onError ?? (() => undefined);
+  const store = openStore(options.dir);
+  const objects = new ObjectSet({ store, maxBytes, retentionMs, maxObjectBytes, announceTtlMs, onError });
+  await objects.init();
+
+  const running = new Set<Promise<unknown>>();
+  const ctx: ServiceContext = {
+    objects,
+    metrics: new Metrics(),
+    authorized: createAuthCheck(options.token),
+    maxObjectBytes,
+    maxBytes,
+    onRequest: options.onRequest,
+    onError,
+    track: (work) => {
+      running.add(work);
+      const forget = () => running.delete(work);
+      work.then(forget, forget);
+      return work;
+    },
+  };
+
+  let http: HttpServer | undefined;
+  let grpc: GrpcServer | undefined;
+  const addresses: { grpc?: ServerAddress; http?: ServerAddress } = {};
+  try {
+    if (httpListen) {
+      const handler = createHttpHandler(ctx);
+      http = createHttpServer(handler);
+      http.on('checkContinue', createContinueHandler(ctx, handler));
+      addresses.http = await listenHttp(http, httpListen);
+    }
+    if (grpcListen) {
+      grpc = new GrpcServer({
+        'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+        'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+      });
+      grpc.addService(cacheServiceDefinition, createGrpcHandlers(ctx));
+      addresses.grpc = await listenGrpc(grpc, grpcListen);
+    }
+  } catch (error) {
+    grpc?.forceShutdown();
+    if (http) {
+      http.closeAllConnections();
+      http.close();
+    }
+    await objects.close();
+    throw error;
+  }
+
+  let closing: Promise<void> | undefined;
+  const close = (closeOptions: { readonly graceMs?: number } = {}): Promise<void> => {
+    closing ??= (async () => {
+      const graceMs = closeOptions.graceMs ?? DEFAULT_GRACE_MS;
+      const stopped: Promise<void>[] = [];
+      if (http) {
+        const server = http;
+        stopped.push(new Promise((resolve) => server.close(() => resolve())));
+        server.closeIdleConnections();
+      }
+      if (grpc) {
+        const server = grpc;
+        stopped.push(new Promise((resolve) => server.tryShutdown(() => resolve())));
+      }
+      const all = Promise.all([...stopped, ...running]);
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), graceMs);
+      });
+      const outcome = await Promise.race([
+        all.then(
+          () => 'done' as const,
+          () => 'done' as const,
+        ),
+        graceOver,
+      ]);
+      clearTimeout(timer);
+      if (outcome === 'timeout') {
+        grpc?.forceShutdown();
+        http?.closeAllConnections();
+      }
+      await Promise.allSettled([...stopped, ...running]);
+      await objects.close();
+    })();
+    return closing;
+  };
+  options.signal?.addEventListener('abort', () => void close(), { once: true });
+
+  return {
+    addresses,
+    dir: store.dir,
+    stats: () => ({
+      objects: objects.count,
+      bytes: objects.bytes,
+      evictions: objects.evictions,
+      evictedBytes: objects.evictedBytes,
+    }),
+    ready: () => objects.ready(),
+    metrics: () => ctx.metrics.render(figures(ctx)),
+    evict: () => objects.evict(),
+    close,
+    [Symbol.asyncDispose]: () => close(),
+  };
+}
+
+function nonNegative(value: number, name: string): number {
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 0) {
+    throw new RemoteError('E_INVALID_ARGUMENT', `createServer: ${name} must be a number >= 0, got ${value}`);
+  }
+  return value;
+}
+
+function listenOptions(
+  given: ListenOptions | undefined,
+  defaultPort: number,
+  what: string,
+): { host: string; port: number } {
+  const host = given?.host ?? DEFAULT_HOST;
+  const port = given?.port ?? defaultPort;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RemoteError('E_INVALID_ARGUMENT', `createServer: ${what}.port must be 0-65535, got ${port}`);
+  }
+  return { host, port };
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function listenHttp(server: HttpServer, at: { host: string; port: number }): Promise<ServerAddress> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException) => {
+      reject(
+        new RemoteError(
+          'E_UNAVAILABLE',
+          `cannot listen for HTTP on ${hostPort(at.host, at.port)}: ${error.message}`,
+          {
+            cause: error,
+          },
+        ),
+      );
+    };
+    server.once('error', onError);
+    server.listen(at.port, at.host, () => {
+      server.off('error', onError);
+      const port = (server.address() as AddressInfo).port;
+      resolve({ host: at.host, port, url: `http://${hostPort(at.host, port)}` });
+    });
+  });
+}
+
+function listenGrpc(server: GrpcServer, at: { host: string; port: number }): Promise<ServerAddress> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(hostPort(at.host, at.port), ServerCredentials.createInsecure(), (error, port) => {
+      if (error) {
+        reject(
+          new RemoteError(
+            'E_UNAVAILABLE',
+            `cannot listen for gRPC on ${hostPort(at.host, at.port)}: ${error.message}`,
+            { cause: error },
+          ),
+        );
+        return;
+      }
+      resolve({ host: at.host, port, url: `jolt://${hostPort(at.host, port)}` });
+    });
+  });
+}

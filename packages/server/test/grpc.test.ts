@@ -1,0 +1,155 @@
+import type { CacheServer } from '@fsw/server';
+import { encodeTree, type TreeEntry } from '@fsw/tree';
+import { status } from '@grpc/grpc-js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  bytesOf,
+  CacheClient,
+  digestOf,
+  grpcCode,
+  startServer,
+  storedObjects,
+  strayFiles,
+  tempDir,
+} from './helpers.js';
+
+let dir: string;
+let cleanup: () => Promise<void>;
+let server: CacheServer;
+let client: CacheClient;
+
+beforeEach(async () => {
+  ({ dir, cleanup } = await tempDir());
+  server = await startServer(dir);
+  client = new CacheClient(server.addresses.grpc?.url as string);
+});
+
+afterEach(async () => {
+  client.close();
+  await server.close();
+  await cleanup();
+});
+
+const hex = (digest: string) => digest.slice('blake3:'.length);
+
+describe('gRPC fstree.CacheService', () => {
+  it('writes, checks and reads objects in 64 KiB chunks', async () => {
+    const body = bytesOf(200_000, 1);
+    const digest = await digestOf(body);
+    expect(await client.hasObject([digest])).toEqual([false]);
+    await client.writeObject(digest, body, 10_000);
+    expect(await client.hasObject([digest, hex(digest), await digestOf('nope')])).toEqual([
+      true,
+      true,
+      false,
+    ]);
+    const read = await client.readObject(hex(digest));
+    expect(read.data.equals(body)).toBe(true);
+    expect(Math.max(...read.chunks)).toBeLessThanOrEqual(64 * 1024);
+    expect(read.chunks.length).toBe(Math.ceil(body.length / (64 * 1024)));
+    expect((await storedObjects(dir)).get(digest)?.equals(body)).toBe(true);
+  });
+
+  it('answers ALREADY_EXISTS for an object it has', async () => {
+    const digest = await digestOf('twice');
+    await client.writeObject(digest, Buffer.from('twice'));
+    expect(await grpcCode(client.writeObject(digest, Buffer.from('twice')))).toBe(status.ALREADY_EXISTS);
+  });
+
+  it('refuses bytes that do not match the digest with INVALID_ARGUMENT, storing nothing', async () => {
+    const digest = await digestOf('real');
+    expect(await grpcCode(client.writeObject(digest, Buffer.from('fake')))).toBe(status.INVALID_ARGUMENT);
+    const big = await digestOf('big');
+    expect(await grpcCode(client.writeObject(big, bytesOf(3_000_000, 2)))).toBe(status.INVALID_ARGUMENT);
+    expect(await client.hasObject([digest, big])).toEqual([false, false]);
+    expect((await storedObjects(dir)).size).toBe(0);
+    expect(await strayFiles(dir)).toEqual([]);
+    expect(await grpcCode(client.writeObject('not-a-digest', Buffer.from('x')))).toBe(
+      status.INVALID_ARGUMENT,
+    );
+    expect(await grpcCode(client.hasObject(['zz']))).toBe(status.INVALID_ARGUMENT);
+  });
+
+  it('answers NOT_FOUND when reading a missing object', async () => {
+    expect(await grpcCode(client.readObject(await digestOf('absent')))).toBe(status.NOT_FOUND);
+  });
+
+  it('stores and reads the empty object (one message, empty data)', async () => {
+    const digest = await digestOf('');
+    await client.writeObject(digest, new Uint8Array(0));
+    const read = await client.readObject(digest);
+    expect(read.data.length).toBe(0);
+    expect(read.chunks).toEqual([0]);
+  });
+
+  it('HasTree walks trees recursively and reports missing trees (bare hex) and objects (full digests)', async () => {
+    const fileA = Buffer.from('file a\n');
+    const fileB = Buffer.from('file b\n');
+    const a = await digestOf(fileA);
+    const b = await digestOf(fileB);
+    const subBytes = encodeTree([
+      { name: 'b.txt', digest: b, type: 'file', mode: 0o644 },
+      { name: 'link', digest: '', type: 'symlink', mode: 0o777, target: '../a.txt' },
+    ] satisfies TreeEntry[]);
+    const sub = await digestOf(subBytes);
+    const rootBytes = encodeTree([
+      { name: 'a.txt', digest: a, type: 'file', mode: 0o644 },
+      { name: 'again', digest: a, type: 'file', mode: 0o755 },
+      { name: 'sub', digest: sub, type: 'dir', mode: 0o755 },
+    ]);
+    const root = await digestOf(rootBytes);
+
+    // Nothing there: the root itself is missing. Both digest forms are accepted.
+    expect(await client.hasTree([root])).toMatchObject({ missingTrees: [hex(root)], missingObjects: [] });
+    expect(await client.hasTree([hex(root)])).toMatchObject({
+      missingTrees: [hex(root)],
+      missingObjects: [],
+    });
+
+    // The reference client's order: the tree first, then what HasTree says is missing below it.
+    await client.writeObject(root, rootBytes);
+    expect(await client.hasTree([root])).toMatchObject({ missingTrees: [hex(sub)], missingObjects: [a] });
+    await client.writeObject(a, fileA);
+    await client.writeObject(sub, subBytes);
+    expect(await client.hasTree([sub])).toMatchObject({ missingTrees: [], missingObjects: [b] });
+    await client.writeObject(b, fileB);
+    const done = await client.hasTree([root]);
+    expect(done).toEqual({ missingTrees: [], missingObjects: [], messages: 0 });
+
+    // Trees are filed as .tree, files as .file, as fstree's store does.
+    const { readdir } = await import('node:fs/promises');
+    const names = (await readdir(`${dir}/objects/${hex(root).slice(0, 2)}`)).filter((n) =>
+      n.startsWith(hex(root).slice(2)),
+    );
+    expect(names).toEqual([`${hex(root).slice(2)}.tree`]);
+  });
+
+  it('HasTree refuses a directory entry naming an object that is not a tree', async () => {
+    const notTree = Buffer.from('plain file');
+    const digest = await digestOf(notTree);
+    await client.writeObject(digest, notTree);
+    const rootBytes = encodeTree([{ name: 'd', digest, type: 'dir', mode: 0o755 }]);
+    const root = await digestOf(rootBytes);
+    await client.writeObject(root, rootBytes);
+    expect(await grpcCode(client.hasTree([root]))).toBe(status.INVALID_ARGUMENT);
+  });
+
+  it('HasTree streams large answers in several messages', async () => {
+    const entries: TreeEntry[] = [];
+    for (let i = 0; i < 3000; i++) {
+      entries.push({
+        name: `f${String(i).padStart(5, '0')}`,
+        digest: await digestOf(`file ${i}`),
+        type: 'file',
+        mode: 0o644,
+      });
+    }
+    const rootBytes = encodeTree(entries);
+    const root = await digestOf(rootBytes);
+    await client.writeObject(root, rootBytes);
+    const answer = await client.hasTree([root]);
+    expect(answer.missingObjects.length).toBe(3000);
+    expect(new Set(answer.missingObjects)).toEqual(new Set(entries.map((e) => e.digest)));
+    expect(answer.messages).toBeGreaterThan(1);
+  });
+});

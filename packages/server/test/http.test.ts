@@ -1,0 +1,228 @@
+import { request } from 'node:http';
+import type { CacheServer } from '@fsw/server';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { bytesOf, digestOf, startServer, storedObjects, strayFiles, tempDir } from './helpers.js';
+
+let dir: string;
+let cleanup: () => Promise<void>;
+let server: CacheServer;
+let base: string;
+
+beforeEach(async () => {
+  ({ dir, cleanup } = await tempDir());
+  server = await startServer(dir, { grpc: false });
+  base = server.addresses.http?.url as string;
+});
+
+afterEach(async () => {
+  await server.close();
+  await cleanup();
+});
+
+const put = (path: string, body: Uint8Array | string, headers: Record<string, string> = {}) =>
+  fetch(`${base}${path}`, { method: 'PUT', body: body as BodyInit, headers });
+
+describe('HTTP object API', () => {
+  it('stores a verified object and serves it back by GET and HEAD', async () => {
+    const body = 'hello world\n';
+    const digest = await digestOf(body);
+    const created = await put(`/objects/${digest}`, body);
+    expect(created.status).toBe(201);
+    const again = await put(`/objects/${digest}`, body);
+    expect(again.status).toBe(200);
+
+    const got = await fetch(`${base}/objects/${digest}`);
+    expect(got.status).toBe(200);
+    expect(got.headers.get('content-length')).toBe(String(body.length));
+    expect(await got.text()).toBe(body);
+
+    const head = await fetch(`${base}/objects/${digest}`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe(String(body.length));
+
+    // The object is on disk in the fstree layout, with exactly the bytes sent.
+    const stored = await storedObjects(dir);
+    expect(stored.get(digest)?.toString()).toBe(body);
+  });
+
+  it('accepts bare-hex digests and percent-encoded colons', async () => {
+    const body = bytesOf(1000, 3);
+    const digest = await digestOf(body);
+    const hex = digest.slice('blake3:'.length);
+    expect((await put(`/objects/${hex}`, body)).status).toBe(201);
+    const got = await fetch(`${base}/objects/blake3%3A${hex}`);
+    expect(got.status).toBe(200);
+    expect(Buffer.from(await got.arrayBuffer()).equals(body)).toBe(true);
+  });
+
+  it("answers the fstree C++ client's <base>/bl/ake3:X/<rest> paths, with and without a base path", async () => {
+    const body = bytesOf(5000, 4);
+    const digest = await digestOf(body);
+    const split = `${digest.slice(0, 2)}/${digest.slice(2, 8)}/${digest.slice(8)}`;
+    expect(split.startsWith('bl/ake3:')).toBe(true);
+
+    expect((await fetch(`${base}/cache/${split}`, { method: 'HEAD' })).status).toBe(404);
+    expect((await put(`/cache/${split}`, body)).status).toBe(201);
+    expect((await fetch(`${base}/cache/${split}`, { method: 'HEAD' })).status).toBe(200);
+    const got = await fetch(`${base}/${split}`);
+    expect(Buffer.from(await got.arrayBuffer()).equals(body)).toBe(true);
+    // Same store behind both path styles.
+    expect((await fetch(`${base}/objects/${digest}`, { method: 'HEAD' })).status).toBe(200);
+  });
+
+  it('refuses bytes that do not hash to the digest, storing nothing', async () => {
+    const digest = await digestOf('the real content');
+    const res = await put(`/objects/${digest}`, 'something else');
+    expect(res.status).toBe(400);
+    expect(await res.text()).toMatch(/hash to blake3:/);
+    expect((await fetch(`${base}/objects/${digest}`, { method: 'HEAD' })).status).toBe(404);
+    expect((await storedObjects(dir)).size).toBe(0);
+    expect(await strayFiles(dir)).toEqual([]);
+    expect(server.metrics()).toMatch(/^fsw_server_rejected_uploads_total 1$/m);
+  });
+
+  it('refuses a large mismatching body streamed to a temp file, leaving no temp file', async () => {
+    const digest = await digestOf('x');
+    const res = await put(`/objects/${digest}`, bytesOf(3 * 1024 * 1024, 9));
+    expect(res.status).toBe(400);
+    expect((await storedObjects(dir)).size).toBe(0);
+    expect(await strayFiles(dir)).toEqual([]);
+  });
+
+  it('round-trips a multi-megabyte object (streamed, not buffered)', async () => {
+    const body = bytesOf(5 * 1024 * 1024 + 17, 5);
+    const digest = await digestOf(body);
+    expect((await put(`/objects/${digest}`, body)).status).toBe(201);
+    const got = await fetch(`${base}/objects/${digest}`);
+    expect(Buffer.from(await got.arrayBuffer()).equals(body)).toBe(true);
+    expect(server.stats()).toMatchObject({ objects: 1, bytes: body.length });
+  });
+
+  it('stores the empty object', async () => {
+    const digest = await digestOf('');
+    expect(digest).toBe('blake3:af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262');
+    expect((await put(`/objects/${digest}`, '')).status).toBe(201);
+    const got = await fetch(`${base}/objects/${digest}`);
+    expect(got.status).toBe(200);
+    expect(await got.text()).toBe('');
+  });
+
+  it('answers 404 for missing objects and 400 for malformed digests', async () => {
+    const missing = `blake3:${'ab'.repeat(32)}`;
+    expect((await fetch(`${base}/objects/${missing}`)).status).toBe(404);
+    expect((await fetch(`${base}/objects/${missing}`, { method: 'HEAD' })).status).toBe(404);
+    expect((await fetch(`${base}/objects/not-a-digest`)).status).toBe(400);
+    expect((await fetch(`${base}/objects/blake3:abc`)).status).toBe(400);
+    expect((await fetch(`${base}/nothing/here`)).status).toBe(404);
+    expect((await fetch(`${base}/objects/${missing}`, { method: 'DELETE' })).status).toBe(405);
+  });
+
+  it('answers the batch query POST /objects?missing|present', async () => {
+    const a = await digestOf('a');
+    const b = await digestOf('b');
+    await put(`/objects/${a}`, 'a');
+    const hexB = b.slice('blake3:'.length);
+    const query = JSON.stringify({ blobs: [a, hexB] });
+    const missing = await fetch(`${base}/objects?missing`, { method: 'POST', body: query });
+    expect(missing.status).toBe(200);
+    // The digests come back exactly as they were asked for.
+    expect((await missing.json()).blobs).toEqual([hexB]);
+    const present = await fetch(`${base}/objects?present`, { method: 'POST', body: query });
+    expect((await present.json()).blobs).toEqual([a]);
+
+    expect((await fetch(`${base}/objects?missing`, { method: 'POST', body: '{' })).status).toBe(400);
+    expect(
+      (await fetch(`${base}/objects?missing`, { method: 'POST', body: JSON.stringify({ blobs: ['nope'] }) }))
+        .status,
+    ).toBe(400);
+    expect((await fetch(`${base}/objects`, { method: 'POST', body: query })).status).toBe(400);
+  });
+
+  it('serves /healthz and Prometheus /metrics', async () => {
+    const health = await fetch(`${base}/healthz`);
+    expect(health.status).toBe(200);
+    const body = 'metric me';
+    const digest = await digestOf(body);
+    await put(`/objects/${digest}`, body);
+    await fetch(`${base}/objects/${digest}`);
+    await fetch(`${base}/objects/${await digestOf('absent')}`);
+    const res = await fetch(`${base}/metrics`);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = await res.text();
+    expect(text).toMatch(/^# TYPE fsw_server_objects gauge$/m);
+    expect(text).toMatch(/^fsw_server_objects 1$/m);
+    expect(text).toMatch(new RegExp(`^fsw_server_bytes ${body.length}$`, 'm'));
+    expect(text).toMatch(/^fsw_server_requests_total\{protocol="http",method="PUT"\} 1$/m);
+    // /healthz, the object and the missing one.
+    expect(text).toMatch(/^fsw_server_requests_total\{protocol="http",method="GET"\} 3$/m);
+    expect(text).toMatch(/^fsw_server_errors_total\{protocol="http",method="GET"\} 1$/m);
+    expect(text).toMatch(/^fsw_server_evictions_total 0$/m);
+    expect(text).toMatch(/^fsw_server_sent_bytes_total\{protocol="http"\} 9$/m);
+  });
+
+  it('skips the upload of an object it has when the client sends Expect: 100-continue', async () => {
+    const body = bytesOf(200_000, 6);
+    const digest = await digestOf(body);
+    expect((await put(`/objects/${digest}`, body)).status).toBe(201);
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(`${base}/objects/${digest}`, {
+        method: 'PUT',
+        headers: { expect: '100-continue', 'content-length': body.length },
+      });
+      req.on('continue', () => reject(new Error('server asked for the body of an object it has')));
+      req.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.flushHeaders();
+    });
+    expect(status).toBe(200);
+
+    // A new object gets 100 Continue and is stored.
+    const other = bytesOf(150_000, 7);
+    const otherDigest = await digestOf(other);
+    const created = await new Promise<number>((resolve, reject) => {
+      const req = request(`${base}/objects/${otherDigest}`, {
+        method: 'PUT',
+        headers: { expect: '100-continue', 'content-length': other.length },
+      });
+      req.on('continue', () => req.end(other));
+      req.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.flushHeaders();
+    });
+    expect(created).toBe(201);
+    expect((await storedObjects(dir)).get(otherDigest)?.equals(other)).toBe(true);
+  });
+});
+
+describe('HTTP limits', () => {
+  it('refuses objects over maxObjectBytes with 413, declared or streamed', async () => {
+    await server.close();
+    server = await startServer(dir, { grpc: false, maxObjectBytes: 100_000 });
+    base = server.addresses.http?.url as string;
+    const big = bytesOf(300_000, 8);
+    const digest = await digestOf(big);
+    expect((await put(`/objects/${digest}`, big)).status).toBe(413);
+    // Chunked: no content-length, the limit is enforced while streaming.
+    const chunked = await fetch(`${base}/objects/${digest}`, {
+      method: 'PUT',
+      body: new ReadableStream({
+        start(controller) {
+          for (let i = 0; i < big.length; i += 50_000) controller.enqueue(big.subarray(i, i + 50_000));
+          controller.close();
+        },
+      }),
+      duplex: 'half',
+    } as RequestInit);
+    expect(chunked.status).toBe(413);
+    expect((await storedObjects(dir)).size).toBe(0);
+    expect(await strayFiles(dir)).toEqual([]);
+    const small = bytesOf(90_000, 8);
+    expect((await put(`/objects/${await digestOf(small)}`, small)).status).toBe(201);
+  });
+});
