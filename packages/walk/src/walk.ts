@@ -95,7 +95,11 @@ async function* run(walker: Walker): AsyncGenerator<WalkEntry, void, undefined> 
     for (;;) {
       const batch = crawler.take();
       if (batch !== undefined) {
-        for (const entry of batch) yield entry;
+        for (const entry of batch) {
+          // A failure or an abort (even one the consumer caused from inside the loop) ends the walk at once.
+          if (crawler.error !== undefined) throw crawler.error.value;
+          yield entry;
+        }
         continue;
       }
       if (crawler.error !== undefined) throw crawler.error.value;

@@ -260,7 +260,7 @@ describe('permissions (run as an unprivileged user, since root ignores mode bits
     expect(out.allNames).toEqual(out.names);
   });
 
-  it('never reads a directory excluded by ignore, hidden or maxDepth', async () => {
+  it('never reads a directory excluded by ignore or maxDepth', async () => {
     const r = await runUnprivileged(
       `const out = [];
       for (const options of [{ ignore: 'locked' }, { maxDepth: 1 }]) {

@@ -1,0 +1,149 @@
+import type { Writable } from 'node:stream';
+import type { WalkEntry, WalkOptions } from '@fsw/walk';
+import type { Command } from 'commander';
+import { outputFor, withOutputOptions } from '../context.js';
+import { parseCount, UsageError } from '../format.js';
+import type { Register } from './index.js';
+
+/** Bytes gathered before one write to stdout: one write per line would dominate a fast walk. */
+const CHUNK = 256 * 1024;
+
+const TYPES: Readonly<Record<string, WalkOptions['type']>> = {
+  f: 'file',
+  file: 'file',
+  d: 'dir',
+  dir: 'dir',
+  l: 'symlink',
+  symlink: 'symlink',
+};
+
+interface WalkFlags {
+  type?: string;
+  glob: string[];
+  ignore: string[];
+  gitignore?: boolean;
+  maxDepth?: string;
+  hidden: boolean;
+  follow?: boolean;
+  sort?: boolean;
+  json?: boolean;
+  quiet?: boolean;
+  null?: boolean;
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+/** Writes text and bytes to a stream in large chunks, waiting for it to drain when it asks to. */
+class ChunkedWriter {
+  private readonly stream: Writable;
+  private parts: (string | Buffer)[] = [];
+  private size = 0;
+  private hasBytes = false;
+
+  constructor(stream: Writable) {
+    this.stream = stream;
+  }
+
+  push(part: string | Buffer): Promise<void> | undefined {
+    this.parts.push(part);
+    this.size += part.length;
+    if (typeof part !== 'string') this.hasBytes = true;
+    return this.size >= CHUNK ? this.flush() : undefined;
+  }
+
+  flush(): Promise<void> | undefined {
+    if (this.parts.length === 0) return undefined;
+    const data = this.hasBytes
+      ? Buffer.concat(this.parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p)))
+      : this.parts.join('');
+    this.parts = [];
+    this.size = 0;
+    this.hasBytes = false;
+    if (this.stream.write(data)) return undefined;
+    return new Promise((resolve) => this.stream.once('drain', resolve));
+  }
+}
+
+function record(entry: WalkEntry): string {
+  const { rawPath, rawRelativePath, ...rest } = entry;
+  // JSON cannot hold bytes that are not UTF-8: a mangled name carries its exact bytes in base64 alongside.
+  const value = rawPath === undefined ? rest : { ...rest, rawPathBase64: rawPath.toString('base64') };
+  return `${JSON.stringify(value)}\n`;
+}
+
+/** `fsw walk DIR...`: prints every path under the given directories. */
+export const register: Register = (program: Command, ctx) => {
+  withOutputOptions(
+    program
+      .command('walk')
+      .description('list the entries under directories, like find (fast, parallel, filtered)')
+      .argument('<dir...>', 'directories (or files) to walk')
+      .option('-t, --type <type>', 'only entries of this type: f (file), d (dir), l (symlink)')
+      .option(
+        '-g, --glob <pattern>',
+        'only entries matching the glob (repeatable; no slash: matches the name)',
+        collect,
+        [],
+      )
+      .option(
+        '-i, --ignore <pattern>',
+        'skip entries matching a gitignore-style pattern (repeatable)',
+        collect,
+        [],
+      )
+      .option('--gitignore', 'honour .gitignore files in every directory')
+      .option('-d, --max-depth <n>', 'descend at most n levels (1: the children of DIR only)')
+      .option('--no-hidden', 'skip dotfiles and dot-directories')
+      .option('-L, --follow', 'follow symbolic links (loops are reported, not followed)')
+      .option('-s, --sort', 'sorted output: depth-first, names in order')
+      .option('-0, --null', 'end each path with NUL instead of a newline'),
+  ).action(async (dirs: string[], flags: WalkFlags) => {
+    const out = outputFor(ctx, flags);
+    let type: WalkOptions['type'];
+    if (flags.type !== undefined) {
+      type = TYPES[flags.type];
+      if (type === undefined) throw new UsageError(`invalid --type '${flags.type}' (expected f, d or l)`);
+    }
+    const options: WalkOptions = {
+      ...(type !== undefined ? { type } : {}),
+      ...(flags.glob.length > 0 ? { glob: flags.glob } : {}),
+      ...(flags.ignore.length > 0 ? { ignore: flags.ignore } : {}),
+      ...(flags.gitignore ? { ignoreFiles: ['.gitignore'] } : {}),
+      ...(flags.maxDepth !== undefined ? { maxDepth: parseCount(flags.maxDepth, 'depth') } : {}),
+      hidden: flags.hidden,
+      followSymlinks: flags.follow === true,
+      sort: flags.sort === true,
+      stat: out.json,
+      onError: (error) => {
+        out.warn(error.message);
+        return 'skip';
+      },
+    };
+    const { walk } = await import('@fsw/walk');
+    const { FswError } = await import('@fsw/errors');
+    const writer = new ChunkedWriter(ctx.io.stdout);
+    const end = flags.null ? '\0' : '\n';
+    for (const dir of dirs) {
+      try {
+        for await (const entry of walk(dir, options)) {
+          let pending: Promise<void> | undefined;
+          if (out.json) pending = writer.push(record(entry));
+          else if (entry.rawPath === undefined) pending = writer.push(entry.path + end);
+          else {
+            // Print the exact bytes of a name that is not UTF-8, as find does.
+            writer.push(entry.rawPath);
+            pending = writer.push(end);
+          }
+          if (pending !== undefined) await pending;
+        }
+      } catch (error) {
+        // A root that cannot be walked is reported and the others still are (as find does).
+        if (!FswError.is(error)) throw error;
+        await writer.flush();
+        out.warn(error.message);
+      }
+    }
+    await writer.flush();
+    ctx.setExitCode(out.failed ? 1 : 0);
+  });
+};
