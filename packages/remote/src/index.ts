@@ -1,3 +1,10 @@
+export {
+  DEFAULT_CONCURRENCY,
+  DEFAULT_REMOTE,
+  DEFAULT_RETRIES,
+  DEFAULT_TIMEOUT_MS,
+  openRemote,
+} from './open-remote.js';
 export type {
   BatchQuery,
   CacheServiceDefinition,
@@ -40,3 +47,19 @@ export {
   normalizeDigest,
   objectPath,
 } from './protocol.js';
+export { pull } from './pull.js';
+export { push } from './push.js';
+export type {
+  MissingResult,
+  OpenRemoteOptions,
+  PullOptions,
+  PullResult,
+  PushOptions,
+  PushResult,
+  Remote,
+  RemoteCallOptions,
+  RemoteProtocol,
+  RemoteWriteOptions,
+  TransferProgress,
+  WriteSource,
+} from './types.js';

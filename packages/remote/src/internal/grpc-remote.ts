@@ -1,0 +1,366 @@
+import { once } from 'node:events';
+import { Readable } from 'node:stream';
+import * as grpc from '@grpc/grpc-js';
+import pLimit from 'p-limit';
+import {
+  CHUNK_BYTES,
+  cacheServiceDefinition,
+  type HasObjectRequest,
+  type HasObjectResponse,
+  type HasTreeRequest,
+  type HasTreeResponse,
+  normalizeDigest,
+  type ReadObjectRequest,
+  type ReadObjectResponse,
+  type WriteObjectRequest,
+} from '../protocol.js';
+import type { MissingResult, Remote, RemoteCallOptions, RemoteWriteOptions, WriteSource } from '../types.js';
+import { type CallSettings, remoteError, TransientError, withRetry } from './retry.js';
+import { chunksOf, openSource } from './source.js';
+
+const Client = grpc.makeGenericClientConstructor(cacheServiceDefinition, 'CacheService');
+
+interface CacheClient extends grpc.Client {
+  HasObject(
+    req: HasObjectRequest,
+    md: grpc.Metadata,
+    cb: (err: grpc.ServiceError | null, res?: HasObjectResponse) => void,
+  ): grpc.ClientUnaryCall;
+  HasTree(req: HasTreeRequest, md: grpc.Metadata): grpc.ClientReadableStream<HasTreeResponse>;
+  ReadObject(req: ReadObjectRequest, md: grpc.Metadata): grpc.ClientReadableStream<ReadObjectResponse>;
+  WriteObject(
+    md: grpc.Metadata,
+    cb: (err: grpc.ServiceError | null) => void,
+  ): grpc.ClientWritableStream<WriteObjectRequest>;
+}
+
+/** Digests per HasObject/HasTree request: ~300 KB of digests, well under the 4 MiB default message limit. */
+const BATCH = 4096;
+
+/** Default port of a jolt:// remote. */
+export const DEFAULT_GRPC_PORT = 9090;
+
+/** Cancels a call when nothing arrives for `timeoutMs`; `fired` tells a timeout from other cancellations. */
+class Watchdog {
+  fired = false;
+  private timer: NodeJS.Timeout | undefined;
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly onFire: () => void,
+  ) {
+    this.kick();
+  }
+  kick(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.fired = true;
+      this.onFire();
+    }, this.timeoutMs);
+    this.timer.unref();
+  }
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+}
+
+/** Opens a gRPC remote (`jolt://`, `tcp://`, `grpcs://`). */
+export function openGrpcRemote(url: URL, settings: CallSettings, rootCerts: Uint8Array | undefined): Remote {
+  const tls = url.protocol === 'grpcs:';
+  const port = url.port === '' ? DEFAULT_GRPC_PORT : Number(url.port);
+  const target = `${url.hostname}:${port}`;
+  const credentials = tls
+    ? grpc.credentials.createSsl(rootCerts === undefined ? null : Buffer.from(rootCerts))
+    : grpc.credentials.createInsecure();
+  const client = new Client(target, credentials, {
+    'grpc.max_receive_message_length': -1,
+    'grpc.max_send_message_length': -1,
+    // We retry ourselves, with our own backoff and error mapping.
+    'grpc.enable_retries': 0,
+    'grpc.keepalive_time_ms': 60_000,
+    'grpc.keepalive_timeout_ms': Math.max(settings.timeoutMs, 1_000),
+    'grpc.initial_reconnect_backoff_ms': 100,
+    'grpc.max_reconnect_backoff_ms': 2_000,
+  }) as unknown as CacheClient;
+  let closed = false;
+
+  const metadata = (): grpc.Metadata => {
+    const md = new grpc.Metadata();
+    if (settings.token !== undefined) md.set('authorization', `Bearer ${settings.token}`);
+    return md;
+  };
+
+  /** Turns a gRPC failure into a RemoteError, or a TransientError worth retrying. */
+  const mapError = (
+    error: unknown,
+    what: string,
+    watchdog: Watchdog | undefined,
+    signal?: AbortSignal,
+  ): Error => {
+    if (signal?.aborted) return signal.reason as Error;
+    if (closed) return remoteError('E_UNAVAILABLE', settings, `${what}: the remote was closed`, error);
+    const e = error as Partial<grpc.ServiceError>;
+    // Not a gRPC status: a failure of our own side (e.g. reading the local object being uploaded).
+    if (typeof e.code !== 'number' && !watchdog?.fired) {
+      return error instanceof Error
+        ? error
+        : remoteError('E_IO', settings, `${what}: ${String(error)}`, error);
+    }
+    const details = e.details ?? (error instanceof Error ? error.message : String(error));
+    const connected = client.getChannel().getConnectivityState(false) === grpc.connectivityState.READY;
+    if (watchdog?.fired) {
+      const code = connected ? 'E_TIMEOUT' : 'E_UNAVAILABLE';
+      const why = connected
+        ? `no answer within ${settings.timeoutMs} ms`
+        : `could not connect to ${target} within ${settings.timeoutMs} ms`;
+      return remoteError(code, settings, `${what}: ${why}`, error);
+    }
+    switch (e.code) {
+      case grpc.status.UNAVAILABLE:
+        return new TransientError(
+          remoteError('E_UNAVAILABLE', settings, `${what}: unavailable (${details})`, error),
+        );
+      case grpc.status.UNAUTHENTICATED:
+      case grpc.status.PERMISSION_DENIED:
+        return remoteError('E_UNAUTHENTICATED', settings, `${what}: refused (${details})`, error);
+      case grpc.status.NOT_FOUND:
+        return remoteError('E_MISSING_OBJECT', settings, `${what}: not found`, error);
+      case grpc.status.DEADLINE_EXCEEDED:
+        return remoteError('E_TIMEOUT', settings, `${what}: deadline exceeded`, error);
+      case grpc.status.RESOURCE_EXHAUSTED:
+        if (/larg|size|exceed/i.test(details)) {
+          return remoteError('E_TOO_LARGE', settings, `${what}: too large (${details})`, error);
+        }
+        return new TransientError(
+          remoteError('E_UNAVAILABLE', settings, `${what}: busy (${details})`, error),
+        );
+      case grpc.status.UNIMPLEMENTED:
+        return remoteError(
+          'E_PROTOCOL',
+          settings,
+          `${what}: not implemented by the remote (${details})`,
+          error,
+        );
+      case grpc.status.INVALID_ARGUMENT:
+        return remoteError('E_INVALID_ARGUMENT', settings, `${what}: rejected (${details})`, error);
+      case grpc.status.INTERNAL:
+      case grpc.status.UNKNOWN:
+      case grpc.status.ABORTED:
+      case grpc.status.CANCELLED:
+        // A reset stream or a server restarting mid-call surfaces as one of these.
+        if (
+          /RST_STREAM|ECONNRESET|EPIPE|GOAWAY|reset|closed|abort/i.test(details) ||
+          e.code === grpc.status.ABORTED
+        ) {
+          return new TransientError(remoteError('E_UNAVAILABLE', settings, `${what}: ${details}`, error));
+        }
+        return remoteError('E_PROTOCOL', settings, `${what}: ${details}`, error);
+      default:
+        return remoteError('E_PROTOCOL', settings, `${what}: ${details}`, error);
+    }
+  };
+
+  const checkOpen = () => {
+    if (closed) throw remoteError('E_UNAVAILABLE', settings, 'the remote was closed');
+  };
+
+  const hasObjectBatch = (digests: readonly string[], signal: AbortSignal | undefined): Promise<boolean[]> =>
+    withRetry(settings, signal, () => {
+      checkOpen();
+      return new Promise<boolean[]>((resolve, reject) => {
+        let call: grpc.ClientUnaryCall | undefined;
+        const watchdog = new Watchdog(settings.timeoutMs, () => call?.cancel());
+        const onAbort = () => call?.cancel();
+        signal?.addEventListener('abort', onAbort, { once: true });
+        call = client.HasObject({ digest: digests }, metadata(), (err, res) => {
+          watchdog.stop();
+          signal?.removeEventListener('abort', onAbort);
+          if (err) return reject(mapError(err, 'HasObject', watchdog, signal));
+          if (res === undefined || res.present.length !== digests.length) {
+            return reject(
+              remoteError(
+                'E_PROTOCOL',
+                settings,
+                `HasObject answered ${res?.present.length ?? 0} flags for ${digests.length} digests`,
+              ),
+            );
+          }
+          resolve([...res.present]);
+        });
+      });
+    });
+
+  const hasTreeBatch = (
+    digests: readonly string[],
+    signal: AbortSignal | undefined,
+  ): Promise<MissingResult> =>
+    withRetry(settings, signal, async () => {
+      checkOpen();
+      const call = client.HasTree({ digest: digests }, metadata());
+      const watchdog = new Watchdog(settings.timeoutMs, () => call.cancel());
+      const onAbort = () => call.cancel();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const trees = new Set<string>();
+      const objects = new Set<string>();
+      try {
+        for await (const msg of call as AsyncIterable<HasTreeResponse>) {
+          watchdog.kick();
+          for (const d of msg.missingTrees) trees.add(normalizeOrProtocol(d));
+          for (const d of msg.missingObjects) objects.add(normalizeOrProtocol(d));
+        }
+      } catch (error) {
+        throw mapError(error, 'HasTree', watchdog, signal);
+      } finally {
+        watchdog.stop();
+        signal?.removeEventListener('abort', onAbort);
+      }
+      return { trees: [...trees], objects: [...objects] };
+    });
+
+  const normalizeOrProtocol = (d: string): string => {
+    try {
+      return normalizeDigest(d);
+    } catch (cause) {
+      throw remoteError(
+        'E_PROTOCOL',
+        settings,
+        `HasTree answered a malformed digest ${JSON.stringify(d)}`,
+        cause,
+      );
+    }
+  };
+
+  const limit = pLimit(settings.concurrency);
+
+  const remote: Remote = {
+    url: url.href,
+    protocol: 'grpc',
+
+    async hasObjects(digests, options: RemoteCallOptions = {}) {
+      const normal = digests.map((d) => normalizeDigest(d));
+      const batches: string[][] = [];
+      for (let i = 0; i < normal.length; i += BATCH) batches.push(normal.slice(i, i + BATCH));
+      const answers = await Promise.all(batches.map((b) => limit(() => hasObjectBatch(b, options.signal))));
+      return answers.flat();
+    },
+
+    async missing(treeDigests, options: RemoteCallOptions = {}) {
+      const normal = [...new Set(treeDigests.map((d) => normalizeDigest(d)))];
+      const batches: string[][] = [];
+      for (let i = 0; i < normal.length; i += BATCH) batches.push(normal.slice(i, i + BATCH));
+      const answers = await Promise.all(batches.map((b) => limit(() => hasTreeBatch(b, options.signal))));
+      return {
+        trees: [...new Set(answers.flatMap((a) => a.trees))],
+        objects: [...new Set(answers.flatMap((a) => a.objects))],
+      };
+    },
+
+    async read(digest, options: RemoteCallOptions = {}) {
+      const d = normalizeDigest(digest);
+      const { signal } = options;
+      return withRetry(settings, signal, async () => {
+        checkOpen();
+        const call = client.ReadObject({ digest: d }, metadata());
+        const watchdog = new Watchdog(settings.timeoutMs, () => call.cancel());
+        const onAbort = () => call.cancel();
+        signal?.addEventListener('abort', onAbort, { once: true });
+        const done = () => {
+          watchdog.stop();
+          signal?.removeEventListener('abort', onAbort);
+        };
+        const it = (call as AsyncIterable<ReadObjectResponse>)[Symbol.asyncIterator]();
+        let first: IteratorResult<ReadObjectResponse>;
+        try {
+          // Waiting for the first message lets a refused or missing object fail (and retry) here, not mid-stream.
+          first = await it.next();
+          watchdog.kick();
+        } catch (error) {
+          done();
+          throw mapError(error, `ReadObject ${d}`, watchdog, signal);
+        }
+        async function* chunks(): AsyncGenerator<Buffer> {
+          try {
+            let next = first;
+            while (!next.done) {
+              if (next.value.data.length > 0) yield Buffer.from(next.value.data);
+              next = await it.next();
+              watchdog.kick();
+            }
+          } catch (error) {
+            const mapped = mapError(error, `ReadObject ${d}`, watchdog, signal);
+            throw mapped instanceof TransientError ? mapped.final : mapped;
+          } finally {
+            done();
+            call.cancel();
+          }
+        }
+        return Readable.from(chunks(), { objectMode: false });
+      });
+    },
+
+    async write(digest, data: WriteSource, options: RemoteWriteOptions = {}) {
+      const d = normalizeDigest(digest);
+      const { signal } = options;
+      let used = false;
+      await withRetry(settings, signal, async () => {
+        checkOpen();
+        const source = await openSource(data, used, settings, d);
+        used = true;
+        let call: grpc.ClientWritableStream<WriteObjectRequest> | undefined;
+        const watchdog = new Watchdog(settings.timeoutMs, () => call?.cancel());
+        const onAbort = () => call?.cancel();
+        signal?.addEventListener('abort', onAbort, { once: true });
+        const answered = new Promise<void>((resolve, reject) => {
+          call = client.WriteObject(metadata(), (err) => (err ? reject(err) : resolve()));
+        });
+        answered.catch(() => {});
+        const stream = call!;
+        try {
+          let sent = false;
+          for await (const chunk of chunksOf(source, CHUNK_BYTES)) {
+            sent = true;
+            if (!stream.write({ digest: d, data: chunk })) {
+              await Promise.race([once(stream, 'drain'), answered]);
+            }
+            watchdog.kick();
+          }
+          // An empty object is one message with no data.
+          if (!sent) stream.write({ digest: d, data: new Uint8Array(0) });
+          stream.end();
+          watchdog.kick();
+          await answered;
+        } catch (error) {
+          if ((error as Partial<grpc.ServiceError>).code === grpc.status.ALREADY_EXISTS) return;
+          stream.cancel();
+          const mapped = mapError(error, `WriteObject ${d}`, watchdog, signal);
+          if (RemoteErrorLike(mapped) && mapped.code === 'E_INVALID_ARGUMENT') {
+            throw remoteError(
+              'E_DIGEST_MISMATCH',
+              settings,
+              `WriteObject ${d}: the remote refused the bytes (${(error as Partial<grpc.ServiceError>).details ?? ''})`,
+              error,
+            );
+          }
+          throw mapped;
+        } finally {
+          watchdog.stop();
+          signal?.removeEventListener('abort', onAbort);
+        }
+      });
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      client.close();
+    },
+
+    async [Symbol.asyncDispose]() {
+      await remote.close();
+    },
+  };
+  return remote;
+}
+
+function RemoteErrorLike(e: unknown): e is { code: string } {
+  return typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string';
+}

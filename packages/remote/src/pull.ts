@@ -1,0 +1,212 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rename, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fromErrno, RemoteError, TreeError } from '@fsw/errors';
+import { createHasher } from '@fsw/hash';
+import { decodeTree, type ObjectKind, type Store, splitDigest } from '@fsw/tree';
+import { linkedController, ProgressMeter, TaskPool } from './internal/progress.js';
+import { normalizeDigest } from './protocol.js';
+import type { PullOptions, PullResult, Remote } from './types.js';
+
+/** Objects are buffered in memory up to this size, then spilled to a temp file in the store as they stream in. */
+const IN_MEMORY_MAX = 8 * 1024 * 1024;
+/** Whole-object attempts when a stream breaks midway (the remote already retried getting it started). */
+const READ_ATTEMPTS = 3;
+
+function mismatch(digest: string, actual: string, remote: Remote): RemoteError {
+  return new RemoteError(
+    'E_DIGEST_MISMATCH',
+    `object ${digest} from ${remote.url} hashes to ${actual}: refused, nothing stored`,
+    { path: remote.url },
+  );
+}
+
+/**
+ * Downloads one object, verifies its digest while it streams in, and only then puts it in the store (small objects
+ * through `putVerified`, large ones spilled to a temp file in the store and renamed into place). Returns its bytes
+ * when it was kept in memory (trees always are).
+ */
+async function fetchInto(
+  remote: Remote,
+  store: Store,
+  digest: string,
+  kind: ObjectKind,
+  signal: AbortSignal,
+): Promise<{ size: number; bytes?: Uint8Array }> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fetchOnce(remote, store, digest, kind, signal);
+    } catch (error) {
+      const retry = RemoteError.is(error) && error.code === 'E_UNAVAILABLE' && attempt < READ_ATTEMPTS;
+      if (!retry || signal.aborted) throw error;
+    }
+  }
+}
+
+async function fetchOnce(
+  remote: Remote,
+  store: Store,
+  digest: string,
+  kind: ObjectKind,
+  signal: AbortSignal,
+): Promise<{ size: number; bytes?: Uint8Array }> {
+  const { algorithm, hex } = splitDigest(digest);
+  const stream = await remote.read(digest, { signal });
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let spill: { path: string; handle: import('node:fs/promises').FileHandle } | undefined;
+  const hasher = await createHasher(algorithm);
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      hasher.update(chunk);
+      size += chunk.length;
+      if (spill === undefined && size > IN_MEMORY_MAX && kind === 'file') {
+        const objects = join(store.dir, 'objects');
+        await mkdir(objects, { recursive: true });
+        // The store's temp-file prefix: eviction cleans up what a crash leaves behind.
+        const path = join(objects, `.tmp-${process.pid}-pull-${randomBytes(6).toString('hex')}`);
+        spill = { path, handle: await open(path, 'wx', 0o644) };
+        for (const c of chunks) await spill.handle.write(c);
+        chunks.length = 0;
+      }
+      if (spill) await spill.handle.write(chunk);
+      else chunks.push(chunk);
+    }
+    const actual = hasher.digest();
+    if (actual !== hex) throw mismatch(digest, `${algorithm}:${actual}`, remote);
+    if (spill) {
+      await spill.handle.close();
+      const final = store.path(digest, kind);
+      await mkdir(dirname(final), { recursive: true });
+      await rename(spill.path, final);
+      spill = undefined;
+      return { size };
+    }
+    const bytes = Buffer.concat(chunks);
+    try {
+      await store.putVerified(digest, bytes, kind);
+    } catch (error) {
+      if (TreeError.is(error) && error.code === 'E_CORRUPT') throw mismatch(digest, 'other bytes', remote);
+      throw error;
+    }
+    return { size, bytes };
+  } catch (error) {
+    stream.destroy();
+    if (spill) {
+      await spill.handle.close().catch(() => {});
+      await unlink(spill.path).catch(() => {});
+    }
+    if (FswLike(error) || signal.aborted) throw error;
+    throw fromErrno(error, { path: store.dir, family: RemoteError, action: `store ${digest}` });
+  }
+}
+
+function FswLike(error: unknown): boolean {
+  return RemoteError.is(error) || TreeError.is(error);
+}
+
+/**
+ * Downloads the tree `digest` and everything below it from `remote` into `store`, fetching only what the store
+ * lacks. Trees are read breadth-first, level by level; files are fetched in parallel as soon as their tree is known.
+ * Every object is verified against its digest before it enters the store: a remote sending other bytes fails the
+ * pull with `E_DIGEST_MISMATCH` and that object is not stored. A pull interrupted and run again fetches only what
+ * is still missing (trees already stored are read locally).
+ *
+ * @throws RemoteError E_MISSING_OBJECT when the remote lacks an object, E_DIGEST_MISMATCH, E_UNAVAILABLE,
+ *   E_UNAUTHENTICATED, E_TIMEOUT
+ * @throws TreeError E_CORRUPT for a malformed tree
+ */
+export async function pull(
+  remote: Remote,
+  store: Store,
+  digest: string,
+  options: PullOptions = {},
+): Promise<PullResult> {
+  const root = normalizeDigest(digest);
+  options.signal?.throwIfAborted();
+  const concurrency = options.concurrency ?? 16;
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new RemoteError(
+      'E_INVALID_ARGUMENT',
+      `pull: concurrency must be a positive integer, got ${concurrency}`,
+    );
+  }
+  const meter = new ProgressMeter(options.onProgress);
+  const { controller, dispose } = linkedController(options.signal);
+  const signal = controller.signal;
+  const files = new TaskPool(concurrency, controller);
+  let objectsDownloaded = 0;
+  let bytesDownloaded = 0;
+  let objectsPresent = 0;
+
+  const counted = (size: number) => {
+    objectsDownloaded++;
+    bytesDownloaded += size;
+    meter.objectsDone++;
+    meter.bytesDone += size;
+    meter.bytesTotal += size;
+    meter.tick();
+  };
+
+  try {
+    meter.phase = 'transfer';
+    const seen = new Set<string>([root]);
+    let level = [root];
+    while (level.length > 0) {
+      files.check();
+      const present = await store.hasMany(level);
+      objectsPresent += present.filter(Boolean).length;
+      meter.objectsTotal += present.filter((p) => !p).length;
+      // Trees of this level, in parallel: read locally when stored, else fetched and verified.
+      const treePool = new TaskPool(concurrency, controller);
+      const listings: Uint8Array[] = new Array(level.length);
+      level.forEach((d, i) => {
+        treePool.add(async () => {
+          if (present[i]) listings[i] = await store.get(d);
+          else {
+            const got = await fetchInto(remote, store, d, 'tree', signal);
+            counted(got.size);
+            listings[i] = got.bytes!;
+          }
+        });
+      });
+      await treePool.drain();
+      const next: string[] = [];
+      const childFiles: string[] = [];
+      for (const bytes of listings) {
+        for (const e of decodeTree(bytes)) {
+          if (e.type === 'symlink') continue;
+          const c = normalizeDigest(e.digest);
+          if (seen.has(c)) continue;
+          seen.add(c);
+          (e.type === 'dir' ? next : childFiles).push(c);
+        }
+      }
+      if (childFiles.length > 0) {
+        const have = await store.hasMany(childFiles);
+        childFiles.forEach((d, i) => {
+          if (have[i]) {
+            objectsPresent++;
+            return;
+          }
+          meter.objectsTotal++;
+          files.add(async () => {
+            const got = await fetchInto(remote, store, d, 'file', signal);
+            counted(got.size);
+          });
+        });
+      }
+      level = next;
+    }
+    await files.drain();
+    meter.done();
+    return { digest: root, objectsDownloaded, bytesDownloaded, objectsPresent };
+  } catch (error) {
+    controller.abort(error);
+    await files.drain().catch(() => {});
+    if (options.signal?.aborted) throw options.signal.reason;
+    throw error;
+  } finally {
+    dispose();
+  }
+}
