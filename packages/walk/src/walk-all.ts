@@ -1,7 +1,6 @@
 import type { Dirent } from 'node:fs';
 import * as nativeFs from 'node:fs';
 import { resolve } from 'node:path';
-import { fdir } from 'fdir';
 import {
   compareRelative,
   type DirTask,
@@ -67,7 +66,8 @@ export async function walkAll(root: string, options?: WalkOptions): Promise<Walk
   }
   if (resolved.maxDepth === 0) return finish(entries, walker);
   const rootTask = walker.rootTask(stats);
-  await crawl(walker, rootTask, entries);
+  const { fdir } = await import('fdir');
+  await crawl(fdir, walker, rootTask, entries);
   if (resolved.sort) entries.sort((a, b) => compareRelative(a.relativePath, b.relativePath));
   return finish(entries, walker);
 }
@@ -77,7 +77,12 @@ function finish(entries: WalkEntry[], walker: Walker): WalkAllResult {
   return entries as WalkAllResult;
 }
 
-function crawl(walker: Walker, rootTask: DirTask, entries: WalkEntry[]): Promise<void> {
+function crawl(
+  Fdir: typeof import('fdir').fdir,
+  walker: Walker,
+  rootTask: DirTask,
+  entries: WalkEntry[],
+): Promise<void> {
   const { signal, concurrency, ignoreFiles } = walker.options;
   const controller = new AbortController();
   // fdir names directories by its own spelling of their paths (with a trailing slash): map those to our tasks.
@@ -180,7 +185,7 @@ function crawl(walker: Walker, rootTask: DirTask, entries: WalkEntry[]): Promise
     };
 
     const fs = { readdir } as unknown as typeof nativeFs;
-    new fdir({ fs, signal: controller.signal } as ConstructorParameters<typeof fdir>[0])
+    new Fdir({ fs, signal: controller.signal } as ConstructorParameters<typeof Fdir>[0])
       .withBasePath()
       .crawl(resolve(rootTask.path))
       .withPromise()

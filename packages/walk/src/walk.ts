@@ -1,5 +1,4 @@
-import type { Stats } from 'node:fs';
-import { promises as fsp } from 'node:fs';
+import { type Dirent, promises as fsp, readdir as readdirCallback, type Stats } from 'node:fs';
 import { fromErrno, WalkError } from '@fsw/errors';
 import {
   compareNames,
@@ -20,10 +19,19 @@ export interface WalkIterable extends AsyncIterable<WalkEntry> {
   readonly skipped: number;
 }
 
-/** Entries read from one directory before they are handed on; also the unit between two abort checks. */
-const BATCH = 256;
+/** Entries handed on at once from a directory listing; also the unit between two abort checks. */
+const BATCH = 1024;
 /** Entries buffered ahead of the consumer before the readers pause. */
 const HIGH_WATER = 2048;
+
+/** `readdir` with file types; the callback form skips the promise machinery of `fs.promises`. */
+function readdir(path: string): Promise<Dirent[]> {
+  return new Promise((resolve, reject) => {
+    readdirCallback(path, { withFileTypes: true }, (error, dirents) =>
+      error ? reject(error) : resolve(dirents),
+    );
+  });
+}
 
 /** The stat of the root, mapped to `WalkError` (root failures always throw, whatever `onError` says). */
 export async function statRoot(root: string): Promise<{ stats: Stats; lstats: Stats }> {
@@ -233,29 +241,26 @@ class Crawler {
       await this.hand(task, listed);
       return;
     }
-    let dir: import('node:fs').Dir;
+    let dirents: Dirent[];
     try {
-      dir = await fsp.opendir(task.path, { bufferSize: BATCH });
+      dirents = await readdir(task.path);
     } catch (error) {
       this.readFailed(task, error);
       return;
     }
+    if (this.stopped) throw STOP;
+    // Hand the listing on in batches, so that the buffer limit and aborts apply within a huge directory too.
     let batch: Listed[] = [];
     let lossy = false;
-    try {
-      for await (const d of dir) {
-        const name = d.name;
-        if (name.includes(REPLACEMENT)) lossy = true;
-        else batch.push({ name, raw: undefined, kind: kindOf(d) });
-        if (batch.length >= BATCH) {
-          await this.hand(task, batch);
-          batch = [];
-        }
+    for (let i = 0; i < dirents.length; i++) {
+      const d = dirents[i] as Dirent;
+      const name = d.name;
+      if (name.includes(REPLACEMENT)) lossy = true;
+      else batch.push({ name, raw: undefined, kind: kindOf(d) });
+      if (batch.length >= BATCH) {
+        await this.hand(task, batch);
+        batch = [];
       }
-    } catch (error) {
-      if (error === STOP || this.stopped) throw STOP;
-      this.readFailed(task, error);
-      return;
     }
     if (batch.length > 0) await this.hand(task, batch);
     if (lossy) await this.hand(task, await walker.lossyNames(task));

@@ -1,6 +1,6 @@
+import { createRequire } from 'node:module';
 import { WalkError } from '@fsw/errors';
-import ignore, { type Ignore } from 'ignore';
-import micromatch from 'micromatch';
+import type { Ignore, Options as IgnoreOptions } from 'ignore';
 import type { WalkOptions } from '../types.js';
 
 /** The options of one walk, checked and completed once at the boundary. */
@@ -37,9 +37,16 @@ function list(value: string | readonly string[] | undefined, name: string): read
   return items;
 }
 
+// micromatch and ignore load only when a walk uses them: micromatch alone costs more start-up than the CLI.
+const load = createRequire(import.meta.url);
+type Micromatch = typeof import('micromatch');
+let micromatch: Micromatch | undefined;
+let ignoreFactory: ((options?: IgnoreOptions) => Ignore) | undefined;
+
 /** An ignore matcher that accepts every relative path (a file may be named `...`). */
 export function createIgnore(): Ignore {
-  return ignore({ allowRelativePaths: true });
+  ignoreFactory ??= load('ignore') as (options?: IgnoreOptions) => Ignore;
+  return ignoreFactory({ allowRelativePaths: true });
 }
 
 /** Checks and completes the options of `walk`/`walkAll`. @throws WalkError E_INVALID_ARGUMENT */
@@ -65,8 +72,10 @@ export function resolveOptions(options: WalkOptions = {}): ResolvedOptions {
   if (globs.length > 0) {
     // A pattern without a slash matches the base name (as in .gitignore and `find -name`); `dot` leaves hidden
     // files to the `hidden` option. micromatch's own `basename` option also strips paths for slashed patterns.
+    micromatch ??= load('micromatch') as Micromatch;
+    const mm = micromatch;
     const matchers = globs.map((pattern) => {
-      const match = micromatch.matcher(pattern, { dot: true });
+      const match = mm.matcher(pattern, { dot: true });
       if (pattern.includes('/')) return match;
       return (relativePath: string) => match(relativePath.slice(relativePath.lastIndexOf('/') + 1));
     });
