@@ -51,8 +51,9 @@ export interface WalkOptions {
   readonly stat?: boolean;
   /** Deterministic name order. @default false */
   readonly sort?: boolean;
-  /** Directories read at once. */
+  /** Directories read at once. @default 8 */
   readonly concurrency?: number;
+  /** Aborting it ends the walk at once with `signal.reason`. */
   readonly signal?: AbortSignal;
   /** Decides what a failure below the root does. @default () => 'throw' */
   readonly onError?: (error: WalkError) => 'skip' | 'throw';
