@@ -1,3 +1,5 @@
+export type { CheckoutOptions, CheckoutProgress, CheckoutResult } from './checkout.js';
+export { checkout } from './checkout.js';
 export {
   compareNames,
   decodeTree,
@@ -8,8 +10,12 @@ export {
   TREE_MAGIC,
   TREE_VERSION,
 } from './codec.js';
+export type { DiffTreesOptions, TreeDiff, VerifyTreeOptions, VerifyTreeResult } from './diff.js';
+export { diffTrees, verifyTree } from './diff.js';
 export type { DigestAlgorithm, DigestParts } from './digest.js';
 export { formatDigest, isDigest, parseDigest, splitDigest, tryParseDigest } from './digest.js';
+export type { LsTreeEntry, LsTreeOptions, ReadTreeOptions } from './read-tree.js';
+export { lsTree, readTree } from './read-tree.js';
 export type {
   EvictOptions,
   EvictResult,

@@ -18,6 +18,12 @@ export interface OpenStoreOptions {
    * @default false
    */
   readonly verify?: boolean;
+  /**
+   * An object's mtime (its "last used" time for eviction) is refreshed on use only when older than this, which saves
+   * a syscall per read. Keep it well below the eviction retention.
+   * @default 600_000 (ten minutes)
+   */
+  readonly touchAfterMs?: number;
 }
 
 /** Options of `Store.evict`. */
@@ -53,7 +59,7 @@ export interface PutFileResult {
 export interface LocalStore extends Store {
   /** Whether `get`/`read` re-hash objects. */
   readonly verify: boolean;
-  /** Finds an object under either suffix; `undefined` when absent. */
+  /** Finds an object under either suffix (and marks it used); `undefined` when absent. */
   locate(digest: string): Promise<ObjectLocation | undefined>;
   /** Like `putFile`, also returning the stat the file had when it was opened. */
   putFileWithStat(path: string): Promise<PutFileResult>;
@@ -78,8 +84,6 @@ export function defaultStoreDir(env: NodeJS.ProcessEnv = process.env): string {
 // Files up to this size are read in one go; larger ones are streamed through the hasher into a temp file.
 const WHOLE_READ_MAX = 8 * 1024 * 1024;
 const CHUNK = 1024 * 1024;
-// Re-touching an object more often than this buys nothing for LRU and costs a syscall per read.
-const TOUCH_AFTER_MS = 60_000;
 const TEMP_PREFIX = '.tmp-';
 const SUFFIXES: readonly ObjectKind[] = ['file', 'tree'];
 
@@ -105,7 +109,7 @@ function isErrno(error: unknown, ...codes: string[]): boolean {
  *
  * Writes go to a temp file in the same folder and are renamed into place, so readers never see a partial object and
  * two processes writing the same object at once both succeed. Every read (`has`, `get`, `read`, `put` of an object
- * already there) refreshes the object's mtime (at most once a minute): eviction is LRU by mtime, because atime is
+ * already there) refreshes the object's mtime (at most every `touchAfterMs`): eviction is LRU by mtime, because atime is
  * unreliable on `noatime`/`relatime` mounts.
  *
  * @param dir - @default `FSTREE_CACHE`, else `~/.cache/fstree`
@@ -115,6 +119,7 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
   const root = dir ?? defaultStoreDir();
   const objects = join(root, 'objects');
   const verify = options.verify === true;
+  const touchAfterMs = options.touchAfterMs ?? 600_000;
   const madeDirs = new Set<string>();
 
   const objectPath = (parts: DigestParts, kind: ObjectKind) =>
@@ -135,7 +140,7 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
 
   const touchPath = async (path: string, st: Stats | undefined) => {
     const now = Date.now();
-    if (st !== undefined && now - st.mtimeMs < TOUCH_AFTER_MS) return;
+    if (st !== undefined && now - st.mtimeMs < touchAfterMs) return;
     try {
       await utimes(path, now / 1000, now / 1000);
     } catch {
@@ -284,7 +289,9 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
     },
     async locate(digest) {
       const found = await locateParts(algorithmParts(digest));
-      return found === undefined ? undefined : { path: found.path, kind: found.kind, size: found.size };
+      if (found === undefined) return undefined;
+      await touchPath(found.path, found.stats);
+      return { path: found.path, kind: found.kind, size: found.size };
     },
     async has(digest) {
       const found = await locateParts(algorithmParts(digest));

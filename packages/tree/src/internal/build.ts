@@ -4,8 +4,8 @@ import { fromErrno, TreeError } from '@fsw/errors';
 import pLimit from 'p-limit';
 import { encodeTree } from '../codec.js';
 import type { TreeEntry } from '../types.js';
-import { matcherFromText, readIgnoreText } from './ignore-rules.js';
-import { type IndexRecord, loadIndex, RACY_MS, recordMatches, saveIndex } from './index-file.js';
+import { readIgnoreText } from './ignore-rules.js';
+import { type IndexRecord, loadIndex, recordMatches, saveIndex } from './index-file.js';
 import { type ScanEntry, scanTree } from './scan.js';
 
 /** Progress of a write-tree, reported (throttled) while it runs and once at the end. */
@@ -81,7 +81,8 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
   }
   if (!rootStat.isDirectory()) throw new TreeError('E_NOT_DIR', `not a directory: ${dir}`, { path: dir });
 
-  const ignored = matcherFromText(await readIgnoreText(dir, options.ignoreFile));
+  const ignoreText = await readIgnoreText(dir, options.ignoreFile);
+  const ignore = ignoreText === undefined ? [] : ignoreText.split(/\r?\n/);
   const oldIndex = options.useIndex ? await loadIndex(dir) : new Map<string, IndexRecord>();
   const newIndex = new Map<string, IndexRecord>();
   let indexChanged = !options.useIndex;
@@ -130,16 +131,10 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
       digest = previous.digest;
       progress.filesReused++;
     } else {
-      const hashedAt = Date.now();
       const stored = await sink.putFile(e.path);
       digest = stored.digest;
-      // The index keeps the walk's stat: if the file moved on between the walk and the read, or was modified just
-      // before the read, never trust that record.
-      racy =
-        stored.size !== e.size ||
-        stored.mtimeMs !== e.mtimeMs ||
-        stored.ino !== e.ino ||
-        hashedAt - e.mtimeMs < RACY_MS;
+      // The index keeps the walk's stat: if the file moved on between the walk and the read, never trust that record.
+      racy = stored.size !== e.size || stored.mtimeMs !== e.mtimeMs || stored.ino !== e.ino;
       progress.filesHashed++;
       indexChanged = true;
     }
@@ -190,7 +185,7 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
   };
 
   try {
-    await scanTree(dir, { ignored, concurrency: options.concurrency, signal }, (e) => {
+    await scanTree(dir, { ignore, concurrency: options.concurrency, signal }, (e) => {
       if (e.type === 'dir') {
         nodeOf(e.relativePath).mode = e.mode & 0o7777;
         newIndex.set(e.relativePath, {

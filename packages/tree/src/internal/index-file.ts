@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fromErrno, TreeError } from '@fsw/errors';
 import { INDEX_DIR } from './ignore-rules.js';
@@ -15,14 +15,11 @@ export interface IndexRecord {
   readonly mtimeMs: number;
   readonly ino: number;
   /**
-   * The file was modified less than {@link RACY_MS} before it was hashed: a later change within the same timestamp
-   * tick would go unseen, so the record is never trusted (the file is hashed again next time).
+   * Never trust this record: the file changed while it was read, or (set on load) its mtime is not older than the
+   * index file's own mtime, so a later change within the same timestamp tick could go unseen (git's "racy clean").
    */
   readonly racy: boolean;
 }
-
-/** A file modified this recently before it was read may change again without its mtime moving (coarse clocks). */
-export const RACY_MS = 2000;
 
 const MAGIC = 'fsw-tree-index 1';
 const FIELDS = 8;
@@ -41,8 +38,16 @@ export function indexPath(dir: string): string {
 export async function loadIndex(dir: string): Promise<Map<string, IndexRecord>> {
   const records = new Map<string, IndexRecord>();
   let text: string;
+  let indexMtimeMs: number;
   try {
-    text = await readFile(indexPath(dir), 'utf8');
+    const handle = await open(indexPath(dir), 'r');
+    try {
+      // Both times come from the same filesystem clock, whatever its granularity.
+      indexMtimeMs = (await handle.stat()).mtimeMs;
+      text = await handle.readFile('utf8');
+    } finally {
+      await handle.close();
+    }
   } catch {
     return records;
   }
@@ -52,14 +57,15 @@ export async function loadIndex(dir: string): Promise<Map<string, IndexRecord>> 
   for (let i = 1; i + FIELDS <= parts.length; i += FIELDS) {
     const type = CODE_TYPE[parts[i + 1]!];
     if (type === undefined) return new Map();
+    const mtimeMs = Number(parts[i + 5]);
     records.set(parts[i]!, {
       type,
       digest: parts[i + 2]!,
       mode: Number(parts[i + 3]),
       size: Number(parts[i + 4]),
-      mtimeMs: Number(parts[i + 5]),
+      mtimeMs,
       ino: Number(parts[i + 6]),
-      racy: parts[i + 7] === '1',
+      racy: parts[i + 7] === '1' || mtimeMs >= indexMtimeMs,
     });
   }
   return records;

@@ -1,9 +1,6 @@
-import type { Dirent } from 'node:fs';
-import { lstat, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import { fromErrno, TreeError } from '@fsw/errors';
-import pLimit from 'p-limit';
-import { type IgnoreMatcher, isIndexDir } from './ignore-rules.js';
+import { TreeError, WalkError } from '@fsw/errors';
+import { walk } from '@fsw/walk';
+import { INDEX_DIR } from './ignore-rules.js';
 
 /** One path found below the root, with the lstat fields a tree and its index need. */
 export interface ScanEntry {
@@ -20,20 +17,16 @@ export interface ScanEntry {
 
 /** Options of {@link scanTree}. */
 export interface ScanOptions {
-  readonly ignored: IgnoreMatcher;
+  /** gitignore lines of the root's ignore file. */
+  readonly ignore: readonly string[];
   readonly concurrency: number;
   readonly signal?: AbortSignal | undefined;
 }
 
-function errnoOf(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
-
 /**
- * Lists every file, directory and symlink below `root` (symlinks not followed; sockets, FIFOs and devices skipped;
- * ignored paths and `.fstree` folders left out, their contents never read), calling `onEntry` as they are found.
- * A directory whose children are all ignored is still reported.
+ * Lists every file, directory and symlink below `root` through `@fsw/walk` (symlinks not followed; sockets, FIFOs
+ * and devices skipped; ignored paths and `.fstree` folders left out, their contents never read), calling `onEntry`
+ * as they are found. A directory whose children are all ignored is still reported.
  * @throws TreeError for an unreadable directory, or a name that is not valid UTF-8 (E_INVALID_ARGUMENT)
  */
 export async function scanTree(
@@ -41,92 +34,48 @@ export async function scanTree(
   options: ScanOptions,
   onEntry: (entry: ScanEntry) => void,
 ): Promise<void> {
-  const limit = pLimit(options.concurrency);
-  const { signal, ignored } = options;
-  const pending: Promise<void>[] = [];
-  let stopped = false;
-
-  const visit = async (dir: string, rel: string): Promise<void> => {
-    if (stopped) return;
-    signal?.throwIfAborted();
-    let dirents: Dirent[];
-    try {
-      dirents = await readdir(dir, { withFileTypes: true });
-    } catch (error) {
-      throw fromErrno(error, { path: dir, family: TreeError, action: 'read directory' });
-    }
-    const stats: Promise<void>[] = [];
-    for (const d of dirents) {
-      const name = d.name;
-      const relativePath = rel === '' ? name : `${rel}/${name}`;
-      const isDir = d.isDirectory();
-      if (isIndexDir(name, isDir)) continue;
-      if (!(isDir || d.isFile() || d.isSymbolicLink())) {
-        // DT_UNKNOWN on some filesystems: decide after the lstat below.
-        if (d.isFIFO() || d.isSocket() || d.isCharacterDevice() || d.isBlockDevice()) continue;
+  // `.fstree/` comes last so that no negation in the user's file can bring the index folder back.
+  const patterns = [...options.ignore, `${INDEX_DIR}/`];
+  try {
+    const entries = walk(root, {
+      stat: true,
+      ignore: patterns,
+      hidden: true,
+      followSymlinks: false,
+      concurrency: options.concurrency,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      // An entry deleted between its directory's listing and its stat is simply not part of this snapshot.
+      onError: (error) => (error.code === 'E_NOT_FOUND' && error.path !== root ? 'skip' : 'throw'),
+    });
+    for await (const e of entries) {
+      if (e.type === 'other') continue;
+      if (e.rawPath !== undefined) {
+        throw new TreeError(
+          'E_INVALID_ARGUMENT',
+          `cannot add ${e.path} to a tree: its name is not valid UTF-8`,
+          {
+            path: e.path,
+          },
+        );
       }
-      if (ignored(relativePath, isDir)) continue;
-      const path = join(dir, name);
-      stats.push(
-        limit(async () => {
-          if (stopped) return;
-          signal?.throwIfAborted();
-          let st: import('node:fs').Stats;
-          try {
-            st = await lstat(path);
-          } catch (error) {
-            if (errnoOf(error) === 'ENOENT') {
-              if (name.includes('\uFFFD')) {
-                throw new TreeError(
-                  'E_INVALID_ARGUMENT',
-                  `cannot add ${path} to a tree: its name is not valid UTF-8`,
-                  {
-                    path,
-                    cause: error,
-                  },
-                );
-              }
-              // Deleted since the directory was read: it is simply not part of this snapshot.
-              return;
-            }
-            throw fromErrno(error, { path, family: TreeError, action: 'stat' });
-          }
-          const type = st.isFile()
-            ? 'file'
-            : st.isDirectory()
-              ? 'dir'
-              : st.isSymbolicLink()
-                ? 'symlink'
-                : undefined;
-          if (type === undefined) return;
-          if (type === 'dir' && !isDir && (isIndexDir(name, true) || ignored(relativePath, true))) return;
-          onEntry({
-            path,
-            relativePath,
-            name,
-            type,
-            size: st.size,
-            mtimeMs: st.mtimeMs,
-            mode: st.mode,
-            ino: st.ino,
-          });
-          if (type === 'dir') pending.push(visit(path, relativePath));
-        }),
-      );
+      onEntry({
+        path: e.path,
+        relativePath: e.relativePath,
+        name: e.name,
+        type: e.type,
+        size: e.size ?? 0,
+        mtimeMs: e.mtimeMs ?? 0,
+        mode: e.mode ?? 0,
+        ino: e.ino ?? 0,
+      });
     }
-    await Promise.all(stats);
-  };
-
-  pending.push(visit(root, ''));
-  // Directories found while others are read are appended to `pending`; wait until no new ones appear.
-  for (let i = 0; i < pending.length; i++) {
-    try {
-      await pending[i];
-    } catch (error) {
-      stopped = true;
-      // Let the reads already queued or running settle before reporting, so no callback fires after we return.
-      for (let j = 0; j < pending.length; j++) await Promise.allSettled([pending[j]]);
-      throw error;
+  } catch (error) {
+    if (WalkError.is(error)) {
+      throw new TreeError(error.code, error.message, {
+        ...(error.path === undefined ? {} : { path: error.path }),
+        cause: error,
+      });
     }
+    throw error;
   }
 }

@@ -1,0 +1,635 @@
+import { randomBytes } from 'node:crypto';
+import { constants, type Dirent, type Stats } from 'node:fs';
+import {
+  chmod,
+  copyFile,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  rename,
+  rm,
+  rmdir,
+  stat,
+  symlink,
+  unlink,
+} from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fromErrno, TreeError } from '@fsw/errors';
+import { hashFile } from '@fsw/hash';
+import pLimit from 'p-limit';
+import { parseDigest, splitDigest } from './digest.js';
+import { defaultConcurrency } from './internal/build.js';
+import { type IgnoreMatcher, INDEX_DIR, matcherFromText, readIgnoreText } from './internal/ignore-rules.js';
+import { type IndexRecord, loadIndex, recordMatches, saveIndex } from './internal/index-file.js';
+import { loadAllTrees } from './read-tree.js';
+import { type LocalStore, openStore } from './store.js';
+import type { Store, TreeEntry } from './types.js';
+
+/** Progress of a checkout, reported (throttled) while files are written and once at the end. */
+export interface CheckoutProgress {
+  readonly filesTotal: number;
+  readonly filesDone: number;
+  readonly bytesTotal: number;
+  readonly bytesDone: number;
+  /** True on the last call. */
+  readonly done: boolean;
+}
+
+/** What a checkout changed. */
+export interface CheckoutResult {
+  /** Files (re)written from the store. */
+  readonly filesWritten: number;
+  /** Files already equal (by the index, or by hashing in a folder fsw did not write), left untouched. */
+  readonly filesUnchanged: number;
+  readonly symlinksWritten: number;
+  readonly dirsCreated: number;
+  /** Paths removed because the tree does not have them (a removed folder counts once). */
+  readonly removed: number;
+}
+
+/** Options of {@link checkout}. */
+export interface CheckoutOptions {
+  /** The store holding the tree and its objects. @default openStore() */
+  readonly store?: Store;
+  /**
+   * The gitignore-syntax file whose matches are left alone: the tree's own copy when it has one, else the one in
+   * `dir`. `''` for none.
+   * @default '.fstreeignore'
+   */
+  readonly ignoreFile?: string;
+  /** Use `<dir>/.fstree/index` to skip files already equal, and update it afterwards. @default true */
+  readonly index?: boolean;
+  /**
+   * Replace or modify non-empty folders that fsw did not write (not in the index): without it, such a change fails
+   * with `E_NOT_EMPTY` before anything is written.
+   * @default false
+   */
+  readonly force?: boolean;
+  /** Files written at once. @default max(8, 2 × CPU count) */
+  readonly concurrency?: number;
+  readonly onProgress?: (progress: CheckoutProgress) => void;
+  readonly signal?: AbortSignal;
+}
+
+interface FileJob {
+  readonly abs: string;
+  readonly dirAbs: string;
+  readonly rel: string;
+  readonly entry: TreeEntry;
+}
+
+interface Removal {
+  readonly abs: string;
+  readonly rel: string;
+  /** `file`: unlink; `tree`: remove the whole folder; `prune`: remove what is not ignored, keep the rest. */
+  readonly how: 'file' | 'tree' | 'prune';
+}
+
+interface DirPlan {
+  readonly abs: string;
+  readonly rel: string;
+  /** Permission bits from the tree; `undefined` for the root, whose mode no tree records. */
+  readonly mode: number | undefined;
+  readonly create: boolean;
+  readonly removals: Removal[];
+  readonly files: FileJob[];
+  readonly links: { abs: string; rel: string; target: string; mode: number }[];
+  readonly dirs: DirPlan[];
+  /** Files left as they are, with the stat they were found with (for the index). */
+  readonly unchanged: { rel: string; entry: TreeEntry; stat: Stats; chmod: boolean; abs: string }[];
+}
+
+const PROGRESS_EVERY_MS = 100;
+// setuid/setgid from an untrusted tree could hand out privileges: never applied.
+const FILE_MODE_MASK = 0o1777;
+
+function isLocalStore(store: Store): store is LocalStore {
+  return typeof (store as Partial<LocalStore>).locate === 'function';
+}
+
+function errnoOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function tempPath(dirAbs: string): string {
+  return join(dirAbs, `.fsw-tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+}
+
+function io(error: unknown, path: string, action: string): TreeError {
+  return TreeError.is(error) ? error : fromErrno(error, { path, family: TreeError, action });
+}
+
+/**
+ * Makes `dir` equal to the tree `digest`: creates and updates files (modes too), folders and symlinks, and removes
+ * what the tree does not have, leaving ignored paths and the `.fstree` index folder alone. Files already equal are
+ * skipped (by the index). Every tree object is read and validated, and every object checked present, before
+ * anything is written.
+ *
+ * Safety: nothing is written outside `dir`; nothing is written through a symlink (one in the way is replaced, never
+ * followed); every file is written to a temp file beside it and renamed into place, so a failure leaves no
+ * half-written file; a non-empty folder that fsw did not write (not in the index) is not replaced, pruned or
+ * modified without `force`; setuid/setgid bits are not applied.
+ *
+ * @throws TreeError E_MISSING_OBJECT when the store lacks an object, E_CORRUPT for an invalid tree object,
+ *   E_NOT_EMPTY for a folder that would need `force`, E_NOT_DIR when `dir` is not a folder,
+ *   E_INVALID_ARGUMENT for a tree with a `.fstree` entry at its root; `signal.reason` when aborted
+ */
+export async function checkout(
+  digest: string,
+  dir: string,
+  options: CheckoutOptions = {},
+): Promise<CheckoutResult> {
+  const store = options.store ?? openStore();
+  const signal = options.signal;
+  const force = options.force === true;
+  const useIndex = options.index !== false;
+  const ignoreFile = options.ignoreFile ?? '.fstreeignore';
+  const root = resolve(dir);
+  const rootDigest = parseDigest(digest);
+
+  // 1. Read and validate every tree; make sure every object is there.
+  const trees = await loadAllTrees(rootDigest, store, signal);
+  const rootEntries = trees.get(rootDigest)!;
+  if (rootEntries.some((e) => e.name === INDEX_DIR)) {
+    throw new TreeError(
+      'E_INVALID_ARGUMENT',
+      `tree ${rootDigest} has a '${INDEX_DIR}' entry at its root, a name checkout keeps for its index`,
+    );
+  }
+  const sources = new Map<string, string>();
+  const fileDigests = new Set<string>();
+  for (const entries of trees.values())
+    for (const e of entries) if (e.type === 'file') fileDigests.add(e.digest);
+  const checkLimit = pLimit(32);
+  await Promise.all(
+    [...fileDigests].map((d) =>
+      checkLimit(async () => {
+        signal?.throwIfAborted();
+        if (isLocalStore(store)) {
+          const found = await store.locate(d);
+          if (found !== undefined) {
+            sources.set(d, found.path);
+            return;
+          }
+        } else if (await store.has(d)) {
+          return;
+        }
+        throw new TreeError('E_MISSING_OBJECT', `object ${d} of tree ${rootDigest} is not in the store`);
+      }),
+    ),
+  );
+
+  // 2. Look at the folder as it is: plan every change, and refuse before writing anything.
+  let rootExists = false;
+  try {
+    const st = await stat(root);
+    if (!st.isDirectory()) throw new TreeError('E_NOT_DIR', `not a directory: ${root}`, { path: root });
+    rootExists = true;
+  } catch (error) {
+    if (errnoOf(error) !== 'ENOENT') throw io(error, root, 'check out into');
+  }
+  const ignoreEntry = rootEntries.find((e) => e.name === ignoreFile && e.type === 'file');
+  const ignoreText =
+    ignoreFile === ''
+      ? undefined
+      : ignoreEntry !== undefined
+        ? Buffer.from(await store.get(ignoreEntry.digest)).toString('utf8')
+        : rootExists
+          ? await readIgnoreText(root, ignoreFile)
+          : undefined;
+  const ignored = matcherFromText(ignoreText);
+  const indexExists =
+    rootExists &&
+    useIndex &&
+    (await lstat(join(root, INDEX_DIR, 'index')).catch(() => undefined)) !== undefined;
+  const oldIndex = useIndex && rootExists ? await loadIndex(root) : new Map<string, IndexRecord>();
+  const conflicts: string[] = [];
+  const statLimit = pLimit(options.concurrency ?? defaultConcurrency());
+  const ctx: PlanContext = { trees, oldIndex, ignored, force, conflicts, statLimit, signal, indexExists };
+  const plan = await planDir(ctx, root, '', rootEntries, rootExists, undefined);
+  if (conflicts.length > 0) {
+    const more = conflicts.length > 1 ? ` (and ${conflicts.length - 1} more)` : '';
+    throw new TreeError(
+      'E_NOT_EMPTY',
+      `refusing to check out into ${root}: ${conflicts[0]}${more}; fsw did not write it (no index entry). Use force to overwrite`,
+      { path: root },
+    );
+  }
+
+  // 3. Apply the plan: folders, removals and symlinks first (top-down), then files in parallel, then folder modes.
+  const counts = { filesWritten: 0, filesUnchanged: 0, symlinksWritten: 0, dirsCreated: 0, removed: 0 };
+  const fileJobs: FileJob[] = [];
+  const allDirs: DirPlan[] = [];
+  const unchanged: DirPlan['unchanged'] = [];
+  const links: DirPlan['links'] = [];
+  const applyDir = async (p: DirPlan): Promise<void> => {
+    signal?.throwIfAborted();
+    allDirs.push(p);
+    if (p.create) {
+      try {
+        await mkdir(p.abs, p.rel === '' ? { recursive: true } : { mode: 0o700 });
+      } catch (error) {
+        throw io(error, p.abs, 'create directory');
+      }
+      counts.dirsCreated++;
+    } else if (p.mode !== undefined && (p.mode & 0o200) === 0) {
+      // A read-only folder from an earlier checkout: open it for writing; its mode is restored at the end.
+      try {
+        await chmod(p.abs, p.mode | 0o700);
+      } catch (error) {
+        throw io(error, p.abs, 'change mode of');
+      }
+    }
+    for (const r of p.removals) {
+      await removePath(r, ignored);
+      counts.removed++;
+    }
+    for (const l of p.links) {
+      const temp = tempPath(p.abs);
+      try {
+        await symlink(l.target, temp);
+        await rename(temp, l.abs);
+      } catch (error) {
+        await unlink(temp).catch(() => {});
+        throw io(error, l.abs, 'create symlink');
+      }
+      counts.symlinksWritten++;
+      links.push(l);
+    }
+    fileJobs.push(...p.files);
+    for (const u of p.unchanged) {
+      if (u.chmod) {
+        try {
+          await chmod(u.abs, u.entry.mode & FILE_MODE_MASK);
+        } catch (error) {
+          throw io(error, u.abs, 'change mode of');
+        }
+      }
+      unchanged.push(u);
+    }
+    for (const d of p.dirs) await applyDir(d);
+  };
+  await applyDir(plan);
+
+  const progress = { filesTotal: fileJobs.length, filesDone: 0, bytesTotal: 0, bytesDone: 0 };
+  const sizes = new Map<string, number>();
+  if (isLocalStore(store)) {
+    for (const job of fileJobs) {
+      const size = (await lstat(sources.get(job.entry.digest)!).catch(() => undefined))?.size ?? 0;
+      sizes.set(job.abs, size);
+      progress.bytesTotal += size;
+    }
+  }
+  let lastReport = 0;
+  const report = (done: boolean) => {
+    if (options.onProgress === undefined) return;
+    const now = Date.now();
+    if (!done && now - lastReport < PROGRESS_EVERY_MS) return;
+    lastReport = now;
+    options.onProgress({ ...progress, done });
+  };
+  const written: { rel: string; entry: TreeEntry; stat: Stats }[] = [];
+  const writeLimit = pLimit(options.concurrency ?? defaultConcurrency());
+  let stop = false;
+  const results = await Promise.allSettled(
+    fileJobs.map((job) =>
+      writeLimit(async () => {
+        if (stop) return;
+        signal?.throwIfAborted();
+        const st = await writeFile(store, sources.get(job.entry.digest), job);
+        written.push({ rel: job.rel, entry: job.entry, stat: st });
+        counts.filesWritten++;
+        progress.filesDone++;
+        progress.bytesDone += sizes.get(job.abs) ?? st.size;
+        report(false);
+      }).catch((error: unknown) => {
+        stop = true;
+        throw error;
+      }),
+    ),
+  );
+  const failure = results.find((r) => r.status === 'rejected');
+  if (failure !== undefined) throw (failure as PromiseRejectedResult).reason;
+
+  // Deepest first, so that a read-only folder is closed only after everything inside it is written.
+  for (const p of allDirs.sort((a, b) => b.rel.split('/').length - a.rel.split('/').length)) {
+    if (p.mode === undefined) continue;
+    try {
+      await chmod(p.abs, p.mode);
+    } catch (error) {
+      throw io(error, p.abs, 'change mode of');
+    }
+  }
+  counts.filesUnchanged = unchanged.length;
+
+  if (useIndex) {
+    const records = new Map<string, IndexRecord>();
+    const fileRecord = (s: Stats, d: string): IndexRecord => ({
+      type: 'file',
+      digest: d,
+      mode: s.mode,
+      size: s.size,
+      mtimeMs: s.mtimeMs,
+      ino: s.ino,
+      racy: false,
+    });
+    for (const p of allDirs) {
+      if (p.rel !== '') {
+        records.set(p.rel, {
+          type: 'dir',
+          digest: '',
+          mode: p.mode ?? 0,
+          size: 0,
+          mtimeMs: 0,
+          ino: 0,
+          racy: false,
+        });
+      }
+    }
+    for (const l of links) {
+      records.set(l.rel, {
+        type: 'symlink',
+        digest: '',
+        mode: l.mode,
+        size: 0,
+        mtimeMs: 0,
+        ino: 0,
+        racy: false,
+      });
+    }
+    for (const u of unchanged) {
+      const s = u.chmod ? await lstat(u.abs) : u.stat;
+      records.set(u.rel, fileRecord(s, u.entry.digest));
+    }
+    for (const w of written) records.set(w.rel, fileRecord(w.stat, w.entry.digest));
+    await saveIndex(root, records);
+  }
+  report(true);
+  return counts;
+}
+
+interface PlanContext {
+  readonly trees: ReadonlyMap<string, TreeEntry[]>;
+  readonly oldIndex: ReadonlyMap<string, IndexRecord>;
+  readonly ignored: IgnoreMatcher;
+  readonly force: boolean;
+  readonly conflicts: string[];
+  readonly statLimit: ReturnType<typeof pLimit>;
+  readonly signal: AbortSignal | undefined;
+  readonly indexExists: boolean;
+}
+
+function kindOf(d: Dirent | Stats): 'file' | 'dir' | 'symlink' | 'other' {
+  if (d.isFile()) return 'file';
+  if (d.isDirectory()) return 'dir';
+  if (d.isSymbolicLink()) return 'symlink';
+  return 'other';
+}
+
+/** Whether fsw wrote this folder: the root when it has an index, any other folder when the index lists it. */
+function isOurs(ctx: PlanContext, rel: string): boolean {
+  return ctx.force || (rel === '' ? ctx.indexExists : ctx.oldIndex.get(rel)?.type === 'dir');
+}
+
+async function isNonEmpty(abs: string): Promise<boolean> {
+  try {
+    return (await readdir(abs)).length > 0;
+  } catch (error) {
+    throw io(error, abs, 'read directory');
+  }
+}
+
+async function planDir(
+  ctx: PlanContext,
+  abs: string,
+  rel: string,
+  entries: readonly TreeEntry[],
+  exists: boolean,
+  mode: number | undefined,
+): Promise<DirPlan> {
+  ctx.signal?.throwIfAborted();
+  const plan: DirPlan = {
+    abs,
+    rel,
+    mode,
+    create: !exists,
+    removals: [],
+    files: [],
+    links: [],
+    dirs: [],
+    unchanged: [],
+  };
+  const onDisk = new Map<string, 'file' | 'dir' | 'symlink' | 'other'>();
+  if (exists) {
+    let dirents: Dirent[];
+    try {
+      dirents = await readdir(abs, { withFileTypes: true });
+    } catch (error) {
+      throw io(error, abs, 'read directory');
+    }
+    for (const d of dirents) onDisk.set(d.name, kindOf(d));
+  }
+  const ours = isOurs(ctx, rel);
+  const childRel = (name: string) => (rel === '' ? name : `${rel}/${name}`);
+  const inTree = new Set(entries.map((e) => e.name));
+
+  // What the tree does not have goes, unless ignored (or the index folder).
+  for (const [name, kind] of onDisk) {
+    if (inTree.has(name)) continue;
+    const r = childRel(name);
+    if (rel === '' && name === INDEX_DIR) continue;
+    if (ctx.ignored(r, kind === 'dir')) continue;
+    const childAbs = join(abs, name);
+    if (kind === 'dir') {
+      if (!isOurs(ctx, r) && (await isNonEmpty(childAbs))) {
+        ctx.conflicts.push(`folder ${childAbs} is not in the tree and not empty`);
+        continue;
+      }
+      plan.removals.push({ abs: childAbs, rel: r, how: 'prune' });
+    } else {
+      if (!ours) {
+        ctx.conflicts.push(`${childAbs} is not in the tree`);
+        continue;
+      }
+      plan.removals.push({ abs: childAbs, rel: r, how: 'file' });
+    }
+  }
+
+  const subdirs: Promise<DirPlan>[] = [];
+  const checks: Promise<void>[] = [];
+  for (const entry of entries) {
+    const name = entry.name;
+    const r = childRel(name);
+    const childAbs = join(abs, name);
+    const existing = onDisk.get(name);
+    // A folder in the way of a file or symlink is replaced only when fsw wrote it (or it is empty, or force).
+    const replaceDir = async () => {
+      if (!isOurs(ctx, r) && (await isNonEmpty(childAbs))) {
+        ctx.conflicts.push(`folder ${childAbs} would be replaced by a ${entry.type} and is not empty`);
+        return;
+      }
+      plan.removals.push({ abs: childAbs, rel: r, how: 'tree' });
+    };
+    if (entry.type === 'dir') {
+      const subtree = ctx.trees.get(entry.digest)!;
+      if (existing === 'dir') {
+        subdirs.push(planDir(ctx, childAbs, r, subtree, true, entry.mode));
+      } else {
+        // A file, symlink or socket in the way: removed (never followed) and replaced by a real folder.
+        if (existing !== undefined) {
+          if (!ours) ctx.conflicts.push(`${childAbs} would be replaced by a folder`);
+          plan.removals.push({ abs: childAbs, rel: r, how: 'file' });
+        }
+        subdirs.push(planDir(ctx, childAbs, r, subtree, false, entry.mode));
+      }
+    } else if (entry.type === 'symlink') {
+      if (existing === 'dir') {
+        checks.push(replaceDir());
+        plan.links.push({ abs: childAbs, rel: r, target: entry.target!, mode: entry.mode });
+      } else if (existing === 'symlink') {
+        checks.push(
+          ctx.statLimit(async () => {
+            const { readlink } = await import('node:fs/promises');
+            const current = await readlink(childAbs).catch(() => undefined);
+            if (current !== entry.target) {
+              if (!ours) ctx.conflicts.push(`${childAbs} is a symlink to another target`);
+              plan.links.push({ abs: childAbs, rel: r, target: entry.target!, mode: entry.mode });
+            }
+          }),
+        );
+      } else {
+        if (existing !== undefined && !ours) ctx.conflicts.push(`${childAbs} would be replaced by a symlink`);
+        plan.links.push({ abs: childAbs, rel: r, target: entry.target!, mode: entry.mode });
+      }
+    } else {
+      const job: FileJob = { abs: childAbs, dirAbs: abs, rel: r, entry };
+      if (existing === 'dir') {
+        checks.push(replaceDir());
+        plan.files.push(job);
+      } else if (existing === 'file') {
+        checks.push(
+          ctx.statLimit(async () => {
+            const same = await sameFile(ctx, childAbs, r, entry, ours);
+            if (same === undefined) {
+              if (!ours) ctx.conflicts.push(`${childAbs} differs from the tree`);
+              plan.files.push(job);
+            } else {
+              plan.unchanged.push({
+                rel: r,
+                entry,
+                stat: same,
+                abs: childAbs,
+                chmod: (same.mode & 0o7777) !== (entry.mode & FILE_MODE_MASK),
+              });
+            }
+          }),
+        );
+      } else {
+        if (existing !== undefined && !ours) ctx.conflicts.push(`${childAbs} would be replaced by a file`);
+        plan.files.push(job);
+      }
+    }
+  }
+  await Promise.all(checks);
+  plan.dirs.push(...(await Promise.all(subdirs)));
+  return plan;
+}
+
+/** The file's stat when it already holds the entry's content (by the index, or by hashing in a foreign folder). */
+async function sameFile(
+  ctx: PlanContext,
+  abs: string,
+  rel: string,
+  entry: TreeEntry,
+  ours: boolean,
+): Promise<Stats | undefined> {
+  let st: Stats;
+  try {
+    st = await lstat(abs);
+  } catch (error) {
+    throw io(error, abs, 'stat');
+  }
+  if (!st.isFile()) return undefined;
+  const record = ctx.oldIndex.get(rel);
+  if (recordMatches(record, st)) return record.digest === entry.digest ? st : undefined;
+  // In a folder fsw did not write, compare contents rather than overwrite someone's file.
+  if (ours) return undefined;
+  const { algorithm, hex } = splitDigest(entry.digest);
+  if (algorithm !== 'blake3' && algorithm !== 'sha1') return undefined;
+  try {
+    const result = await hashFile(abs, { algorithm });
+    return result.digest === hex ? st : undefined;
+  } catch (error) {
+    throw io(error, abs, 'read');
+  }
+}
+
+async function removePath(r: Removal, ignored: IgnoreMatcher): Promise<void> {
+  try {
+    if (r.how === 'file') await unlink(r.abs);
+    else if (r.how === 'tree') await rm(r.abs, { recursive: true, force: true });
+    else await prune(r.abs, r.rel, ignored);
+  } catch (error) {
+    if (errnoOf(error) === 'ENOENT') return;
+    throw io(error, r.abs, 'remove');
+  }
+}
+
+/** Removes a folder's contents except ignored paths; the folder goes too when nothing is left in it. */
+async function prune(abs: string, rel: string, ignored: IgnoreMatcher): Promise<void> {
+  const dirents = await readdir(abs, { withFileTypes: true });
+  for (const d of dirents) {
+    const r = `${rel}/${d.name}`;
+    const isDir = d.isDirectory();
+    if (ignored(r, isDir)) continue;
+    const childAbs = join(abs, d.name);
+    if (isDir) await prune(childAbs, r, ignored);
+    else await unlink(childAbs);
+  }
+  try {
+    await rmdir(abs);
+  } catch (error) {
+    if (errnoOf(error) !== 'ENOTEMPTY' && errnoOf(error) !== 'EEXIST') throw error;
+  }
+}
+
+/** Writes one file beside its final name and renames it into place; returns the final file's stat. */
+async function writeFile(store: Store, source: string | undefined, job: FileJob): Promise<Stats> {
+  const temp = tempPath(job.dirAbs);
+  try {
+    if (source !== undefined) {
+      // COPYFILE_EXCL: the temp name is fresh, so nothing (a planted symlink) can be written through;
+      // FICLONE: a reflink where the filesystem can, a plain copy elsewhere.
+      await copyFile(source, temp, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+    } else {
+      const bytes = await store.get(job.entry.digest);
+      const handle = await open(temp, 'wx', 0o600);
+      try {
+        await handle.writeFile(bytes);
+      } finally {
+        await handle.close();
+      }
+    }
+    if ((store as Partial<LocalStore>).verify === true) {
+      const { algorithm, hex } = splitDigest(job.entry.digest);
+      const result = await hashFile(temp, { algorithm });
+      if (result.digest !== hex) {
+        throw new TreeError(
+          'E_CORRUPT',
+          `object ${job.entry.digest} in the store does not match its digest`,
+          {
+            path: source ?? job.abs,
+          },
+        );
+      }
+    }
+    await chmod(temp, job.entry.mode & FILE_MODE_MASK);
+    await rename(temp, job.abs);
+    return await lstat(job.abs);
+  } catch (error) {
+    await unlink(temp).catch(() => {});
+    throw io(error, job.abs, 'write');
+  }
+}

@@ -1,0 +1,97 @@
+import { TreeError } from '@fsw/errors';
+import pLimit from 'p-limit';
+import { decodeTree } from './codec.js';
+import { parseDigest } from './digest.js';
+import { openStore } from './store.js';
+import type { Store, TreeEntry } from './types.js';
+
+/** Options of {@link readTree}. */
+export interface ReadTreeOptions {
+  /** @default openStore() */
+  readonly store?: Store;
+}
+
+/**
+ * Reads and parses one tree object from the store.
+ * @throws TreeError E_MISSING_OBJECT when the store lacks it, E_CORRUPT when it is not a valid tree object,
+ *   E_INVALID_ARGUMENT for a digest that does not parse
+ */
+export async function readTree(digest: string, options: ReadTreeOptions = {}): Promise<TreeEntry[]> {
+  const store = options.store ?? openStore();
+  const normal = parseDigest(digest);
+  const bytes = await store.get(normal);
+  try {
+    return decodeTree(bytes);
+  } catch (error) {
+    if (TreeError.is(error)) {
+      throw new TreeError('E_CORRUPT', `${normal}: ${error.message}`, { cause: error });
+    }
+    throw error;
+  }
+}
+
+/** One line of {@link lsTree}: an entry with its path below the listed tree. */
+export interface LsTreeEntry extends TreeEntry {
+  /** `/`-separated path relative to the listed tree (the name itself at the top level). */
+  readonly path: string;
+}
+
+/** Options of {@link lsTree}. */
+export interface LsTreeOptions extends ReadTreeOptions {
+  /** List subtrees too, depth-first; each directory comes before its children. @default false */
+  readonly recursive?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Lists a tree's entries, optionally recursively, in fstree order (names by bytes, depth-first).
+ * @throws TreeError as {@link readTree}, for the tree or any subtree
+ */
+export async function lsTree(digest: string, options: LsTreeOptions = {}): Promise<LsTreeEntry[]> {
+  const store = options.store ?? openStore();
+  const out: LsTreeEntry[] = [];
+  const cache = new Map<string, TreeEntry[]>();
+  const visit = async (treeDigest: string, prefix: string): Promise<void> => {
+    options.signal?.throwIfAborted();
+    let entries = cache.get(treeDigest);
+    if (entries === undefined) {
+      entries = await readTree(treeDigest, { store });
+      cache.set(treeDigest, entries);
+    }
+    for (const entry of entries) {
+      const path = prefix === '' ? entry.name : `${prefix}/${entry.name}`;
+      out.push({ ...entry, path });
+      if (options.recursive === true && entry.type === 'dir') await visit(entry.digest, path);
+    }
+  };
+  await visit(parseDigest(digest), '');
+  return out;
+}
+
+/**
+ * Reads a tree and every subtree below it (each distinct subtree once), checking every object parses before
+ * anything is done with it.
+ * @internal
+ */
+export async function loadAllTrees(
+  digest: string,
+  store: Store,
+  signal?: AbortSignal,
+): Promise<Map<string, TreeEntry[]>> {
+  const trees = new Map<string, TreeEntry[]>();
+  const limit = pLimit(32);
+  let level = [parseDigest(digest)];
+  while (level.length > 0) {
+    signal?.throwIfAborted();
+    const fresh = [...new Set(level)].filter((d) => !trees.has(d));
+    const loaded = await Promise.all(
+      fresh.map((d) => limit(async () => [d, await readTree(d, { store })] as const)),
+    );
+    level = [];
+    for (const [d, entries] of loaded) {
+      trees.set(d, entries);
+      for (const e of entries) if (e.type === 'dir') level.push(e.digest);
+    }
+  }
+  return trees;
+}

@@ -1,0 +1,275 @@
+import { execFileSync } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, open, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TreeError } from '@fsw/errors';
+import {
+  diffTrees,
+  hashTree,
+  lsTree,
+  openStore,
+  readTree,
+  verifyTree,
+  type WriteTreeProgress,
+  writeTree,
+} from '@fsw/tree';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+const EMPTY_TREE = 'blake3:2c86712e4dea8735b1c6bd968b4d256d9ff42e24df47a4e52f8a3b04db647c16';
+let tmp: string;
+let src: string;
+let store: ReturnType<typeof openStore>;
+beforeEach(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'fsw-tree-write-'));
+  src = join(tmp, 'src');
+  await mkdir(src);
+  store = openStore(join(tmp, 'cache'));
+});
+afterEach(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+async function names(digest: string): Promise<string[]> {
+  return (await lsTree(digest, { store, recursive: true })).map((e) => e.path);
+}
+
+/** Runs writeTree and returns the root digest with the final progress report. */
+async function run(options: Parameters<typeof writeTree>[1] = {}) {
+  let last: WriteTreeProgress | undefined;
+  const digest = await writeTree(src, { store, ...options, onProgress: (p) => (last = p) });
+  expect(last?.done).toBe(true);
+  return { digest, progress: last! };
+}
+
+describe('writeTree', () => {
+  it('honours .fstreeignore with full gitignore semantics, negation included', async () => {
+    await writeFile(join(src, '.fstreeignore'), '*.log\n!keep.log\n/build/\ndocs/**/*.tmp\n');
+    for (const f of ['a.log', 'keep.log', 'x.txt']) await writeFile(join(src, f), f);
+    await mkdir(join(src, 'build'));
+    await writeFile(join(src, 'build', 'out.o'), 'o');
+    await mkdir(join(src, 'sub', 'build'), { recursive: true });
+    await writeFile(join(src, 'sub', 'build', 'kept'), 'anchored pattern only matches at the root');
+    await mkdir(join(src, 'docs', 'deep'), { recursive: true });
+    await writeFile(join(src, 'docs', 'deep', 'x.tmp'), 't');
+    const { digest } = await run();
+    expect(await names(digest)).toEqual([
+      '.fstreeignore',
+      'docs',
+      'docs/deep',
+      'keep.log',
+      'sub',
+      'sub/build',
+      'sub/build/kept',
+      'x.txt',
+    ]);
+    // The deep folder whose only child is ignored stays, as an empty tree.
+    const docs = await lsTree(digest, { store, recursive: true });
+    expect(docs.find((e) => e.path === 'docs/deep')?.digest).toBe(EMPTY_TREE);
+  });
+
+  it('uses the ignore file given, or none', async () => {
+    await writeFile(join(src, '.myignore'), 'secret\n');
+    await writeFile(join(src, '.fstreeignore'), 'x.txt\n');
+    await writeFile(join(src, 'secret'), 's');
+    await writeFile(join(src, 'x.txt'), 'x');
+    expect(await names((await run({ ignoreFile: '.myignore' })).digest)).toEqual([
+      '.fstreeignore',
+      '.myignore',
+      'x.txt',
+    ]);
+    expect(await names((await run({ ignoreFile: '' })).digest)).toHaveLength(4);
+  });
+
+  it('never includes .fstree folders, even when the ignore file tries to re-include them', async () => {
+    await writeFile(join(src, '.fstreeignore'), '!.fstree/\n');
+    await writeFile(join(src, 'a'), 'a');
+    await mkdir(join(src, 'nested', '.fstree'), { recursive: true });
+    await writeFile(join(src, 'nested', '.fstree', 'index'), 'junk');
+    const first = await run();
+    expect(await names(first.digest)).toEqual(['.fstreeignore', 'a', 'nested']);
+    // The index written by the first run changes nothing.
+    expect((await run()).digest).toBe(first.digest);
+  });
+
+  it('skips sockets and FIFOs, records symlinks unresolved (even dangling)', async () => {
+    await writeFile(join(src, 'f'), 'f');
+    execFileSync('mkfifo', [join(src, 'fifo')]);
+    const server: Server = createServer();
+    await new Promise<void>((resolve) => server.listen(join(src, 'sock'), resolve));
+    try {
+      await symlink('/nonexistent/target', join(src, 'dangling'));
+      await symlink('.', join(src, 'loop'));
+      const { digest } = await run();
+      const entries = await readTree(digest, { store });
+      expect(entries.map((e) => [e.name, e.type, e.target])).toEqual([
+        ['dangling', 'symlink', '/nonexistent/target'],
+        ['f', 'file', undefined],
+        ['loop', 'symlink', '.'],
+      ]);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('reports a missing root, a file root, and a name that is not UTF-8 with TreeError', async () => {
+    await expect(writeTree(join(tmp, 'nope'), { store })).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+    await writeFile(join(tmp, 'file'), 'x');
+    await expect(writeTree(join(tmp, 'file'), { store })).rejects.toMatchObject({ code: 'E_NOT_DIR' });
+    await writeFile(Buffer.concat([Buffer.from(`${src}/bad-`), Buffer.from([0xff, 0xfe])]), 'x');
+    const err = await writeTree(src, { store }).catch((e: unknown) => e);
+    expect(TreeError.is(err) && err.code).toBe('E_INVALID_ARGUMENT');
+    expect(String(err)).toMatch(/not valid UTF-8/);
+  });
+
+  it.skipIf(process.getuid?.() === 0)(
+    'reports an unreadable file as E_PERMISSION (skipped as root: root reads anything)',
+    async () => {
+      await writeFile(join(src, 'locked'), 'x');
+      await chmod(join(src, 'locked'), 0);
+      await expect(writeTree(src, { store })).rejects.toMatchObject({
+        name: 'TreeError',
+        code: 'E_PERMISSION',
+      });
+    },
+  );
+
+  it('throws signal.reason when aborted', async () => {
+    for (let i = 0; i < 50; i++) await writeFile(join(src, `f${i}`), `${i}`);
+    const reason = new Error('stop');
+    await expect(writeTree(src, { store, signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+    const controller = new AbortController();
+    const pending = writeTree(src, {
+      store,
+      index: false,
+      concurrency: 1,
+      onProgress: (p) => {
+        if (p.filesDone >= 1) controller.abort(reason);
+      },
+      signal: controller.signal,
+    });
+    await expect(pending).rejects.toBe(reason);
+  });
+});
+
+describe('the index', () => {
+  async function fileWithStat(name: string, content: string) {
+    const path = join(src, name);
+    await writeFile(path, content);
+    // An mtime clearly in the past, so that no record is "racy".
+    const t = new Date(Date.now() - 60_000);
+    await utimes(path, t, t);
+    return path;
+  }
+
+  it('reuses digests of unchanged files without reading them, and re-hashes changed ones', async () => {
+    for (let i = 0; i < 10; i++) await fileWithStat(`f${i}`, `content ${i}`);
+    const first = await run();
+    expect(first.progress).toMatchObject({ filesTotal: 10, filesHashed: 10, filesReused: 0 });
+    const second = await run();
+    expect(second.progress).toMatchObject({ filesHashed: 0, filesReused: 10 });
+    expect(second.digest).toBe(first.digest);
+
+    // New content and size: re-hashed.
+    await writeFile(join(src, 'f1'), 'something longer');
+    const third = await run();
+    expect(third.progress).toMatchObject({ filesHashed: 1, filesReused: 9 });
+    expect(third.digest).not.toBe(first.digest);
+
+    // Same size, same mtime, same inode, different bytes: the index is trusted, so the file is not read
+    // (the digest stays the old one), exactly as fstree and git behave.
+    const f2 = join(src, 'f2');
+    const before = await stat(f2);
+    const handle = await open(f2, 'r+');
+    await handle.write('X', 0);
+    await handle.close();
+    await utimes(f2, before.atime, before.mtime);
+    const fourth = await run();
+    expect(fourth.progress).toMatchObject({ filesHashed: 0, filesReused: 10 });
+    expect(fourth.digest).toBe(third.digest);
+
+    // A mode change alone is seen.
+    await chmod(f2, 0o755);
+    const fifth = await run();
+    expect(fifth.progress).toMatchObject({ filesHashed: 1 });
+    expect(fifth.digest).not.toBe(third.digest);
+    expect(fifth.digest).toBe(await hashTree(src, { index: false }));
+
+    // Without the index everything is read.
+    expect((await run({ index: false })).progress).toMatchObject({ filesHashed: 10, filesReused: 0 });
+  });
+
+  it('re-stores a file whose object left the store, and ignores a damaged index', async () => {
+    await fileWithStat('a', 'alpha');
+    await fileWithStat('b', 'beta');
+    const first = await run();
+    await store.evict({ maxBytes: 0, retentionMs: 0 });
+    const again = await run();
+    expect(again.digest).toBe(first.digest);
+    expect(again.progress).toMatchObject({ filesHashed: 2 });
+    expect(await store.has((await readTree(first.digest, { store }))[0]!.digest)).toBe(true);
+
+    await writeFile(join(src, '.fstree', 'index'), 'garbage\u0000x');
+    const third = await run();
+    expect(third.digest).toBe(first.digest);
+    expect(third.progress).toMatchObject({ filesHashed: 2 });
+  });
+
+  it('does not trust a record whose mtime is not older than the index itself', async () => {
+    const a = await fileWithStat('a', 'alpha');
+    const { mtime } = await stat(a);
+    await run();
+    // The index written in the same clock tick as the file's last change: a later change within that tick would
+    // leave size, mtime and inode as recorded, so the record must not be trusted.
+    const index = join(src, '.fstree', 'index');
+    await utimes(index, mtime, mtime);
+    await writeFile(a, 'omega');
+    await utimes(a, mtime, mtime);
+    const next = await run();
+    expect(next.progress).toMatchObject({ filesHashed: 1 });
+    expect(next.digest).toBe(await hashTree(src, { index: false }));
+  });
+});
+
+describe('diffTrees and verifyTree', () => {
+  it('lists added, removed, modified and type-changed paths', async () => {
+    await mkdir(join(src, 'dir', 'inner'), { recursive: true });
+    await writeFile(join(src, 'dir', 'inner', 'x'), 'x');
+    await writeFile(join(src, 'same'), 'same');
+    await writeFile(join(src, 'edit'), 'v1');
+    await writeFile(join(src, 'mode'), 'm');
+    await writeFile(join(src, 'was-file'), 'f');
+    await symlink('same', join(src, 'link'));
+    const a = await writeTree(src, { store, index: false });
+
+    await rm(join(src, 'dir'), { recursive: true });
+    await writeFile(join(src, 'edit'), 'v2');
+    await chmod(join(src, 'mode'), 0o700);
+    await rm(join(src, 'was-file'));
+    await mkdir(join(src, 'was-file'));
+    await writeFile(join(src, 'was-file', 'child'), 'c');
+    await rm(join(src, 'link'));
+    await symlink('edit', join(src, 'link'));
+    await writeFile(join(src, 'new'), 'n');
+    const b = await writeTree(src, { store, index: false });
+
+    expect(await diffTrees(a, b, { store })).toEqual({
+      added: ['new', 'was-file/child'],
+      removed: ['dir', 'dir/inner', 'dir/inner/x'],
+      modified: ['edit', 'link', 'mode'],
+      typeChanged: ['was-file'],
+    });
+    expect(await diffTrees(a, a, { store })).toEqual({
+      added: [],
+      removed: [],
+      modified: [],
+      typeChanged: [],
+    });
+
+    const v = await verifyTree(src, a, { store });
+    expect(v.equal).toBe(false);
+    expect(v.digest).toBe(b);
+    expect(v.added).toEqual(['new', 'was-file/child']);
+    expect((await verifyTree(src, b, { store })).equal).toBe(true);
+  });
+});
