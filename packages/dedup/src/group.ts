@@ -1,11 +1,12 @@
+import { availableParallelism } from 'node:os';
 import { DedupError } from '@fsw/errors';
 import { DigestCache, defaultCachePath } from './cache.js';
 import { defaultStages } from './hash-stages.js';
 import { runPipeline } from './pipeline.js';
 import type { DedupFile, DuplicateGroup, DuplicateScan, GroupDuplicatesOptions } from './types.js';
 
-/** The default of `concurrency`. */
-export const DEFAULT_CONCURRENCY = 8;
+/** The default of `concurrency`: one hashing worker per core. */
+export const DEFAULT_CONCURRENCY: number = Math.max(2, availableParallelism());
 
 /** Where the cache lives, or undefined for none. */
 export function cachePathOf(option: GroupDuplicatesOptions['cache']): string | undefined {

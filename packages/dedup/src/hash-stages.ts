@@ -1,5 +1,5 @@
 import { DedupError, type FswError } from '@fsw/errors';
-import { type HashAlgorithm, type HashRange, hashFilesIter } from '@fsw/hash';
+import { ALGORITHMS, type HashAlgorithm, type HashRange, hashFilesIter, isHashAlgorithm } from '@fsw/hash';
 import { byteCompareStage, sizeStage, splitBy } from './stages.js';
 import type { CandidateGroup, DedupFile, DedupStage, StageContext } from './types.js';
 
@@ -32,6 +32,14 @@ export interface DefaultStagesOptions {
   readonly paranoid?: boolean;
 }
 
+function checkAlgorithm(algorithm: unknown): HashAlgorithm {
+  if (isHashAlgorithm(algorithm)) return algorithm;
+  throw new DedupError(
+    'E_INVALID_ARGUMENT',
+    `unknown hash algorithm '${String(algorithm)}' (expected one of ${ALGORITHMS.join(', ')})`,
+  );
+}
+
 /** The digest kind (cache key) of a full-content hash. */
 function fullKind(algorithm: HashAlgorithm): string {
   return `full:${algorithm}`;
@@ -48,6 +56,7 @@ async function hashMissing(
   kind: string,
   algorithm: HashAlgorithm,
   range: HashRange | undefined,
+  bytesPerFile: number,
   alsoFull: (file: DedupFile) => boolean,
 ): Promise<void> {
   const full = fullKind(algorithm);
@@ -72,7 +81,7 @@ async function hashMissing(
   for await (const result of hashFilesIter(paths, {
     algorithm,
     ...(range ? { range } : {}),
-    concurrency: ctx.concurrency,
+    concurrency: workersFor(todo, ctx.concurrency, bytesPerFile),
     ...(ctx.signal ? { signal: ctx.signal } : {}),
     onProgress: (p) => {
       ctx.addBytes(p.bytesDone - reported);
@@ -95,6 +104,20 @@ async function hashMissing(
   }
 }
 
+/** A few small files are hashed on this thread: starting worker threads would cost more than the hashing. */
+const INLINE_FILES = 16;
+const INLINE_BYTES = 4 * 1024 * 1024;
+
+function workersFor(todo: ReadonlyMap<string, DedupFile>, concurrency: number, bytesPerFile: number): number {
+  if (todo.size <= INLINE_FILES) {
+    let bytes = 0;
+    for (const file of todo.values()) bytes += Math.min(file.size, bytesPerFile);
+    if (bytes <= INLINE_BYTES) return 1;
+  }
+  // Never more workers than files: a pool worker that never got a job keeps the process alive (@fsw/hash 0.1).
+  return Math.min(concurrency, todo.size);
+}
+
 function decide(ctx: StageContext, error: FswError): 'skip' | 'throw' {
   try {
     ctx.fail(error);
@@ -113,7 +136,7 @@ function decide(ctx: StageContext, error: FswError): 'skip' | 'throw' {
 export function partialHashStage(options: PartialHashStageOptions = {}): DedupStage {
   const bytes = options.bytes ?? 4096;
   const where = options.where ?? 'head+tail';
-  const algorithm = options.algorithm ?? 'blake3';
+  const algorithm = checkAlgorithm(options.algorithm ?? 'blake3');
   if (!Number.isSafeInteger(bytes) || bytes < 1) {
     throw new DedupError(
       'E_INVALID_ARGUMENT',
@@ -130,7 +153,7 @@ export function partialHashStage(options: PartialHashStageOptions = {}): DedupSt
   const whole = (file: DedupFile) => file.size <= covered;
   return {
     name: 'partial',
-    prepare: (groups, ctx) => hashMissing(groups, ctx, kind, algorithm, range, whole),
+    prepare: (groups, ctx) => hashMissing(groups, ctx, kind, algorithm, range, covered, whole),
     refine: (group, ctx) => splitBy(group, (file) => ctx.digests.get(file, kind)),
   };
 }
@@ -141,11 +164,12 @@ export function partialHashStage(options: PartialHashStageOptions = {}): DedupSt
  * hex digest, which becomes the `digest` of each duplicate group.
  */
 export function fullHashStage(options: FullHashStageOptions = {}): DedupStage {
-  const algorithm = options.algorithm ?? 'blake3';
+  const algorithm = checkAlgorithm(options.algorithm ?? 'blake3');
   const kind = fullKind(algorithm);
   return {
     name: 'full',
-    prepare: (groups, ctx) => hashMissing(groups, ctx, kind, algorithm, undefined, () => true),
+    prepare: (groups, ctx) =>
+      hashMissing(groups, ctx, kind, algorithm, undefined, Number.POSITIVE_INFINITY, () => true),
     refine: (group, ctx) => splitBy(group, (file) => ctx.digests.get(file, kind)),
   };
 }

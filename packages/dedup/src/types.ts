@@ -105,7 +105,7 @@ export interface GroupDuplicatesOptions {
   readonly algorithm?: HashAlgorithm;
   /** Bytes of the head and of the tail hashed by the default partial stage. @default 4096 */
   readonly partialBytes?: number;
-  /** Files read at once, and groups refined at once. @default 8 */
+  /** Hashing worker threads, and groups refined at once. @default max(2, os.availableParallelism()) */
   readonly concurrency?: number;
   /** Keep digests on disk so an unchanged file is never read twice: a path, or `true` for the default path. @default false */
   readonly cache?: DedupCacheOption;
