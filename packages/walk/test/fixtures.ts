@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -80,4 +80,20 @@ export function runUnprivileged(
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/**
+ * Whether {@link runUnprivileged} can work here: as root, the user `nobody` must be able to load the built package
+ * and enter a temp dir (a checkout under a private home directory would forbid it).
+ */
+export async function canRunUnprivileged(): Promise<boolean> {
+  const dir = await tempDir();
+  try {
+    await chmod(dir, 0o755);
+    await writeFile(join(dir, 'probe'), '');
+    const r = await runUnprivileged('console.log((await walkAll(root)).length);', dir);
+    return r.code === 0 && r.stdout === '1\n';
+  } finally {
+    await removeDir(dir);
+  }
 }

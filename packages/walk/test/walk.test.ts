@@ -1,9 +1,22 @@
-import { chmod, lstat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, readdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { WalkError } from '@fsw/errors';
 import { type WalkOptions, walk, walkAll } from '@fsw/walk';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { collect, makeTree, relsAll, relsOf, removeDir, runUnprivileged, tempDir } from './fixtures.js';
+import {
+  canRunUnprivileged,
+  collect,
+  makeTree,
+  relsAll,
+  relsOf,
+  removeDir,
+  runUnprivileged,
+  tempDir,
+} from './fixtures.js';
+
+// Root ignores permission bits, so these tests run a child as `nobody`; skipped only where that user cannot reach
+// the built package (e.g. a checkout under a private home directory).
+const unprivileged = await canRunUnprivileged();
 
 let root: string;
 
@@ -164,6 +177,21 @@ describe('walk', () => {
     );
   });
 
+  it('streams: the first entries arrive before the crawl has read every directory', async () => {
+    const dirs = Array.from({ length: 1500 }, (_, i) => `s${i}`);
+    // Each directory adds entries when read, so the bounded buffer fills long before the last one is read.
+    await Promise.all(dirs.map((d) => makeTree(root, { [`${d}/x`]: '', [`${d}/y`]: '', [`${d}/z`]: '' })));
+    // Directories wait on a stack, so the first one listed is read last.
+    const firstListed = (await readdir(root)).find((n) => n.startsWith('s')) as string;
+    const seen = new Set<string>();
+    for await (const e of walk(root, { concurrency: 1 })) {
+      if (seen.size === 0) await writeFile(join(root, firstListed, 'late'), '');
+      seen.add(e.relativePath);
+    }
+    expect(seen.has(`${firstListed}/late`)).toBe(true);
+    expect(seen.size).toBe(ALL.length + 6001);
+  });
+
   it('stops cleanly when the consumer breaks out early', async () => {
     const many: Record<string, string> = {};
     for (let i = 0; i < 3000; i++) many[`big/d${i % 30}/f${i}.txt`] = '';
@@ -202,30 +230,32 @@ describe('walk and walkAll agree', () => {
   }
 });
 
-describe('permissions (run as an unprivileged user, since root ignores mode bits)', () => {
-  beforeEach(async () => {
-    await makeTree(root, { 'locked/secret.txt': 's', 'open/ok.txt': 'o' });
-    await chmod(root, 0o755);
-    await chmod(join(root, 'locked'), 0o000);
-  });
-  afterEach(async () => {
-    await chmod(join(root, 'locked'), 0o755);
-  });
+describe.skipIf(!unprivileged)(
+  'permissions (run as an unprivileged user, since root ignores mode bits)',
+  () => {
+    beforeEach(async () => {
+      await makeTree(root, { 'locked/secret.txt': 's', 'open/ok.txt': 'o' });
+      await chmod(root, 0o755);
+      await chmod(join(root, 'locked'), 0o000);
+    });
+    afterEach(async () => {
+      await chmod(join(root, 'locked'), 0o755);
+    });
 
-  it('throws E_PERMISSION for an unreadable root', async () => {
-    const r = await runUnprivileged(
-      `for (const fn of [async () => { for await (const _ of walk(root + '/locked')); }, () => walkAll(root + '/locked')]) {
+    it('throws E_PERMISSION for an unreadable root', async () => {
+      const r = await runUnprivileged(
+        `for (const fn of [async () => { for await (const _ of walk(root + '/locked')); }, () => walkAll(root + '/locked')]) {
         try { await fn(); console.log('no error'); } catch (e) { console.log(e.code, e.path === root + '/locked'); }
       }`,
-      root,
-    );
-    expect(r.stderr).toBe('');
-    expect(r.stdout).toBe('E_PERMISSION true\nE_PERMISSION true\n');
-  });
+        root,
+      );
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('E_PERMISSION true\nE_PERMISSION true\n');
+    });
 
-  it('throws an unreadable directory below the root by default, and counts it when onError skips', async () => {
-    const r = await runUnprivileged(
-      `const out = {};
+    it('throws an unreadable directory below the root by default, and counts it when onError skips', async () => {
+      const r = await runUnprivileged(
+        `const out = {};
       try { for await (const _ of walk(root)); out.walk = 'no error'; } catch (e) { out.walk = e.code + ' ' + e.path; }
       try { await walkAll(root); out.walkAll = 'no error'; } catch (e) { out.walkAll = e.code + ' ' + e.path; }
       const seen = [];
@@ -236,33 +266,33 @@ describe('permissions (run as an unprivileged user, since root ignores mode bits
       const all = await walkAll(root, { onError: () => 'skip' });
       out.allSkipped = all.skipped; out.allNames = all.map((e) => e.relativePath).sort();
       console.log(JSON.stringify(out));`,
-      root,
-    );
-    expect(r.stderr).toBe('');
-    const out = JSON.parse(r.stdout);
-    expect(out.walk).toBe(`E_PERMISSION ${root}/locked`);
-    expect(out.walkAll).toBe(`E_PERMISSION ${root}/locked`);
-    expect(out.seen).toEqual(['E_PERMISSION']);
-    expect(out.skipped).toBe(1);
-    expect(out.names).toEqual(
-      [
-        '.dotdir',
-        '.dotdir/inner.txt',
-        '.hidden',
-        ...ALL.slice(3, 7),
-        'locked',
-        'open',
-        'open/ok.txt',
-        ...ALL.slice(7),
-      ].sort(),
-    );
-    expect(out.allSkipped).toBe(1);
-    expect(out.allNames).toEqual(out.names);
-  });
+        root,
+      );
+      expect(r.stderr).toBe('');
+      const out = JSON.parse(r.stdout);
+      expect(out.walk).toBe(`E_PERMISSION ${root}/locked`);
+      expect(out.walkAll).toBe(`E_PERMISSION ${root}/locked`);
+      expect(out.seen).toEqual(['E_PERMISSION']);
+      expect(out.skipped).toBe(1);
+      expect(out.names).toEqual(
+        [
+          '.dotdir',
+          '.dotdir/inner.txt',
+          '.hidden',
+          ...ALL.slice(3, 7),
+          'locked',
+          'open',
+          'open/ok.txt',
+          ...ALL.slice(7),
+        ].sort(),
+      );
+      expect(out.allSkipped).toBe(1);
+      expect(out.allNames).toEqual(out.names);
+    });
 
-  it('never reads a directory excluded by ignore or maxDepth', async () => {
-    const r = await runUnprivileged(
-      `const out = [];
+    it('never reads a directory excluded by ignore or maxDepth', async () => {
+      const r = await runUnprivileged(
+        `const out = [];
       for (const options of [{ ignore: 'locked' }, { maxDepth: 1 }]) {
         const names = [];
         for await (const e of walk(root, options)) names.push(e.relativePath);
@@ -270,12 +300,13 @@ describe('permissions (run as an unprivileged user, since root ignores mode bits
         out.push(names.includes('locked/secret.txt') || names.length === 0 ? 'bad' : 'ok', all.length === names.length ? 'same' : 'differs');
       }
       console.log(out.join(' '));`,
-      root,
-    );
-    expect(r.stderr).toBe('');
-    expect(r.stdout).toBe('ok same ok same\n');
-  });
-});
+        root,
+      );
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('ok same ok same\n');
+    });
+  },
+);
 
 describe('writes', () => {
   it('sees files written before the walk', async () => {
