@@ -146,10 +146,12 @@ export function openGrpcRemote(url: URL, settings: CallSettings, rootCerts: Uint
       case grpc.status.UNKNOWN:
       case grpc.status.ABORTED:
       case grpc.status.CANCELLED:
-        // A reset stream or a server restarting mid-call surfaces as one of these.
+        // A reset stream or a server shutting down mid-call surfaces as one of these. We never cancel a call
+        // without noting why (watchdog, abort signal: both handled above), so a CANCELLED came from the server.
         if (
-          /RST_STREAM|ECONNRESET|EPIPE|GOAWAY|reset|closed|abort/i.test(details) ||
-          e.code === grpc.status.ABORTED
+          e.code === grpc.status.CANCELLED ||
+          e.code === grpc.status.ABORTED ||
+          /RST_STREAM|ECONNRESET|EPIPE|GOAWAY|reset|closed|abort/i.test(details)
         ) {
           return new TransientError(remoteError('E_UNAVAILABLE', settings, `${what}: ${details}`, error));
         }

@@ -1,0 +1,152 @@
+import { execFileSync } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { openRemote, pull, push } from '@fsw/remote';
+import { type CacheServer, createServer } from '@fsw/server';
+import { openStore, writeTree } from '@fsw/tree';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { putSpec, reachable, type Spec, sampleSpec, tempDir } from './helpers/fixtures.js';
+
+// Round trips against the real cache server (@fsw/server), on 127.0.0.1 with OS-picked ports.
+// The vectors script is a verbatim copy of shared/fixtures/fstree-vectors.sh; the digests were produced by fstree.
+const SCRIPT = resolve(import.meta.dirname, 'fixtures/fstree-vectors.sh');
+const BASIC = 'blake3:077e66938168aa46e05b274c044f4bdec0eeeac15deeed621e077755c90eece9';
+const IGNORE = 'blake3:99af46374945808eec71de1df182d48c065bce036b93627d75a7343b8e7bbe55';
+
+let tmp: { dir: string; cleanup: () => Promise<void> };
+let local: ReturnType<typeof openStore>;
+const closers: (() => Promise<void>)[] = [];
+
+beforeAll(async () => {
+  tmp = await tempDir('fsw-remote-server-');
+  execFileSync('bash', [SCRIPT, join(tmp.dir, 'vectors')]);
+  local = openStore(join(tmp.dir, 'local'));
+  expect(await writeTree(join(tmp.dir, 'vectors/basic'), { store: local, index: false })).toBe(BASIC);
+  expect(await writeTree(join(tmp.dir, 'vectors/ignore'), { store: local, index: false })).toBe(IGNORE);
+});
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+afterAll(async () => {
+  await tmp.cleanup();
+});
+
+let serial = 0;
+async function startServer(options: { token?: string; dir?: string } = {}): Promise<CacheServer> {
+  const server = await createServer({
+    dir: options.dir ?? join(tmp.dir, `server-${++serial}`),
+    grpc: { port: 0 },
+    http: { port: 0 },
+    token: options.token,
+  });
+  closers.push(() => server.close({ graceMs: 0 }));
+  return server;
+}
+
+function urlFor(server: CacheServer, kind: 'grpc' | 'http' | 'file'): string {
+  if (kind === 'file') return pathToFileURL(server.dir).href;
+  return kind === 'grpc' ? server.addresses.grpc!.url : server.addresses.http!.url;
+}
+
+function remoteAt(url: string, options: Parameters<typeof openRemote>[1] = {}) {
+  const remote = openRemote(url, { retryDelayMs: 10, ...options });
+  closers.push(() => remote.close());
+  return remote;
+}
+
+/** Every reachable object of `root` in `store` re-hashes to its digest and equals the local copy. */
+async function expectComplete(storeDir: string, root: string) {
+  const verifying = openStore(storeDir, { verify: true });
+  const all = await reachable(verifying, root);
+  for (const d of [...all.trees, ...all.files]) {
+    expect(Buffer.from(await verifying.get(d)).equals(Buffer.from(await local.get(d))), d).toBe(true);
+  }
+  return all.trees.length + all.files.length;
+}
+
+describe.each(['grpc', 'http', 'file'] as const)('with @fsw/server over %s', (kind) => {
+  it('pushes and pulls the fstree test vectors byte for byte', async () => {
+    for (const root of [BASIC, IGNORE]) {
+      const server = await startServer();
+      const remote = remoteAt(urlFor(server, kind));
+      const pushed = await push(local, remote, root);
+      expect(pushed.objectsUploaded).toBe(await expectComplete(server.dir, root));
+      const back = openStore(join(tmp.dir, `back-${kind}-${root.slice(7, 15)}`));
+      const pulled = await pull(remote, back, root);
+      expect(pulled.objectsDownloaded).toBe(pushed.objectsUploaded);
+      const all = await reachable(back, root);
+      for (const d of [...all.trees, ...all.files]) {
+        expect(Buffer.from(await back.get(d)).equals(Buffer.from(await local.get(d)))).toBe(true);
+      }
+      expect((await push(local, remote, root)).objectsUploaded).toBe(0);
+    }
+  });
+});
+
+describe('with @fsw/server', () => {
+  it.each(['grpc', 'http'] as const)(
+    'refuses a wrong or missing token over %s, accepts the right one',
+    async (kind) => {
+      const server = await startServer({ token: 'tok3n' });
+      for (const token of ['nope', undefined]) {
+        await expect(push(local, remoteAt(urlFor(server, kind), { token }), BASIC)).rejects.toMatchObject({
+          name: 'RemoteError',
+          code: 'E_UNAUTHENTICATED',
+        });
+      }
+      expect(server.stats().objects).toBe(0);
+      await push(local, remoteAt(urlFor(server, kind), { token: 'tok3n' }), BASIC);
+      await expectComplete(server.dir, BASIC);
+    },
+  );
+
+  it('completes a push cut short by the server going down, once it is back, with only verified objects', async () => {
+    const dir = join(tmp.dir, 'restart');
+    const spec: Record<string, Spec> = { base: sampleSpec(11) };
+    for (let i = 0; i < 8; i++) spec[`more${i}`] = sampleSpec(100 + i);
+    const root = await putSpec(local, spec);
+    const first = await startServer({ dir });
+    let killed: Promise<void> | undefined;
+    const remote = remoteAt(first.addresses.grpc!.url, { retries: 1, concurrency: 4 });
+    const error = await push(local, remote, root, {
+      concurrency: 4,
+      onProgress: (p) => {
+        if (killed === undefined && p.objectsDone >= 30) killed = first.close({ graceMs: 0 });
+      },
+    }).catch((e: unknown) => e);
+    await killed;
+    expect(error).toMatchObject({ name: 'RemoteError' });
+    expect(['E_UNAVAILABLE', 'E_TIMEOUT'], String(error)).toContain((error as { code: string }).code);
+
+    const second = await startServer({ dir });
+    const again = await push(local, remoteAt(second.addresses.grpc!.url), root);
+    const total = await expectComplete(dir, root);
+    expect(again.objectsUploaded).toBeGreaterThan(0);
+    expect(again.objectsUploaded).toBeLessThan(total);
+    // No half-written objects or temp files left in the store.
+    const leftovers = (await readdir(join(dir, 'objects'), { recursive: true })).filter((n) =>
+      n.includes('.tmp'),
+    );
+    expect(leftovers).toEqual([]);
+  });
+
+  it('takes eight clients pushing overlapping trees at once', async () => {
+    const server = await startServer();
+    const shared = sampleSpec(21);
+    const roots = await Promise.all(
+      Array.from({ length: 8 }, async (_, i) => {
+        const store = openStore(join(tmp.dir, `client-${i}`));
+        const root = await putSpec(store, { shared, own: sampleSpec(200 + i), [`n${i}`]: `client ${i}\n` });
+        await putSpec(local, { shared, own: sampleSpec(200 + i), [`n${i}`]: `client ${i}\n` });
+        return { store, root };
+      }),
+    );
+    await Promise.all(
+      roots.map(({ store, root }, i) =>
+        push(store, remoteAt(urlFor(server, i % 2 === 0 ? 'grpc' : 'http')), root, { concurrency: 4 }),
+      ),
+    );
+    for (const { root } of roots) await expectComplete(server.dir, root);
+  });
+});
