@@ -11,7 +11,8 @@ import type { Benchmark } from '../run.js';
 const require = createRequire(import.meta.url);
 const fswBin = require.resolve('@fsw/cli/package.json').replace(/package\.json$/, 'dist/bin.js');
 const walkEntry = pathToFileURL(require.resolve('@fsw/walk')).href;
-const dataRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '.data');
+// bench/dist/benchmarks/walk.js -> bench/.data
+const dataRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '.data');
 
 /** Scale: `FSW_BENCH_WALK_FILES` (default 200,000 files in ~4,000 folders) and `FSW_BENCH_WALK_MEMORY_FILES` (1,000,000; 0 skips). */
 const FILES = Number(process.env.FSW_BENCH_WALK_FILES ?? 200_000);

@@ -8,6 +8,7 @@ import {
   kindOf,
   type Listed,
   REPLACEMENT,
+  type Sink,
   Walker,
 } from './internal/core.js';
 import { resolveOptions } from './internal/options.js';
@@ -19,6 +20,8 @@ export type WalkAllResult = WalkEntry[] & {
   /** Failures below the root that `onError` answered with `'skip'`. */
   readonly skipped: number;
 };
+
+const READDIR_OPTIONS = { withFileTypes: true } as const;
 
 type ReaddirCallback = (error: NodeJS.ErrnoException | null, entries: Dirent[]) => void;
 
@@ -103,22 +106,56 @@ function crawl(
     const onAbort = () => fail(signal?.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
 
-    const accept = (task: KeyedTask, items: readonly Item[]): Dirent[] => {
-      const next: Dirent[] = [];
-      for (const item of items) {
-        if (item.entry !== undefined) entries.push(item.entry);
-        if (item.child !== undefined) {
-          const child = item.child;
-          if (child.rawPrefix !== undefined) {
-            // fdir reads by string path, which cannot spell a name that is not UTF-8: walk those subtrees ourselves.
-            next.push(new SubWalk(child) as unknown as Dirent);
-          } else {
-            tasks.set(`${task.key}${item.name}/`, child);
-            next.push(new DirOnly(item.name) as unknown as Dirent);
-          }
+    /** Where found entries go, and how directories to read next reach fdir (keyed by fdir's spelling of the path). */
+    const sinkFor = (task: KeyedTask, next: Dirent[]): Sink => ({
+      entry: (entry) => {
+        entries.push(entry);
+      },
+      child: (child, name) => {
+        if (child.rawPrefix !== undefined) {
+          // fdir reads by string path, which cannot spell a name that is not UTF-8: walk those subtrees ourselves.
+          next.push(new SubWalk(child) as unknown as Dirent);
+        } else {
+          tasks.set(`${task.key}${name}/`, child);
+          next.push(new DirOnly(name) as unknown as Dirent);
         }
+      },
+    });
+
+    const accept = (sink: Sink, items: readonly Item[]): void => {
+      for (const item of items) {
+        if (item.entry !== undefined) sink.entry(item.entry);
+        if (item.child !== undefined) sink.child(item.child, item.name);
       }
-      return next;
+    };
+
+    /** Names the fast path left out, per-entry system calls, ignore files, subtrees fdir cannot spell. */
+    const slowPath = async (
+      task: KeyedTask,
+      dirents: Dirent[] | undefined,
+      next: Dirent[],
+    ): Promise<Dirent[]> => {
+      const sink = sinkFor(task, next);
+      let listed: Listed[];
+      if (dirents === undefined) {
+        // Only the mangled names are left to read (as bytes); the rest went through the fast path.
+        listed = await walker.lossyNames(task);
+      } else {
+        listed = [];
+        let lossy = false;
+        for (const d of dirents) {
+          if (d.name.includes(REPLACEMENT)) lossy = true;
+          else listed.push({ name: d.name, raw: undefined, kind: kindOf(d) });
+        }
+        if (lossy) listed = listed.concat(await walker.lossyNames(task));
+      }
+      let items = walker.process(task, listed);
+      if (items instanceof Promise) items = await items;
+      accept(sink, items);
+      // Subtrees fdir cannot spell are walked here, before this directory is reported done.
+      for (const d of next)
+        if (d instanceof SubWalk) await subWalk(walker, d.task, entries, () => failure !== undefined);
+      return next.filter((d) => !(d instanceof SubWalk));
     };
 
     const readdir = (path: string, _options: unknown, callback: ReaddirCallback): void => {
@@ -136,49 +173,45 @@ function crawl(
       }
       (task as KeyedTask).key = path;
       const current = task as KeyedTask;
-      const release = () => {
+      const finish = (next: Dirent[]) => {
         running--;
         waiting.shift()?.();
+        callback(null, failure === undefined ? next : []);
       };
-      const run = async (): Promise<Dirent[]> => {
-        if (ignoreFiles.length > 0) await walker.loadIgnores(current);
-        const dirents = await new Promise<Dirent[] | { error: unknown }>((done) =>
-          nativeFs.readdir(path, { withFileTypes: true }, (error, list) => done(error ? { error } : list)),
-        );
-        if (!Array.isArray(dirents)) {
-          const err = walker.readError(current, dirents.error);
-          if (current.isRoot) throw err;
-          walker.fail(err);
-          return [];
+      const fault = (error: unknown) => {
+        fail(error);
+        finish([]);
+      };
+      const list = (dirents: Dirent[]) => {
+        const next: Dirent[] = [];
+        if (walker.perEntryIo) {
+          slowPath(current, dirents, next).then(finish, fault);
+          return;
         }
-        let listed: Listed[] = [] as Listed[];
-        let lossy = false;
-        for (const d of dirents) {
-          if (d.name.includes(REPLACEMENT)) lossy = true;
-          else listed.push({ name: d.name, raw: undefined, kind: kindOf(d) });
-        }
-        if (lossy) listed = listed.concat(await walker.lossyNames(current));
-        let items = walker.process(current, listed);
-        if (items instanceof Promise) items = await items;
-        const next = accept(current, items);
-        // Subtrees fdir cannot spell are walked here, before this directory is reported done.
-        for (const d of next)
-          if (d instanceof SubWalk) await subWalk(walker, d.task, entries, () => failure !== undefined);
-        return next.filter((d) => !(d instanceof SubWalk));
+        // The fast path: filtered synchronously in fdir's callback, no promise per directory.
+        const lossy = walker.scan(current, dirents, 0, dirents.length, sinkFor(current, next));
+        if (lossy) slowPath(current, undefined, next).then(finish, fault);
+        else finish(next);
+      };
+      const read = () => {
+        nativeFs.readdir(path, READDIR_OPTIONS, (error, dirents) => {
+          if (failure !== undefined) return finish([]);
+          try {
+            if (error) {
+              const err = walker.readError(current, error);
+              if (current.isRoot) throw err;
+              walker.fail(err);
+              finish([]);
+            } else list(dirents);
+          } catch (thrown) {
+            fault(thrown);
+          }
+        });
       };
       const start = () => {
         running++;
-        run().then(
-          (next) => {
-            release();
-            callback(null, next);
-          },
-          (error: unknown) => {
-            release();
-            fail(error);
-            callback(null, []);
-          },
-        );
+        if (ignoreFiles.length > 0) walker.loadIgnores(current).then(read, fault);
+        else read();
       };
       if (running < concurrency) start();
       else waiting.push(start);

@@ -7,6 +7,7 @@ import {
   kindOf,
   type Listed,
   REPLACEMENT,
+  type Sink,
   STOP,
   Walker,
 } from './internal/core.js';
@@ -146,7 +147,7 @@ async function* sorted(walker: Walker, task: DirTask): AsyncGenerator<WalkEntry,
  * Reads directories with bounded concurrency into a bounded buffer the consumer drains. Directories wait on a stack,
  * so the walk goes deep before wide and the stack stays small.
  */
-class Crawler {
+class Crawler implements Sink {
   private readonly walker: Walker;
   private readonly stack: DirTask[] = [];
   private buffer: WalkEntry[] = [];
@@ -250,20 +251,48 @@ class Crawler {
     }
     if (this.stopped) throw STOP;
     // Hand the listing on in batches, so that the buffer limit and aborts apply within a huge directory too.
-    let batch: Listed[] = [];
     let lossy = false;
-    for (let i = 0; i < dirents.length; i++) {
-      const d = dirents[i] as Dirent;
-      const name = d.name;
-      if (name.includes(REPLACEMENT)) lossy = true;
-      else batch.push({ name, raw: undefined, kind: kindOf(d) });
-      if (batch.length >= BATCH) {
-        await this.hand(task, batch);
-        batch = [];
+    if (!walker.perEntryIo) {
+      for (let i = 0; i < dirents.length; i += BATCH) {
+        if (this.stopped) throw STOP;
+        if (walker.scan(task, dirents, i, Math.min(i + BATCH, dirents.length), this)) lossy = true;
+        this.pump();
+        this.notify();
+        await this.room();
       }
+    } else {
+      let batch: Listed[] = [];
+      for (let i = 0; i < dirents.length; i++) {
+        const d = dirents[i] as Dirent;
+        const name = d.name;
+        if (name.includes(REPLACEMENT)) lossy = true;
+        else batch.push({ name, raw: undefined, kind: kindOf(d) });
+        if (batch.length >= BATCH) {
+          await this.hand(task, batch);
+          batch = [];
+        }
+      }
+      if (batch.length > 0) await this.hand(task, batch);
     }
-    if (batch.length > 0) await this.hand(task, batch);
     if (lossy) await this.hand(task, await walker.lossyNames(task));
+  }
+
+  /** {@link Sink}: an entry of the fast path. */
+  entry(entry: WalkEntry): void {
+    this.buffer.push(entry);
+  }
+
+  /** {@link Sink}: a directory of the fast path, read after the current batch. */
+  child(task: DirTask): void {
+    this.stack.push(task);
+  }
+
+  /** Waits while the buffer is full. */
+  private async room(): Promise<void> {
+    while (this.buffer.length >= HIGH_WATER) {
+      await new Promise<void>((resolve) => this.wakeReaders.push(resolve));
+      if (this.stopped) throw STOP;
+    }
   }
 
   private readFailed(task: DirTask, error: unknown): void {
@@ -280,10 +309,7 @@ class Crawler {
     if (items instanceof Promise) items = await items;
     if (this.stopped) throw STOP;
     this.add(items);
-    while (this.buffer.length >= HIGH_WATER) {
-      await new Promise<void>((resolve) => this.wakeReaders.push(resolve));
-      if (this.stopped) throw STOP;
-    }
+    await this.room();
   }
 
   private add(items: readonly Item[]): void {

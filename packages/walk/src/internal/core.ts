@@ -54,6 +54,14 @@ export interface Item {
   readonly child: DirTask | undefined;
 }
 
+/** Where the fast path puts what it finds. */
+export interface Sink {
+  /** An entry to yield. */
+  entry(entry: WalkEntry): void;
+  /** A directory to read; `name` is its base name in `task`. */
+  child(child: DirTask, name: string): void;
+}
+
 /** The replacement character Node puts where a name holds bytes that are not UTF-8. */
 export const REPLACEMENT = '\uFFFD';
 
@@ -107,8 +115,8 @@ export class Walker {
   readonly options: ResolvedOptions;
   readonly root: string;
   skipped = 0;
-  /** False when no option needs a system call per entry: the sync fast path. */
-  private readonly perEntryIo: boolean;
+  /** False when no option needs a system call per entry: then {@link Walker.scan} is the fast path. */
+  readonly perEntryIo: boolean;
   private readonly ignoring: boolean;
 
   constructor(root: string, options: ResolvedOptions) {
@@ -206,6 +214,62 @@ export class Walker {
     return want === 'any' || want === kind;
   }
 
+  /**
+   * The fast path, when no option needs a system call per entry: filters `dirents[from, to)` of a directory whose
+   * path is UTF-8 straight into `sink`, without intermediate objects. Returns true when some name was mangled (holds
+   * U+FFFD): those are left out, to be re-read as bytes with {@link Walker.lossyNames} and {@link Walker.process}.
+   */
+  scan(task: DirTask, dirents: readonly Dirent[], from: number, to: number, sink: Sink): boolean {
+    const { hidden, maxDepth, glob, type } = this.options;
+    const depth = task.depth + 1;
+    const descend = depth < maxDepth;
+    const relPrefix = task.depth === 0 ? '' : `${task.rel}/`;
+    const { prefix } = task;
+    const ignoring = this.ignoring;
+    let lossy = false;
+    for (let i = from; i < to; i++) {
+      const d = dirents[i] as Dirent;
+      const name = d.name;
+      if (!hidden && name.charCodeAt(0) === 46) continue;
+      if (name.includes(REPLACEMENT)) {
+        lossy = true;
+        continue;
+      }
+      const kind = kindOf(d);
+      const rel = relPrefix + name;
+      const isDir = kind === 'dir';
+      if (ignoring && this.isIgnored(task, rel, isDir)) continue;
+      if (isDir && descend) sink.child(this.childTask(task, name, undefined, rel, depth, undefined), name);
+      if ((type === 'any' || type === kind) && (glob === undefined || glob(rel))) {
+        sink.entry({ path: prefix + name, relativePath: rel, name, depth, type: kind });
+      }
+    }
+    return lossy;
+  }
+
+  private childTask(
+    task: DirTask,
+    name: string,
+    rawName: Buffer | undefined,
+    rel: string,
+    depth: number,
+    ancestors: Ancestor | undefined,
+  ): DirTask {
+    const raw = rawName !== undefined || task.rawPrefix !== undefined;
+    const l: Listed = { name, raw: rawName, kind: 'dir' };
+    return {
+      path: task.prefix + name,
+      prefix: `${task.prefix}${name}/`,
+      rawPrefix: raw ? Buffer.concat([this.rawPathOf(task, l), SLASH]) : undefined,
+      rel,
+      rawRel: raw ? this.rawRelOf(task, l) : undefined,
+      depth,
+      ignores: task.ignores,
+      ancestors,
+      isRoot: false,
+    };
+  }
+
   /** Turns a batch of listed names into items; synchronous unless an option needs a system call per entry. */
   process(task: DirTask, listed: readonly Listed[]): Item[] | Promise<Item[]> {
     if (this.perEntryIo) return this.processWithIo(task, listed);
@@ -297,20 +361,7 @@ export class Walker {
           );
         } else ancestors = { key, parent: task.ancestors };
       }
-      if (!looping) {
-        const raw = l.raw !== undefined || task.rawPrefix !== undefined;
-        child = {
-          path: task.prefix + name,
-          prefix: `${task.prefix}${name}/`,
-          rawPrefix: raw ? Buffer.concat([this.rawPathOf(task, l), SLASH]) : undefined,
-          rel,
-          rawRel: raw ? this.rawRelOf(task, l) : undefined,
-          depth,
-          ignores: task.ignores,
-          ancestors,
-          isRoot: false,
-        };
-      }
+      if (!looping) child = this.childTask(task, name, l.raw, rel, depth, ancestors);
     }
     const wanted = this.typeMatches(kind) && (glob === undefined || glob(rel));
     if (!wanted) return child === undefined ? undefined : { name, entry: undefined, child };
