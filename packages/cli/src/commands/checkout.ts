@@ -1,0 +1,61 @@
+import type { Command } from 'commander';
+import { outputFor, withOutputOptions } from '../context.js';
+import type { Register } from './index.js';
+import {
+  cacheDir,
+  digestArg,
+  ignoreFile,
+  type TreeFlags,
+  threads,
+  withCacheOption,
+  withWalkOptions,
+} from './tree-options.js';
+
+interface CheckoutFlags extends TreeFlags {
+  index: boolean;
+  force?: boolean;
+}
+
+/** `fsw checkout DIGEST [DIR]`: makes a folder equal to a tree from the store. */
+export const register: Register = (program: Command, ctx) => {
+  withOutputOptions(
+    withWalkOptions(
+      withCacheOption(
+        program
+          .command('checkout')
+          .description(
+            'make a folder equal to a tree from the store (removes what the tree lacks, keeps ignored paths)',
+          )
+          .argument('<digest>', 'the tree digest')
+          .argument('[dir]', 'the folder (created when missing)', '.')
+          .option('-f, --force', 'also replace or modify non-empty folders fsw did not write')
+          .option('--no-index', 'do not use or update DIR/.fstree/index'),
+      ),
+    ),
+  ).action(async (digestText: string, dir: string, flags: CheckoutFlags) => {
+    const out = outputFor(ctx, flags);
+    const digest = await digestArg(digestText);
+    const concurrency = threads(ctx, flags);
+    const { checkout, openStore } = await import('@fsw/tree');
+    const bar = out.progress({ unit: 'bytes', label: 'checkout' });
+    try {
+      const result = await checkout(digest, dir, {
+        store: openStore(cacheDir(ctx, flags)),
+        ignoreFile: ignoreFile(ctx, flags),
+        index: flags.index,
+        force: flags.force === true,
+        ...(concurrency === undefined ? {} : { concurrency }),
+        onProgress: (p) => {
+          bar.setTotal(p.bytesTotal);
+          bar.update(p.bytesDone, `${p.filesDone}/${p.filesTotal} files`);
+        },
+      });
+      bar.stop();
+      if (out.json) out.record({ digest, ...result });
+      else out.line(digest);
+    } finally {
+      bar.stop();
+    }
+    ctx.setExitCode(out.failed ? 1 : 0);
+  });
+};
