@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import type { Dirent, Stats } from 'node:fs';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, lstat as lstatCallback, stat as statCallback } from 'node:fs';
 import { basename } from 'node:path';
 import { fromErrno, WalkError } from '@fsw/errors';
 import type { Ignore } from 'ignore';
@@ -76,6 +76,13 @@ export function kindOf(d: Dirent | Stats): EntryType {
   if (d.isDirectory()) return 'dir';
   if (d.isSymbolicLink()) return 'symlink';
   return 'other';
+}
+
+/** `stat`/`lstat` through the callback API, which costs less per call than `fs.promises` (one stat per entry adds up). */
+function statOf(path: string | Buffer, link: boolean): Promise<Stats> {
+  return new Promise((resolve, reject) => {
+    (link ? lstatCallback : statCallback)(path, (error, stats) => (error ? reject(error) : resolve(stats)));
+  });
 }
 
 function errnoOf(error: unknown): string | undefined {
@@ -302,7 +309,7 @@ export class Walker {
     let stats: Stats | undefined;
     if (followSymlinks && (kind === 'symlink' || kind === 'dir')) {
       try {
-        stats = await fsp.stat(target);
+        stats = await statOf(target, false);
         kind = kindOf(stats);
       } catch (error) {
         const path = task.prefix + l.name;
@@ -407,7 +414,7 @@ export class Walker {
     // A followed symlink already has the stats of its target; a broken one (kind still symlink) gets its own.
     if (s === undefined || kind === 'symlink') {
       try {
-        s = await fsp.lstat(target);
+        s = await statOf(target, true);
       } catch (error) {
         this.fail(fromErrno(error, { path: entry.path, family: WalkError, action: 'stat' }));
         return undefined;
