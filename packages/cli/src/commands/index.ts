@@ -5,6 +5,8 @@ import { register as dedup } from './dedup.js';
 import { register as diff } from './diff.js';
 import { register as evict } from './evict.js';
 import { register as lsTree } from './ls-tree.js';
+import { register as pull } from './pull.js';
+import { register as push } from './push.js';
 import { register as walk } from './walk.js';
 import { register as writeTree } from './write-tree.js';
 
@@ -12,4 +14,4 @@ import { register as writeTree } from './write-tree.js';
 export type Register = (program: Command, ctx: CommandContext) => void;
 
 /** Every command of `fsw`, in the order `fsw --help` lists them. */
-export const commands: readonly Register[] = [walk, dedup, writeTree, lsTree, checkout, diff, evict];
+export const commands: readonly Register[] = [walk, dedup, writeTree, lsTree, checkout, diff, evict, push, pull];

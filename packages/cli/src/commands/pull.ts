@@ -1,0 +1,111 @@
+import type { Command } from 'commander';
+import { outputFor, withOutputOptions } from '../context.js';
+import type { Register } from './index.js';
+import { type RemoteFlags, remoteSettings, transferBar, withRemoteOptions } from './remote-options.js';
+import {
+  cacheDir,
+  digestArg,
+  ignoreFile,
+  threads,
+  withCacheOption,
+  withWalkOptions,
+} from './tree-options.js';
+
+interface PullCheckoutFlags extends RemoteFlags {
+  index: boolean;
+  force?: boolean;
+}
+
+/**
+ * `fsw pull DIGEST` downloads a tree from a remote into the store; `fsw pull-checkout DIGEST [DIR]` also makes a
+ * folder equal to it. Both print the root digest.
+ */
+export const register: Register = (program: Command, ctx) => {
+  withOutputOptions(
+    withRemoteOptions(
+      withCacheOption(
+        program
+          .command('pull')
+          .description(
+            'download a tree and everything below it from a remote cache into the store (verified)',
+          )
+          .argument('<digest>', 'the tree digest')
+          .option('--threads <n>', 'downloads at once (env FSTREE_THREADS; default 16)'),
+      ),
+    ),
+  ).action(async (digestText: string, flags: RemoteFlags) => {
+    const out = outputFor(ctx, flags);
+    const digest = await digestArg(digestText);
+    const { url, options, concurrency } = remoteSettings(ctx, flags);
+    const { openStore } = await import('@fsw/tree');
+    const { openRemote, pull } = await import('@fsw/remote');
+    const store = openStore(cacheDir(ctx, flags));
+    const remote = openRemote(url, options);
+    const bar = out.progress({ unit: 'bytes', label: 'pull' });
+    try {
+      const result = await pull(remote, store, digest, {
+        ...(concurrency === undefined ? {} : { concurrency }),
+        onProgress: transferBar(bar),
+      });
+      bar.stop();
+      if (out.json) out.record({ ...result, remote: url });
+      else out.line(result.digest);
+    } finally {
+      bar.stop();
+      await remote.close();
+    }
+    ctx.setExitCode(out.failed ? 1 : 0);
+  });
+
+  withOutputOptions(
+    withRemoteOptions(
+      withWalkOptions(
+        withCacheOption(
+          program
+            .command('pull-checkout')
+            .description('pull a tree from a remote cache, then make a folder equal to it')
+            .argument('<digest>', 'the tree digest')
+            .argument('[dir]', 'the folder (created when missing)', '.')
+            .option('-f, --force', 'also replace or modify non-empty folders fsw did not write')
+            .option('--no-index', 'do not use or update DIR/.fstree/index'),
+        ),
+      ),
+    ),
+  ).action(async (digestText: string, dir: string, flags: PullCheckoutFlags) => {
+    const out = outputFor(ctx, flags);
+    const digest = await digestArg(digestText);
+    const { url, options } = remoteSettings(ctx, flags);
+    const concurrency = threads(ctx, flags);
+    const { checkout, openStore } = await import('@fsw/tree');
+    const { openRemote, pull } = await import('@fsw/remote');
+    const store = openStore(cacheDir(ctx, flags));
+    const remote = openRemote(url, options);
+    let bar = out.progress({ unit: 'bytes', label: 'pull' });
+    try {
+      const pulled = await pull(remote, store, digest, {
+        ...(concurrency === undefined ? {} : { concurrency }),
+        onProgress: transferBar(bar),
+      });
+      bar.stop();
+      bar = out.progress({ unit: 'bytes', label: 'checkout' });
+      const checked = await checkout(digest, dir, {
+        store,
+        ignoreFile: ignoreFile(ctx, flags),
+        index: flags.index,
+        force: flags.force === true,
+        ...(concurrency === undefined ? {} : { concurrency }),
+        onProgress: (p) => {
+          bar.setTotal(p.bytesTotal);
+          bar.update(p.bytesDone, `${p.filesDone}/${p.filesTotal} files`);
+        },
+      });
+      bar.stop();
+      if (out.json) out.record({ ...pulled, checkout: checked, remote: url });
+      else out.line(digest);
+    } finally {
+      bar.stop();
+      await remote.close();
+    }
+    ctx.setExitCode(out.failed ? 1 : 0);
+  });
+};
