@@ -65,10 +65,10 @@ class ChunkedWriter {
 }
 
 function record(entry: WalkEntry): string {
-  const { rawPath, rawRelativePath, ...rest } = entry;
+  if (entry.rawPath === undefined) return `${JSON.stringify(entry)}\n`;
+  const { rawPath, rawRelativePath: _bytes, ...rest } = entry;
   // JSON cannot hold bytes that are not UTF-8: a mangled name carries its exact bytes in base64 alongside.
-  const value = rawPath === undefined ? rest : { ...rest, rawPathBase64: rawPath.toString('base64') };
-  return `${JSON.stringify(value)}\n`;
+  return `${JSON.stringify({ ...rest, rawPathBase64: rawPath.toString('base64') })}\n`;
 }
 
 /** `fsw walk DIR...`: prints every path under the given directories. */

@@ -468,6 +468,36 @@ export class Walker {
   }
 }
 
-function withStats(entry: WalkEntry, s: Stats): WalkEntry {
-  return { ...entry, size: s.size, mtimeMs: s.mtimeMs, mode: s.mode, ino: s.ino, dev: s.dev, nlink: s.nlink };
+function withStats(e: WalkEntry, s: Stats): WalkEntry {
+  // One literal of a fixed shape: a spread here cost more than the lstat itself.
+  if (e.rawPath === undefined) {
+    return {
+      path: e.path,
+      relativePath: e.relativePath,
+      name: e.name,
+      depth: e.depth,
+      type: e.type,
+      size: s.size,
+      mtimeMs: s.mtimeMs,
+      mode: s.mode,
+      ino: s.ino,
+      dev: s.dev,
+      nlink: s.nlink,
+    };
+  }
+  return {
+    path: e.path,
+    relativePath: e.relativePath,
+    name: e.name,
+    depth: e.depth,
+    type: e.type,
+    size: s.size,
+    mtimeMs: s.mtimeMs,
+    mode: s.mode,
+    ino: s.ino,
+    dev: s.dev,
+    nlink: s.nlink,
+    rawPath: e.rawPath,
+    ...(e.rawRelativePath !== undefined ? { rawRelativePath: e.rawRelativePath } : {}),
+  };
 }
