@@ -1,5 +1,5 @@
 import { createReadStream, type ReadStream } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { RemoteError } from '@fsw/errors';
 import type { ObjectKind, Store } from '@fsw/tree';
@@ -113,6 +113,8 @@ export class ObjectSet {
   /** Removes this server's temp dir (uploads still running are aborted by their callers first). */
   async close(): Promise<void> {
     await rm(this.#tempDir, { recursive: true, force: true });
+    // The shared temp root goes too, unless another server on this store still uses it.
+    await rmdir(dirname(this.#tempDir)).catch(() => undefined);
   }
 
   async #removeStaleTemps(): Promise<void> {
