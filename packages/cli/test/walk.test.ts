@@ -176,6 +176,28 @@ describe('fsw walk', () => {
     expect((await runFsw(['walk', root, '--max-depth', 'deep'])).code).toBe(2);
   });
 
+  it('ends quietly when the reader goes away (fsw walk | head)', async () => {
+    await Promise.all(
+      Array.from({ length: 3000 }, (_, i) => writeFile(join(root, `file-${i}-${'x'.repeat(60)}`), '')),
+    );
+    const script = `${JSON.stringify(process.execPath)} ${JSON.stringify(FSW_BIN)} walk ${JSON.stringify(root)} | head -n 1 >/dev/null; echo "\${PIPESTATUS[0]}"`;
+    const r = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) => {
+      const child = spawn('bash', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+      });
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      child.on('error', reject);
+      child.on('close', () => resolve({ stdout, stderr }));
+    });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('0\n');
+  });
+
   it('writes large outputs completely', async () => {
     await Promise.all(
       Array.from({ length: 3000 }, (_, i) => writeFile(join(root, `file-${i}-${'x'.repeat(60)}`), '')),

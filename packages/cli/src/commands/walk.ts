@@ -33,15 +33,27 @@ interface WalkFlags {
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
-/** Writes text and bytes to a stream in large chunks, waiting for it to drain when it asks to. */
+/**
+ * Writes text and bytes to a stream in large chunks, waiting for it to drain when it asks to. A reader that goes away
+ * (`fsw walk | head`: EPIPE) closes it quietly, as `find` ends on SIGPIPE.
+ */
 class ChunkedWriter {
   private readonly stream: Writable;
   private parts: (string | Buffer)[] = [];
   private size = 0;
   private hasBytes = false;
+  private readonly onError = (error: NodeJS.ErrnoException) => {
+    this.closed = true;
+    if (error.code !== 'EPIPE') this.failure = error;
+  };
+  /** True once the stream failed or its reader went away: stop producing. */
+  closed = false;
+  /** A write failure other than a reader going away. */
+  failure: Error | undefined;
 
   constructor(stream: Writable) {
     this.stream = stream;
+    stream.on('error', this.onError);
   }
 
   push(part: string | Buffer): Promise<void> | undefined {
@@ -52,7 +64,7 @@ class ChunkedWriter {
   }
 
   flush(): Promise<void> | undefined {
-    if (this.parts.length === 0) return undefined;
+    if (this.parts.length === 0 || this.closed) return undefined;
     const data = this.hasBytes
       ? Buffer.concat(this.parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p)))
       : this.parts.join('');
@@ -60,7 +72,28 @@ class ChunkedWriter {
     this.size = 0;
     this.hasBytes = false;
     if (this.stream.write(data)) return undefined;
-    return new Promise((resolve) => this.stream.once('drain', resolve));
+    return new Promise((resolve) => {
+      const done = () => {
+        this.stream.off('drain', done);
+        this.stream.off('close', done);
+        this.stream.off('error', done);
+        resolve();
+      };
+      this.stream.once('drain', done);
+      this.stream.once('close', done);
+      this.stream.once('error', done);
+    });
+  }
+
+  /** Flushes what is left and stops listening; settles once the data was handed to the stream. */
+  async end(): Promise<void> {
+    await this.flush();
+    if (!this.closed && this.stream.writableNeedDrain) {
+      await new Promise<void>((resolve) => this.stream.write('', () => resolve()));
+    }
+    this.stream.off('error', this.onError);
+    // Errors after this point (the reader leaving during exit) must not crash the process.
+    this.stream.on('error', () => {});
   }
 }
 
@@ -124,6 +157,7 @@ export const register: Register = (program: Command, ctx) => {
     const writer = new ChunkedWriter(ctx.io.stdout);
     const end = flags.null ? '\0' : '\n';
     for (const dir of dirs) {
+      if (writer.closed) break;
       try {
         for await (const entry of walk(dir, options)) {
           let pending: Promise<void> | undefined;
@@ -135,6 +169,7 @@ export const register: Register = (program: Command, ctx) => {
             pending = writer.push(end);
           }
           if (pending !== undefined) await pending;
+          if (writer.closed) break;
         }
       } catch (error) {
         // A root that cannot be walked is reported and the others still are (as find does).
@@ -143,7 +178,8 @@ export const register: Register = (program: Command, ctx) => {
         out.warn(error.message);
       }
     }
-    await writer.flush();
+    await writer.end();
+    if (writer.failure !== undefined) throw writer.failure;
     ctx.setExitCode(out.failed ? 1 : 0);
   });
 };
