@@ -7,6 +7,7 @@ import { register as evict } from './evict.js';
 import { register as lsTree } from './ls-tree.js';
 import { register as pull } from './pull.js';
 import { register as push } from './push.js';
+import { register as serve } from './serve.js';
 import { register as walk } from './walk.js';
 import { register as writeTree } from './write-tree.js';
 
@@ -14,4 +15,15 @@ import { register as writeTree } from './write-tree.js';
 export type Register = (program: Command, ctx: CommandContext) => void;
 
 /** Every command of `fsw`, in the order `fsw --help` lists them. */
-export const commands: readonly Register[] = [walk, dedup, writeTree, lsTree, checkout, diff, evict, push, pull];
+export const commands: readonly Register[] = [
+  walk,
+  dedup,
+  writeTree,
+  lsTree,
+  checkout,
+  diff,
+  evict,
+  push,
+  pull,
+  serve,
+];
