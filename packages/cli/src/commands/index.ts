@@ -4,6 +4,7 @@ import { register as checkout } from './checkout.js';
 import { register as dedup } from './dedup.js';
 import { register as diff } from './diff.js';
 import { register as evict } from './evict.js';
+import { register as hash } from './hash.js';
 import { register as lsTree } from './ls-tree.js';
 import { register as pull } from './pull.js';
 import { register as push } from './push.js';
@@ -17,6 +18,7 @@ export type Register = (program: Command, ctx: CommandContext) => void;
 /** Every command of `fsw`, in the order `fsw --help` lists them. */
 export const commands: readonly Register[] = [
   walk,
+  hash,
   dedup,
   writeTree,
   lsTree,

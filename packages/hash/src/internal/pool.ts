@@ -24,6 +24,25 @@ interface Slot {
 const WORKER_URL = new URL('./worker.js', import.meta.url);
 
 /**
+ * The parent's Node options minus those about the main script (`-e`, `--input-type`...), which a worker inherits by
+ * default and which make it fail to start (`node --input-type=module -e ...` would otherwise break every batch).
+ */
+function workerExecArgv(): string[] {
+  const out: string[] = [];
+  const argv = process.execArgv;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '-e' || a === '--eval' || a === '-p' || a === '--print' || a === '--input-type') {
+      i++;
+      continue;
+    }
+    if (a.startsWith('--input-type=') || a.startsWith('--eval=') || a.startsWith('--print=')) continue;
+    out.push(a);
+  }
+  return out;
+}
+
+/**
  * A pool of hashing worker threads, created on first use and kept warm for later batches. Idle workers are
  * unref'd, so they never keep the process alive; busy ones are ref'd, so a pending batch does.
  */
@@ -50,12 +69,17 @@ class Pool {
   private grow(size: number): void {
     while (this.slots.length < size) {
       const data: WorkerData = { cancel: this.cancel };
-      const worker = new Worker(WORKER_URL, { workerData: data, name: '@fsw/hash' });
+      const worker = new Worker(WORKER_URL, {
+        workerData: data,
+        name: '@fsw/hash',
+        execArgv: workerExecArgv(),
+      });
       const slot: Slot = { worker, pending: new Map() };
-      worker.unref();
       worker.on('message', (m: ReplyMessage) => this.onMessage(slot, m));
       worker.on('error', (e) => this.onCrash(slot, e));
       worker.on('exit', (code) => this.onCrash(slot, new Error(`hash worker exited with code ${code}`)));
+      // After the listeners: adding a 'message' listener refs the worker again.
+      worker.unref();
       this.slots.push(slot);
     }
   }

@@ -1,0 +1,176 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { closeHashPool, type HashProgress, hashBytes, hashFile, hashFiles, hashFilesIter } from '@fsw/hash';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+let dir: string;
+let files: string[];
+let sizes: number[];
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'fsw-hash-batch-'));
+  // Sizes descending and ascending so that finishing order differs from input order.
+  sizes = [3 << 20, 10, 2 << 20, 0, 700_000, 1, 1 << 20, 5, 123_456, 4 << 20];
+  files = sizes.map((size, i) => {
+    const p = join(dir, `f${i}`);
+    const b = Buffer.alloc(size, i + 1);
+    writeFileSync(p, b);
+    return p;
+  });
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+afterAll(() => closeHashPool());
+
+async function expected(algorithm: 'blake3' | 'xxh128' = 'blake3') {
+  return Promise.all(files.map(async (_p, i) => hashBytes(Buffer.alloc(sizes[i]!, i + 1), { algorithm })));
+}
+
+describe('hashFiles', () => {
+  it('returns results in input order with path, size and engine, at any concurrency', async () => {
+    const want = await expected();
+    for (const concurrency of [1, 2, 3, 8]) {
+      const res = await hashFiles(files, { concurrency });
+      expect(res.map((r) => r.path)).toEqual(files);
+      expect(res.map((r) => r.digest)).toEqual(want);
+      expect(res.map((r) => r.size)).toEqual(sizes);
+      expect(res.every((r) => r.engine === 'native' && r.algorithm === 'blake3')).toBe(true);
+      expect(res.skipped).toEqual([]);
+    }
+  });
+
+  it('takes any iterable or async iterable of paths', async () => {
+    const want = await expected('xxh128');
+    async function* gen() {
+      for (const f of files) yield f;
+    }
+    const res = await hashFiles(gen(), { algorithm: 'xxh128', concurrency: 2 });
+    expect(res.map((r) => r.digest)).toEqual(want);
+    const fromSet = await hashFiles(new Set(files), { algorithm: 'xxh128', concurrency: 2 });
+    expect(fromSet.map((r) => r.digest)).toEqual(want);
+  });
+
+  it('reports throttled progress in bytes and files, ending with the totals', async () => {
+    const seen: HashProgress[] = [];
+    const missing = join(dir, 'missing');
+    await hashFiles([...files, missing], {
+      concurrency: 2,
+      onProgress: (p) => seen.push(p),
+      onError: () => 'skip',
+    });
+    const total = sizes.reduce((a, b) => a + b, 0);
+    const last = seen.at(-1)!;
+    expect(last).toEqual({
+      bytesDone: total,
+      bytesTotal: total,
+      filesDone: 11,
+      filesTotal: 11,
+      filesFailed: 1,
+    });
+    expect(seen[0]!.bytesTotal).toBe(total);
+    for (let i = 1; i < seen.length; i++) {
+      expect(seen[i]!.bytesDone).toBeGreaterThanOrEqual(seen[i - 1]!.bytesDone);
+      expect(seen[i]!.filesDone).toBeGreaterThanOrEqual(seen[i - 1]!.filesDone);
+    }
+    // Throttled: with a long interval only the first (totals known) and the final report come through.
+    const few: HashProgress[] = [];
+    await hashFiles(files, { concurrency: 2, progressIntervalMs: 1e9, onProgress: (p) => few.push(p) });
+    expect(few.map((p) => p.filesDone)).toEqual([0, 10]);
+  });
+
+  it('onError: throw (the default) rejects with the first failure; skip lists it in `skipped`', async () => {
+    const missing = join(dir, 'missing');
+    const input = [files[0]!, missing, files[1]!];
+    await expect(hashFiles(input, { concurrency: 2 })).rejects.toMatchObject({
+      code: 'E_NOT_FOUND',
+      path: missing,
+    });
+    const reported: string[] = [];
+    const res = await hashFiles(input, {
+      concurrency: 2,
+      onError: (e) => {
+        reported.push(e.path!);
+        return 'skip';
+      },
+    });
+    expect(res.map((r) => r.path)).toEqual([files[0], files[1]]);
+    expect(reported).toEqual([missing]);
+    expect(res.skipped).toHaveLength(1);
+    expect(res.skipped[0]).toMatchObject({ name: 'HashError', code: 'E_NOT_FOUND', path: missing });
+  });
+
+  it('aborting rejects with signal.reason, and the pool keeps working afterwards', async () => {
+    const ac = new AbortController();
+    const run = hashFiles(files, { concurrency: 2, signal: ac.signal });
+    const reason = new Error('stop here');
+    ac.abort(reason);
+    await expect(run).rejects.toBe(reason);
+    await expect(hashFiles(files, { signal: AbortSignal.abort() })).rejects.toMatchObject({
+      name: 'AbortError',
+    });
+    await expect(hashFile(files[0]!, { signal: AbortSignal.abort() })).rejects.toMatchObject({
+      name: 'AbortError',
+    });
+    const res = await hashFiles(files, { concurrency: 2 });
+    expect(res.map((r) => r.digest)).toEqual(await expected());
+  });
+
+  it('rejects a bad concurrency', async () => {
+    await expect(hashFiles(files, { concurrency: 0 })).rejects.toMatchObject({ code: 'E_INVALID_ARGUMENT' });
+  });
+});
+
+describe('hashFilesIter', () => {
+  it('yields every result once, as each finishes; ordered: true keeps input order', async () => {
+    const want = await expected();
+    const byPath = new Map(files.map((f, i) => [f, want[i]]));
+    const got: string[] = [];
+    for await (const r of hashFilesIter(files, { concurrency: 2 })) {
+      expect(r.digest).toBe(byPath.get(r.path));
+      got.push(r.path);
+    }
+    expect([...got].sort()).toEqual([...files].sort());
+    const ordered: string[] = [];
+    for await (const r of hashFilesIter(files, { concurrency: 3, ordered: true })) ordered.push(r.path);
+    expect(ordered).toEqual(files);
+  });
+
+  it('stops pulling paths and cancels work when the consumer breaks out', async () => {
+    let pulled = 0;
+    function* many() {
+      for (let i = 0; i < 1000; i++) {
+        pulled++;
+        yield files[i % files.length]!;
+      }
+    }
+    let n = 0;
+    for await (const _ of hashFilesIter(many(), { concurrency: 2 })) {
+      if (++n === 3) break;
+    }
+    expect(n).toBe(3);
+    // Only a window of paths ahead of the workers was read from the iterable.
+    expect(pulled).toBeLessThan(20);
+    const res = await hashFiles(files, { concurrency: 2 });
+    expect(res).toHaveLength(files.length);
+  });
+});
+
+describe('the warm pool', () => {
+  it('never keeps the process alive once a batch is done, even with workers that got no file', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const script = `
+      import { hashFilesIter } from '@fsw/hash';
+      async function* one() { yield process.argv[1]; }
+      for await (const r of hashFilesIter(one(), { concurrency: 4 })) process.stdout.write(r.digest);`;
+    const res = spawnSync(process.execPath, ['--input-type=module', '-e', script, files[1]!], {
+      cwd: new URL('.', import.meta.url),
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(res.signal).toBe(null);
+    expect(res.status).toBe(0);
+    expect(res.stdout).toBe((await expected())[1]);
+  });
+});
