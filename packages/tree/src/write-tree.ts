@@ -42,7 +42,7 @@ export function storeSink(store: Store): TreeSink {
       return { digest, size: before.size, mtimeMs: before.mtimeMs, ino: before.ino };
     },
     putTree: (bytes) => store.put(bytes, 'tree'),
-    hasFile: (digest) => store.has(digest),
+    hasFile: async (digest) => (isLocalStore(store) ? store.hasSync(digest) : store.has(digest)),
   };
 }
 

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -93,6 +93,11 @@ describe('openStore', () => {
     await store.putFile(big);
     expect(await listAll(store.dir)).toHaveLength(2);
     await expect(store.putFile(tmp)).rejects.toMatchObject({ code: 'E_IS_DIR' });
+    // A FIFO is refused at once instead of blocking on a writer that never comes.
+    const fifo = join(tmp, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    await expect(store.putFile(fifo)).rejects.toMatchObject({ code: 'E_INVALID_ARGUMENT' });
+    await expect(store.putFile(join(tmp, 'missing'))).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
   });
 
   it('verify: true detects a corrupted object on get and on read, and removes it', async () => {

