@@ -1,12 +1,12 @@
 import type { Stats } from 'node:fs';
-import { lstat, realpath } from 'node:fs/promises';
+import { lstat, readdir, realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { WatchError } from '@fsw/errors';
 import parcel from '@parcel/watcher';
 import { BatchQueue } from './internal/batch-queue.js';
 import { assertDir, toWatchError } from './internal/errors.js';
 import { IgnoreRules } from './internal/ignore-rules.js';
-import { InodeIndex } from './internal/inode-index.js';
+import { InodeIndex, type Known } from './internal/inode-index.js';
 import { type ResolvedFilter, resolveFilter } from './internal/options.js';
 import { scan } from './internal/scan.js';
 import type { FileEvent, FileEventType, WatchOptions } from './types.js';
@@ -28,6 +28,8 @@ interface Draft {
   isDir: boolean;
   timeMs: number;
   ino?: number | undefined;
+  /** The state read from disk, for the index. */
+  state?: Known;
   oldPath?: string;
   /** A folder whose contents must be listed (created, moved in, or replaced). */
   scanIt?: boolean;
@@ -42,6 +44,10 @@ export interface FileWatcherEvents {
 }
 
 const STATS_AT_ONCE = 64;
+// A batch with this many paths is a burst: its folders are compared with the disk once it is over.
+const BURST_PATHS = 32;
+const RECONCILE_QUIET_MS = 300;
+const RECONCILE_MAX_MS = 3000;
 // How long the state of a reported path is remembered to recognise a late notification of a change already
 // reported (the backend may deliver the creation and the write of one file in two rounds).
 const RECENT_MS = 5000;
@@ -54,6 +60,13 @@ interface Seen {
   readonly ctimeMs: number;
   readonly atMs: number;
 }
+
+function toKnown(stat: Stats): Known {
+  return { ino: stat.ino, isDir: stat.isDirectory(), mtimeMs: stat.mtimeMs, size: stat.size };
+}
+
+// The #recent marker of a path whose deletion was reported.
+const GONE: Seen = { ino: -1, size: -1, mtimeMs: -1, ctimeMs: -1, atMs: 0 };
 
 function sameState(seen: Seen | undefined, stat: Stats): boolean {
   return (
@@ -131,6 +144,10 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
   #subGlobs: string[] = [];
   readonly #moved = new Set<string>();
   readonly #recent = new Map<string, Seen>();
+  #dirty = new Set<string>();
+  #reconcileTimer: NodeJS.Timeout | undefined;
+  #reconcileDeadline: number | undefined;
+  #reconcileDue = false;
   readonly #queues = new Set<BatchQueue>();
   readonly #buffered: FileEvent[][] = [];
   #bufferedError: unknown;
@@ -200,7 +217,7 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
           rules: this.#rules,
           recursive: this.#filter.recursive,
           signal: this.#signal,
-          onEntry: (e) => this.#index.set(e.path, e.ino, e.isDir),
+          onEntry: (e) => this.#index.set(e.path, e),
         });
       const subscribing = async (): Promise<void> => {
         // Only now are the ignore files read: a nested `!pattern` forbids skipping folders natively.
@@ -278,6 +295,7 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
     this.#signal?.removeEventListener('abort', this.#onAbort);
     clearTimeout(this.#debounceTimer);
     clearTimeout(this.#maxTimer);
+    clearTimeout(this.#reconcileTimer);
     this.#pending.clear();
     const subs = [...this.#subs.values()];
     this.#subs.clear();
@@ -377,6 +395,13 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
     this.#maxTimer ??= setTimeout(() => this.#flush(), this.#maxWaitMs);
   }
 
+  /** Starts processing at once (or right after the batch in progress). */
+  #flushNow(): void {
+    if (this.#closed || !this.#started) return;
+    if (this.#processing) this.#flushAgain = true;
+    else void this.#drain();
+  }
+
   #flush(): void {
     clearTimeout(this.#debounceTimer);
     clearTimeout(this.#maxTimer);
@@ -401,6 +426,13 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
           const events = await this.#process(batch);
           if (this.#closed) return;
           if (events.length > 0) this.#emit(events);
+          if (batch.size >= BURST_PATHS) this.#markBurst(batch);
+        }
+        if (this.#reconcileDue && !this.#rootGone) {
+          this.#reconcileDue = false;
+          // What the comparison finds goes through the same coalescing, as if the backend had reported it.
+          if (await this.#reconcile()) this.#flushAgain = true;
+          if (this.#closed) return;
         }
       } while (this.#flushAgain && !this.#closed);
       if (this.#rootGone && !this.#closed) {
@@ -415,6 +447,95 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
     } finally {
       this.#processing = false;
     }
+  }
+
+  /**
+   * Notes the folders of a burst for a comparison with the disk once the burst is over: under a fast stream of
+   * changes @parcel/watcher can drop a round of notifications (parcel-bundler/watcher#183: events added between
+   * handing a round to JavaScript and clearing it are lost).
+   */
+  #markBurst(batch: Map<string, Pending>): void {
+    for (const path of batch.keys()) this.#dirty.add(path.slice(0, path.lastIndexOf('/')));
+    clearTimeout(this.#reconcileTimer);
+    const due = (): void => {
+      clearTimeout(this.#reconcileTimer);
+      this.#reconcileTimer = undefined;
+      this.#reconcileDeadline = undefined;
+      if (this.#closed) return;
+      this.#reconcileDue = true;
+      this.#flushNow();
+    };
+    this.#reconcileTimer = setTimeout(due, RECONCILE_QUIET_MS);
+    this.#reconcileDeadline ??= Date.now() + RECONCILE_MAX_MS;
+    if (Date.now() >= this.#reconcileDeadline) due();
+  }
+
+  /**
+   * Compares the folders of recent bursts, and every folder whose modification time changed, with the index, and
+   * queues what differs as if it had been notified. Returns true when something was queued.
+   */
+  async #reconcile(): Promise<boolean> {
+    const index = this.#index;
+    const dirs = this.#dirty;
+    this.#dirty = new Set();
+    // Creations and deletions change their folder's mtime even when their notification was lost.
+    const folders: string[] = [];
+    const collectFolders = (dir: string): void => {
+      for (const [name, known] of index.children(dir)) {
+        if (!known.isDir) continue;
+        folders.push(`${dir}/${name}`);
+        if (this.#filter.recursive) collectFolders(`${dir}/${name}`);
+      }
+    };
+    if (this.#filter.recursive) collectFolders(this.path);
+    const folderStats = await mapLimit(folders, STATS_AT_ONCE, (dir) => lstat(dir).catch(() => undefined));
+    folders.forEach((dir, i) => {
+      const stat = folderStats[i];
+      if (stat !== undefined && stat.mtimeMs !== index.get(dir)?.mtimeMs) dirs.add(dir);
+    });
+    dirs.add(this.path);
+    let queued = false;
+    const queue = (path: string, first: RawType, last: RawType): void => {
+      if (this.#pending.has(path)) return;
+      this.#pending.set(path, { first, last, timeMs: Date.now(), retried: false });
+      queued = true;
+    };
+    for (const dir of dirs) {
+      if (this.#closed) return false;
+      if (dir !== this.path && !index.get(dir)?.isDir) continue;
+      if (!this.#filter.recursive && dir !== this.path) continue;
+      let names: string[];
+      try {
+        names = await readdir(dir);
+      } catch {
+        continue; // Gone: its parent's comparison (or notification) reports it.
+      }
+      const stats = await mapLimit(names, STATS_AT_ONCE, (name) =>
+        lstat(`${dir}/${name}`).catch(() => undefined),
+      );
+      const known = index.children(dir);
+      const onDisk = new Set<string>();
+      names.forEach((name, i) => {
+        const stat = stats[i];
+        if (stat === undefined) return;
+        const path = `${dir}/${name}`;
+        onDisk.add(name);
+        if (!this.#rules.empty && this.#rules.ignores(path.slice(this.#prefix.length), stat.isDirectory()))
+          return;
+        const k = known.get(name);
+        if (k === undefined) queue(path, 'create', 'create');
+        else if (k.ino !== stat.ino) queue(path, 'delete', 'create');
+        else if (!k.isDir && (k.mtimeMs !== stat.mtimeMs || k.size !== stat.size))
+          queue(path, 'update', 'update');
+      });
+      for (const name of [...known.keys()])
+        if (!onDisk.has(name)) queue(`${dir}/${name}`, 'delete', 'delete');
+      if (dir !== this.path) {
+        const stat = await lstat(dir).catch(() => undefined);
+        if (stat?.isDirectory()) index.set(dir, toKnown(stat));
+      }
+    }
+    return queued;
   }
 
   /** Coalesces one batch of raw notifications into events and brings the index up to date. */
@@ -436,6 +557,8 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
         continue;
       }
       const known = index.get(path);
+      // Already reported gone (found by a reconciliation before the backend's own notification came).
+      if (known === undefined && this.#recent.get(path)?.ino === GONE.ino) continue;
       deleted.push({
         type: 'deleted',
         path,
@@ -518,10 +641,20 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
           isDir,
           timeMs: pending.timeMs,
           ino: stat.ino,
+          state: toKnown(stat),
           scanIt: replaced && isDir,
         });
-      } else
-        created.push({ type: 'created', path, isDir, timeMs: pending.timeMs, ino: stat.ino, scanIt: isDir });
+      } else {
+        created.push({
+          type: 'created',
+          path,
+          isDir,
+          timeMs: pending.timeMs,
+          ino: stat.ino,
+          state: toKnown(stat),
+          scanIt: isDir,
+        });
+      }
     });
     if (this.#pending.size > 0) this.#schedule();
 
@@ -545,6 +678,8 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
     for (const d of deleted) {
       if (d.type !== 'deleted') continue;
       index.delete(d.path);
+      this.#recent.delete(d.path);
+      this.#recent.set(d.path, { ...GONE, atMs: nowMs });
       await this.#dropSubscriptionsUnder(d.path);
     }
     const movedFolders: string[] = [];
@@ -556,27 +691,49 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
       }
       this.#recent.delete(r.oldPath!);
       index.move(r.oldPath!, r.path);
+      if (r.state !== undefined) index.set(r.path, r.state);
     }
     // The backend re-watches a renamed folder under its new name but keeps reporting its subfolders under the old
     // one, and late (their notifications wait for an unrelated one): watch the subfolders afresh.
     for (const folder of movedFolders) {
-      for (const [name, isDir] of [...index.children(folder)]) {
-        if (isDir) await this.#subscribeBelow(`${folder}/${name}`);
+      for (const [name, known] of [...index.children(folder)]) {
+        if (known.isDir) await this.#subscribeBelow(`${folder}/${name}`);
       }
     }
     for (const m of modified) {
-      if (m.ino === undefined) continue;
+      if (m.state === undefined) continue;
       if (m.scanIt) index.delete(m.path);
-      index.set(m.path, m.ino, m.isDir);
+      index.set(m.path, m.state);
     }
-    for (const c of created)
-      if (c.type === 'created' && c.ino !== undefined) index.set(c.path, c.ino, c.isDir);
+    for (const c of created) if (c.type === 'created' && c.state !== undefined) index.set(c.path, c.state);
 
     // Contents of folders that appeared: the native backend reports only the folder itself (and watches only it).
     const found: Draft[] = [];
     if (this.#filter.recursive) {
       const folders = [...created, ...modified].filter((d) => d.type !== 'renamed' && d.scanIt);
       for (const folder of folders) await this.#adopt(folder.path, batch, found);
+    }
+    // A deleted entry found again inside a new folder (`mkdir sub && mv a sub/`, faster than the new folder's watch):
+    // one move; a moved folder's contents are implied by the move.
+    const gone = new Map<number, Draft>();
+    for (const d of deleted) if (d.type === 'deleted' && d.ino !== undefined) gone.set(d.ino, d);
+    if (gone.size > 0 && found.length > 0) {
+      const movedDirs: string[] = [];
+      for (const f of found) {
+        if (movedDirs.some((dir) => f.path.startsWith(`${dir}/`))) {
+          f.type = 'renamed'; // Implied by its folder's move: not reported.
+          continue;
+        }
+        const d = f.ino === undefined ? undefined : gone.get(f.ino);
+        if (d === undefined || d.isDir !== f.isDir) continue;
+        gone.delete(f.ino!);
+        d.type = 'renamed';
+        f.type = 'renamed';
+        f.oldPath = d.path;
+        if (f.isDir) movedDirs.push(f.path);
+      }
+      for (let i = found.length - 1; i >= 0; i--)
+        if (found[i]!.type === 'renamed' && !found[i]!.oldPath) found.splice(i, 1);
     }
 
     const out: FileEvent[] = [];
@@ -612,8 +769,8 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
         recursive: true,
         onEntry: (e) => {
           if (batch.has(e.path) || this.#index.has(e.path)) return;
-          this.#index.set(e.path, e.ino, e.isDir);
-          found.push({ type: 'created', path: e.path, isDir: e.isDir, timeMs: now });
+          this.#index.set(e.path, e);
+          found.push({ type: 'created', path: e.path, isDir: e.isDir, timeMs: now, ino: e.ino });
           if (e.isDir) discovered.push(e.path);
         },
       });
@@ -665,7 +822,7 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
   }
 
   #hasSubfolders(dir: string): boolean {
-    for (const [, isDir] of this.#index.children(dir)) if (isDir) return true;
+    for (const known of this.#index.children(dir).values()) if (known.isDir) return true;
     return false;
   }
 

@@ -1,4 +1,4 @@
-import type { Dirent } from 'node:fs';
+import type { Dirent, Stats } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import type { IgnoreRules } from './ignore-rules.js';
 
@@ -7,6 +7,8 @@ export interface Scanned {
   readonly path: string;
   readonly ino: number;
   readonly isDir: boolean;
+  readonly mtimeMs: number;
+  readonly size: number;
 }
 
 /** Options of {@link scan}. */
@@ -51,15 +53,15 @@ export async function scan(dir: string, options: ScanOptions): Promise<void> {
         const path = `${at}/${entry.name}`;
         const rel = relDir === '' ? entry.name : `${relDir}/${entry.name}`;
         if (!rules.empty && rules.ignores(rel, entry.isDirectory())) return;
-        let ino: number;
+        let stat: Stats;
         try {
-          ino = (await lstat(path)).ino;
+          stat = await lstat(path);
         } catch (error) {
           if (isGone(error)) return;
           throw error;
         }
-        const isDir = entry.isDirectory();
-        onEntry({ path, ino, isDir });
+        const isDir = stat.isDirectory();
+        onEntry({ path, ino: stat.ino, isDir, mtimeMs: stat.mtimeMs, size: stat.size });
         if (isDir && recursive) queue.push(path);
       }),
     );
