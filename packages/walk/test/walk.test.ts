@@ -142,15 +142,6 @@ describe('walk', () => {
     expect(entries.find((e) => e.relativePath === 'src/util/deep.ts')?.size).toBe(3);
   });
 
-  it('gives the same stats with syncStat', async () => {
-    const byRel = (a: { relativePath: string }, b: { relativePath: string }) =>
-      a.relativePath < b.relativePath ? -1 : 1;
-    const async = (await collect(root, { stat: true })).sort(byRel);
-    const sync = (await collect(root, { stat: true, syncStat: true })).sort(byRel);
-    expect(sync).toEqual(async);
-    expect(sync.find((e) => e.relativePath === 'src/util/deep.ts')?.size).toBe(3);
-  });
-
   it('sorts depth-first with siblings in name order, the same in walk and walkAll', async () => {
     const streamed = (await collect(root, { sort: true })).map((e) => e.relativePath);
     expect(streamed).toEqual(ALL);
@@ -223,7 +214,6 @@ describe('walk and walkAll agree', () => {
     { glob: '*.ts', hidden: false },
     { ignore: ['deeper/'], type: 'file' },
     { stat: true },
-    { stat: true, syncStat: true, type: 'file' },
     { concurrency: 1 },
   ];
   for (const options of cases) {

@@ -10,8 +10,8 @@ import { register as pull } from './pull.js';
 import { register as push } from './push.js';
 import { register as serve } from './serve.js';
 import { register as walk } from './walk.js';
-import { register as writeTree } from './write-tree.js';
 import { register as watch } from './watch.js';
+import { register as writeTree } from './write-tree.js';
 
 /** A command module: adds one or more subcommands to the program. Heavy packages are imported inside actions. */
 export type Register = (program: Command, ctx: CommandContext) => void;
@@ -29,4 +29,5 @@ export const commands: readonly Register[] = [
   push,
   pull,
   serve,
+  watch,
 ];
