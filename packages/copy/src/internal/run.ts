@@ -1,0 +1,337 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, lstat, mkdir, open, readlink, rename, rmdir, unlink, utimes } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { CopyError, fromErrno } from '@fsw/errors';
+import type { CopyResult, IncompleteCopyError } from '../types.js';
+import { copyFailure, copyToTemp, discard, type Engine, errnoOf, type Job, place, syncDir } from './file.js';
+import type { Resolved } from './options.js';
+import type { DirJob, Plan, Root } from './plan.js';
+import { Tracker } from './progress.js';
+
+interface Counters {
+  files: number;
+  bytes: number;
+  dirs: number;
+  skipped: number;
+  errors: number;
+}
+
+/** Runs `fn` over `items`, `concurrency` at a time, until done or `stop` aborts. */
+async function pool<T>(
+  items: readonly T[],
+  concurrency: number,
+  stop: AbortSignal,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length && !stop.aborted) {
+      const item = items[next++] as T;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+}
+
+/**
+ * The umask, read only when needed (`preserve.mode: false`). The reading form of `process.umask()` is deprecated
+ * in the docs only; the alternative, setting and restoring it, races with files created meanwhile.
+ */
+function currentUmask(options: Resolved): number {
+  return options.preserveMode ? 0 : process.umask();
+}
+
+/**
+ * Carries out a plan: creates directories, copies (or moves) every job with bounded concurrency, applies
+ * directory metadata deepest first, and for a move removes emptied source directories.
+ * @throws CopyError a failure that `onError` answered with 'throw', or any `E_NO_SPACE`, carrying `completed`;
+ *   `signal.reason` on abort.
+ */
+export async function execute(plan: Plan, options: Resolved, verb: 'copy' | 'move'): Promise<CopyResult> {
+  const tracker = new Tracker(options.onProgress, options.progressIntervalMs);
+  tracker.totalBytes = plan.totalBytes;
+  tracker.totalFiles = plan.totalFiles;
+  const counters: Counters = { files: 0, bytes: 0, dirs: 0, skipped: plan.skipped, errors: plan.errors };
+
+  if (options.dryRun) {
+    for (const root of plan.roots) counters.dirs += root.dirs.filter((d) => !d.existed).length;
+    tracker.emit();
+    return { ...counters, files: plan.totalFiles, bytes: plan.totalBytes };
+  }
+
+  const controller = new AbortController();
+  const stop = controller.signal;
+  let fatal: CopyError | undefined;
+  const { signal } = options;
+  const onAbort = () => controller.abort(signal?.reason);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  if (signal?.aborted) onAbort();
+
+  const engine: Engine = {
+    options,
+    tracker,
+    stop,
+    umask: currentUmask(options),
+    cloneUnsupported: false,
+    next: 0,
+    token: randomBytes(4).toString('hex'),
+  };
+
+  /** A per-entry failure: counted when onError skips it, else it stops the run. Never throws. */
+  const fail = (error: unknown): void => {
+    if (stop.aborted) return;
+    const copyError = CopyError.is(error) ? error : fromErrno(error, { family: CopyError, action: verb });
+    if (copyError.code !== 'E_NO_SPACE' && options.onError(copyError) === 'skip') {
+      counters.errors++;
+      return;
+    }
+    fatal = copyError;
+    controller.abort(copyError);
+  };
+
+  const touched = new Set<string>();
+
+  try {
+    if (verb === 'move') {
+      for (const root of plan.roots) {
+        if (stop.aborted) break;
+        if (root.renameWhole) await renameRoot(root, tracker, counters).catch(fail);
+      }
+    }
+
+    for (const root of plan.roots) {
+      if (root.done || stop.aborted) continue;
+      await makeDirs(root.dirs, options.concurrency, stop, counters, fail);
+    }
+
+    const jobs: Job[] = [];
+    for (const root of plan.roots) if (!root.done) for (const job of root.jobs) jobs.push(job);
+    await pool(jobs, options.concurrency, stop, async (job) => {
+      try {
+        const done = verb === 'move' ? await moveJob(engine, job) : await copyJob(engine, job);
+        if (done) {
+          counters.files++;
+          counters.bytes += job.size;
+          tracker.fileDone(job.dest);
+          if (options.fsync) touched.add(dirname(job.dest));
+        } else {
+          counters.skipped++;
+          // A file that appeared since the plan: its bytes will never come.
+          tracker.totalBytes -= job.size;
+          tracker.totalFiles--;
+        }
+      } catch (error) {
+        if (stop.aborted) return;
+        fail(
+          errnoOf(error) === 'EEXIST' && !CopyError.is(error)
+            ? new CopyError('E_EXISTS', `cannot ${verb} ${job.src}: destination ${job.dest} already exists`, {
+                path: job.dest,
+                cause: error,
+              })
+            : copyFailure(error, job, verb),
+        );
+      }
+    });
+
+    if (!stop.aborted) {
+      for (const root of plan.roots) {
+        if (root.done) continue;
+        await applyDirMetadata(root.dirs, options).catch(fail);
+        if (options.fsync) for (const d of root.dirs) touched.add(d.dest);
+      }
+    }
+    if (!stop.aborted && verb === 'move') {
+      for (const root of plan.roots) if (!root.done) await removeEmptied(root.dirs);
+    }
+    if (!stop.aborted && options.fsync) {
+      for (const dir of touched) await syncDir(dir).catch(fail);
+    }
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+
+  const result: CopyResult = { ...counters };
+  tracker.emit();
+  if (fatal !== undefined) {
+    const error = fatal as IncompleteCopyError;
+    Object.defineProperty(error, 'completed', { value: result, enumerable: false, configurable: true });
+    throw error;
+  }
+  if (stop.aborted) throw stop.reason;
+  return result;
+}
+
+async function renameRoot(root: Root, tracker: Tracker, counters: Counters): Promise<void> {
+  try {
+    await rename(root.src, root.target);
+  } catch (error) {
+    const errno = errnoOf(error);
+    if (errno === 'EXDEV') root.crossDevice = true;
+    // EXDEV, or a target that appeared since the plan: the entry-by-entry path handles both.
+    if (errno === 'EXDEV' || errno === 'ENOTEMPTY' || errno === 'EEXIST') return;
+    throw fromErrno(error, { path: root.src, family: CopyError, action: 'move' });
+  }
+  root.done = true;
+  counters.dirs += root.dirs.length;
+  for (const job of root.jobs) {
+    counters.files++;
+    counters.bytes += job.size;
+    tracker.bytesCopied += job.size;
+    tracker.filesCompleted++;
+  }
+  tracker.currentFile = root.target;
+}
+
+async function makeDirs(
+  dirs: readonly DirJob[],
+  concurrency: number,
+  stop: AbortSignal,
+  counters: Counters,
+  fail: (error: unknown) => void,
+): Promise<void> {
+  // dirs are sorted by depth: one level at a time, so that parents exist before their children.
+  let start = 0;
+  while (start < dirs.length && !stop.aborted) {
+    const depth = (dirs[start] as DirJob).depth;
+    let end = start;
+    while (end < dirs.length && (dirs[end] as DirJob).depth === depth) end++;
+    await pool(dirs.slice(start, end), concurrency, stop, async (dir) => {
+      if (dir.existed) return;
+      try {
+        await mkdir(dir.dest);
+        counters.dirs++;
+      } catch (error) {
+        fail(fromErrno(error, { path: dir.dest, family: CopyError, action: 'create directory' }));
+      }
+    });
+    start = end;
+  }
+}
+
+async function applyDirMetadata(dirs: readonly DirJob[], options: Resolved): Promise<void> {
+  if (!options.preserveMode && !options.preserveTimes) return;
+  // Deepest first: setting a child's times is not a write to the parent, but creating files in it was.
+  for (let i = dirs.length - 1; i >= 0; i--) {
+    const dir = dirs[i] as DirJob;
+    try {
+      if (options.preserveMode) await chmod(dir.dest, dir.mode & 0o7777);
+      if (options.preserveTimes) await utimes(dir.dest, Date.now() / 1000, dir.mtimeMs / 1000);
+    } catch (error) {
+      // A directory that failed to be created was already reported.
+      if (errnoOf(error) === 'ENOENT') continue;
+      throw fromErrno(error, { path: dir.dest, family: CopyError, action: 'set metadata of' });
+    }
+  }
+}
+
+/** After a move, removes the source directories that are now empty (deepest first); what remains stays. */
+async function removeEmptied(dirs: readonly DirJob[]): Promise<void> {
+  for (let i = dirs.length - 1; i >= 0; i--) {
+    try {
+      await rmdir((dirs[i] as DirJob).src);
+    } catch {
+      // Not empty: it holds files skipped, failed or left out by the filter, which are not ours to remove.
+    }
+  }
+}
+
+async function copyJob(engine: Engine, job: Job): Promise<boolean> {
+  const { tmp, bytes } = await copyToTemp(engine, job);
+  return placeOrDiscard(engine, tmp, job, bytes);
+}
+
+/**
+ * Renames a complete temp file into place. When the destination appeared since the plan, or on any failure, the
+ * temp file is removed and its bytes taken back from the progress; E_EXISTS under `overwrite: 'error'`.
+ */
+async function placeOrDiscard(engine: Engine, tmp: string, job: Job, bytes: number): Promise<boolean> {
+  let placed = false;
+  try {
+    if (engine.stop.aborted) throw engine.stop.reason;
+    placed = await place(tmp, job);
+  } finally {
+    if (!placed) {
+      await discard(tmp);
+      engine.tracker.addBytes(-bytes, job.dest);
+    }
+  }
+  if (!placed && engine.options.overwrite === 'error') {
+    throw new CopyError('E_EXISTS', `destination ${job.dest} already exists`, { path: job.dest });
+  }
+  return placed;
+}
+
+/** Moves one job: by rename on one filesystem; else copy, verify, place, and only then remove the source. */
+async function moveJob(engine: Engine, job: Job): Promise<boolean> {
+  if (engine.stop.aborted) throw engine.stop.reason;
+  if (!job.root.crossDevice) {
+    try {
+      const placed = await place(job.src, job);
+      if (!placed) {
+        if (engine.options.overwrite === 'error') {
+          throw new CopyError('E_EXISTS', `destination ${job.dest} already exists`, { path: job.dest });
+        }
+        return false;
+      }
+      engine.tracker.addBytes(job.size, job.dest);
+      return true;
+    } catch (error) {
+      if (errnoOf(error) !== 'EXDEV') throw error;
+      job.root.crossDevice = true;
+    }
+  }
+  const { tmp, bytes } = await copyToTemp(engine, job);
+  try {
+    await verify(engine, job, tmp, bytes);
+  } catch (error) {
+    engine.tracker.addBytes(-bytes, job.dest);
+    await discard(tmp);
+    throw error;
+  }
+  if (!(await placeOrDiscard(engine, tmp, job, bytes))) return false;
+  // The copy is complete and in place: only now may the source go.
+  await unlink(job.src);
+  return true;
+}
+
+/**
+ * Checks a cross-device copy before its source is removed: the copy has the source's size, and the source did not
+ * change (size, mtime) while it was copied; with `verify: 'content'` every byte is compared too.
+ * @throws CopyError `E_CHANGED`
+ */
+async function verify(engine: Engine, job: Job, tmp: string, bytes: number): Promise<void> {
+  const changed = (why: string) =>
+    new CopyError('E_CHANGED', `cannot move ${job.src}: ${why}; the source was kept`, { path: job.src });
+  const now = await lstat(job.src);
+  if (job.kind === 'symlink') {
+    if ((await readlink(job.src)) !== (await readlink(tmp)))
+      throw changed('the symlink changed while it was copied');
+    return;
+  }
+  if (now.size !== job.size || now.mtimeMs !== job.mtimeMs) throw changed('it changed while it was copied');
+  const copied = await lstat(tmp);
+  if (copied.size !== job.size || bytes !== job.size) {
+    throw changed(`the copy has ${copied.size} bytes, the source ${job.size}`);
+  }
+  if (engine.options.verify === 'content' && !(await sameContent(job.src, tmp, engine.stop))) {
+    throw changed('the copy differs from the source');
+  }
+}
+
+async function sameContent(a: string, b: string, stop: AbortSignal): Promise<boolean> {
+  const size = 1024 * 1024;
+  const [fa, fb] = await Promise.all([open(a, 'r'), open(b, 'r')]);
+  try {
+    const ba = Buffer.allocUnsafe(size);
+    const bb = Buffer.allocUnsafe(size);
+    for (let position = 0; ; position += size) {
+      if (stop.aborted) throw stop.reason;
+      const [ra, rb] = await Promise.all([fa.read(ba, 0, size, position), fb.read(bb, 0, size, position)]);
+      if (ra.bytesRead !== rb.bytesRead) return false;
+      if (ra.bytesRead === 0) return true;
+      if (!ba.subarray(0, ra.bytesRead).equals(bb.subarray(0, rb.bytesRead))) return false;
+    }
+  } finally {
+    await Promise.all([fa.close(), fb.close()]);
+  }
+}
