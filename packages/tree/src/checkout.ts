@@ -1,5 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { constants, type Dirent, type Stats } from 'node:fs';
+import {
+  chmodSync,
+  constants,
+  copyFileSync,
+  type Dirent,
+  lstatSync,
+  renameSync,
+  type Stats,
+  unlinkSync,
+} from 'node:fs';
 import {
   chmod,
   copyFile,
@@ -159,6 +168,7 @@ export async function checkout(
     );
   }
   const sources = new Map<string, string>();
+  const sizes = new Map<string, number>();
   const fileDigests = new Set<string>();
   for (const entries of trees.values())
     for (const e of entries) if (e.type === 'file') fileDigests.add(e.digest);
@@ -168,9 +178,10 @@ export async function checkout(
       checkLimit(async () => {
         signal?.throwIfAborted();
         if (isLocalStore(store)) {
-          const found = await store.locate(d);
+          const found = store.locateSync(d);
           if (found !== undefined) {
             sources.set(d, found.path);
+            sizes.set(d, found.size);
             return;
           }
         } else if (await store.has(d)) {
@@ -274,14 +285,7 @@ export async function checkout(
   await applyDir(plan);
 
   const progress = { filesTotal: fileJobs.length, filesDone: 0, bytesTotal: 0, bytesDone: 0 };
-  const sizes = new Map<string, number>();
-  if (isLocalStore(store)) {
-    for (const job of fileJobs) {
-      const size = (await lstat(sources.get(job.entry.digest)!).catch(() => undefined))?.size ?? 0;
-      sizes.set(job.abs, size);
-      progress.bytesTotal += size;
-    }
-  }
+  for (const job of fileJobs) progress.bytesTotal += sizes.get(job.entry.digest) ?? 0;
   let lastReport = 0;
   const report = (done: boolean) => {
     if (options.onProgress === undefined) return;
@@ -298,11 +302,11 @@ export async function checkout(
       writeLimit(async () => {
         if (stop) return;
         signal?.throwIfAborted();
-        const st = await writeFile(store, sources.get(job.entry.digest), job);
+        const st = await writeFile(store, sources.get(job.entry.digest), sizes.get(job.entry.digest), job);
         written.push({ rel: job.rel, entry: job.entry, stat: st });
         counts.filesWritten++;
         progress.filesDone++;
-        progress.bytesDone += sizes.get(job.abs) ?? st.size;
+        progress.bytesDone += st.size;
         report(false);
       }).catch((error: unknown) => {
         stop = true;
@@ -595,9 +599,40 @@ async function prune(abs: string, rel: string, ignored: IgnoreMatcher): Promise<
   }
 }
 
+// Objects this small are copied with synchronous calls: the promise round trips of node:fs/promises cost more than
+// the copy itself for small files (see the store's fast path).
+const SYNC_COPY_MAX = 1024 * 1024;
+
 /** Writes one file beside its final name and renames it into place; returns the final file's stat. */
-async function writeFile(store: Store, source: string | undefined, job: FileJob): Promise<Stats> {
+async function writeFile(
+  store: Store,
+  source: string | undefined,
+  size: number | undefined,
+  job: FileJob,
+): Promise<Stats> {
   const temp = tempPath(job.dirAbs);
+  if (
+    source !== undefined &&
+    size !== undefined &&
+    size < SYNC_COPY_MAX &&
+    (store as Partial<LocalStore>).verify !== true
+  ) {
+    try {
+      // COPYFILE_EXCL: the temp name is fresh, so nothing (a planted symlink) can be written through;
+      // FICLONE: a reflink where the filesystem can, a plain copy elsewhere.
+      copyFileSync(source, temp, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+      chmodSync(temp, job.entry.mode & FILE_MODE_MASK);
+      renameSync(temp, job.abs);
+      return lstatSync(job.abs);
+    } catch (error) {
+      try {
+        unlinkSync(temp);
+      } catch {
+        // Never created, or already renamed.
+      }
+      throw io(error, job.abs, 'write');
+    }
+  }
   try {
     if (source !== undefined) {
       // COPYFILE_EXCL: the temp name is fresh, so nothing (a planted symlink) can be written through;

@@ -75,6 +75,8 @@ export interface LocalStore extends Store {
   readonly verify: boolean;
   /** `has`, synchronously (a stat or two): for hot loops over many objects. */
   hasSync(digest: string): boolean;
+  /** `locate`, synchronously. */
+  locateSync(digest: string): ObjectLocation | undefined;
   /** Finds an object under either suffix (and marks it used); `undefined` when absent. */
   locate(digest: string): Promise<ObjectLocation | undefined>;
   /** Like `putFile`, also returning the stat the file had when it was opened. */
@@ -477,6 +479,9 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
       return `blake3:${hex}`;
     },
     hasSync(digest) {
+      return store.locateSync(digest) !== undefined;
+    },
+    locateSync(digest) {
       const parts = algorithmParts(digest);
       for (const kind of SUFFIXES) {
         const path = objectPath(parts, kind);
@@ -490,9 +495,9 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
             // LRU order is only a hint (see touchPath).
           }
         }
-        return true;
+        return { path, kind, size: st.size };
       }
-      return false;
+      return undefined;
     },
     async putVerified(digest, bytes, kind = 'file') {
       const parts = algorithmParts(digest);
