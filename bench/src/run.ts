@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startup } from './benchmarks/startup.js';
 import { walkBenchmark } from './benchmarks/walk.js';
+import { watchBench } from './benchmarks/watch.js';
 import { type Comparison, toMarkdown } from './harness.js';
 
 /** A named group of comparisons. `run` may generate data (under bench/.data) and skip peers that are not installed. */
@@ -12,7 +13,7 @@ export interface Benchmark {
 }
 
 /** Every benchmark `pnpm bench` runs; `pnpm bench NAME...` runs only those named. */
-export const benchmarks: readonly Benchmark[] = [startup, walkBenchmark];
+export const benchmarks: readonly Benchmark[] = [startup, walkBenchmark, watchBench];
 
 const selected = process.argv.slice(2);
 const chosen = selected.length ? benchmarks.filter((b) => selected.includes(b.name)) : benchmarks;
