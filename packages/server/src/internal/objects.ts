@@ -1,5 +1,16 @@
 import { createReadStream, type ReadStream } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import {
+  type FileHandle,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  rmdir,
+  stat,
+  unlink,
+} from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { RemoteError } from '@fsw/errors';
 import type { ObjectKind, Store } from '@fsw/tree';
@@ -52,6 +63,7 @@ const MAX_TREE_BYTES = 64 * 1024 * 1024;
 // Eviction frees down to this fraction of maxBytes, so that a full store does not evict on every single write.
 const LOW_WATER = 0.9;
 const TEMP_ROOT = '.fsw-server-tmp';
+const AUTO_EVICT_BACKOFF_MS = 1000;
 const OBJECT_NAME = /^([0-9a-f]+)\.(file|tree)$/;
 
 /**
@@ -73,6 +85,7 @@ export class ObjectSet {
   #evicting: Promise<EvictionResult> | undefined;
   #scan: Promise<void> = Promise.resolve();
   #announceSeq = 0;
+  #autoEvictAfter = 0;
   evictions = 0;
   evictedBytes = 0;
 
@@ -189,7 +202,7 @@ export class ObjectSet {
   async locate(digest: Digest, touch = true): Promise<StoredObject | undefined> {
     const known = this.#entries.get(digest.full);
     if (known) {
-      if (touch) known.lastUsed = Date.now();
+      if (touch) known.lastUsed = now();
       return { path: this.#path(digest, known.kind), size: known.size, kind: known.kind };
     }
     // Not indexed: still being scanned, or written into the directory by another process.
@@ -199,7 +212,7 @@ export class ObjectSet {
         const info = await stat(path);
         if (!info.isFile()) continue;
         const entry = this.#entries.get(digest.full) ?? { size: info.size, lastUsed: info.mtimeMs, kind };
-        if (touch) entry.lastUsed = Date.now();
+        if (touch) entry.lastUsed = now();
         if (!this.#entries.has(digest.full)) this.#add(digest.full, entry);
         return { path: this.#path(digest, entry.kind), size: entry.size, kind: entry.kind };
       } catch (error) {
@@ -290,7 +303,7 @@ export class ObjectSet {
         await mkdir(dirname(path), { recursive: true });
         await rename(temp, path);
       }
-      this.#add(key, { size, lastUsed: Date.now(), kind });
+      this.#add(key, { size, lastUsed: now(), kind });
       this.#maybeEvict();
       return !existed;
     } finally {
@@ -308,7 +321,7 @@ export class ObjectSet {
   announce(key: string | undefined, digests: Iterable<string>): string {
     const id = key ?? `batch-${++this.#announceSeq}`;
     const set = new Set(digests);
-    const expiresAt = Date.now() + this.#options.announceTtlMs;
+    const expiresAt = now() + this.#options.announceTtlMs;
     const existing = this.#announcements.get(id);
     if (existing) {
       for (const d of set) existing.digests.add(d);
@@ -331,13 +344,17 @@ export class ObjectSet {
   }
 
   #expireAnnouncements(): void {
-    const now = Date.now();
-    for (const [key, a] of this.#announcements) if (a.expiresAt <= now) this.#announcements.delete(key);
+    const at = now();
+    for (const [key, a] of this.#announcements) if (a.expiresAt <= at) this.#announcements.delete(key);
   }
 
   #maybeEvict(): void {
-    if (this.#bytes <= this.#options.maxBytes || this.#evicting) return;
-    this.evict().catch(this.#options.onError);
+    if (this.#bytes <= this.#options.maxBytes || this.#evicting || now() < this.#autoEvictAfter) return;
+    this.evict().then(() => {
+      // Everything left is retained or announced: sorting the whole index again on every write would make a push
+      // larger than maxBytes quadratic, so wait a little before the next automatic pass.
+      if (this.#bytes > this.#options.maxBytes) this.#autoEvictAfter = now() + AUTO_EVICT_BACKOFF_MS;
+    }, this.#options.onError);
   }
 
   /**
@@ -368,7 +385,7 @@ export class ObjectSet {
       if (this.#bytes <= target) break;
       const entry = this.#entries.get(key);
       // Re-check: the entry may have been used, replaced or removed since the list was sorted.
-      if (entry !== seen || entry.lastUsed > Date.now() - retentionMs) continue;
+      if (entry !== seen || entry.lastUsed > now() - retentionMs) continue;
       if (pinned.has(key) || this.#committing.has(key)) continue;
       const digest = parseDigest(key);
       if (!digest) continue;
@@ -541,6 +558,11 @@ function looksLikeTree(head: Uint8Array): boolean {
   return (
     head.byteLength === 4 && head[0] === 0xee && head[1] === 0x3e && head[2] === 0x01 && head[3] === 0x00
   );
+}
+
+/** Milliseconds since the epoch with sub-millisecond resolution, so that LRU order has no ties. */
+function now(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 function isAlive(pid: number): boolean {
