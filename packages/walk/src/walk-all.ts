@@ -9,11 +9,11 @@ import {
   type Listed,
   REPLACEMENT,
   type Sink,
+  statRoot,
   Walker,
 } from './internal/core.js';
 import { resolveOptions } from './internal/options.js';
 import type { WalkEntry, WalkOptions } from './types.js';
-import { statRoot } from './walk.js';
 
 /** What `walkAll()` resolves to: the entries, plus how many failures `onError` chose to skip. */
 export type WalkAllResult = WalkEntry[] & {

@@ -1,5 +1,4 @@
-import { type Dirent, promises as fsp, readdir as readdirCallback, type Stats } from 'node:fs';
-import { fromErrno, WalkError } from '@fsw/errors';
+import { type Dirent, readdir as readdirCallback } from 'node:fs';
 import {
   compareNames,
   type DirTask,
@@ -9,6 +8,7 @@ import {
   REPLACEMENT,
   type Sink,
   STOP,
+  statRoot,
   Walker,
 } from './internal/core.js';
 import { resolveOptions } from './internal/options.js';
@@ -32,23 +32,6 @@ function readdir(path: string): Promise<Dirent[]> {
       error ? reject(error) : resolve(dirents),
     );
   });
-}
-
-/** The stat of the root, mapped to `WalkError` (root failures always throw, whatever `onError` says). */
-export async function statRoot(root: string): Promise<{ stats: Stats; lstats: Stats }> {
-  if (typeof root !== 'string' || root === '') {
-    throw new WalkError(
-      'E_INVALID_ARGUMENT',
-      `the root to walk must be a non-empty path, not ${JSON.stringify(root)}`,
-    );
-  }
-  try {
-    const lstats = await fsp.lstat(root);
-    const stats = lstats.isSymbolicLink() ? await fsp.stat(root) : lstats;
-    return { stats, lstats };
-  } catch (error) {
-    throw fromErrno(error, { path: root, family: WalkError, action: 'walk' });
-  }
 }
 
 /**

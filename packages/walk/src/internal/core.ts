@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import type { Dirent, Stats } from 'node:fs';
-import { promises as fsp, lstat as lstatCallback, stat as statCallback } from 'node:fs';
+import { promises as fsp, lstat as lstatCallback, lstatSync, stat as statCallback } from 'node:fs';
 import { basename } from 'node:path';
 import { fromErrno, WalkError } from '@fsw/errors';
 import type { Ignore } from 'ignore';
@@ -124,12 +124,16 @@ export class Walker {
   skipped = 0;
   /** False when no option needs a system call per entry: then {@link Walker.scan} is the fast path. */
   readonly perEntryIo: boolean;
+  /** `stat` with `syncStat`: the fast path stats each entry itself. */
+  private readonly statInScan: boolean;
   private readonly ignoring: boolean;
 
   constructor(root: string, options: ResolvedOptions) {
     this.root = root;
     this.options = options;
-    this.perEntryIo = options.stat || options.followSymlinks;
+    // Synchronous stats fit the fast path; following symlinks keeps the per-entry path (loops, broken links).
+    this.statInScan = options.stat && options.syncStat && !options.followSymlinks;
+    this.perEntryIo = (options.stat && !this.statInScan) || options.followSymlinks;
     this.ignoring = options.ignore !== undefined || options.ignoreFiles.length > 0;
   }
 
@@ -248,7 +252,18 @@ export class Walker {
       if (ignoring && this.isIgnored(task, rel, isDir)) continue;
       if (isDir && descend) sink.child(this.childTask(task, name, undefined, rel, depth, undefined), name);
       if ((type === 'any' || type === kind) && (glob === undefined || glob(rel))) {
-        sink.entry({ path: prefix + name, relativePath: rel, name, depth, type: kind });
+        const entry: WalkEntry = { path: prefix + name, relativePath: rel, name, depth, type: kind };
+        if (!this.statInScan) sink.entry(entry);
+        else {
+          let stats: Stats;
+          try {
+            stats = lstatSync(entry.path);
+          } catch (error) {
+            this.fail(fromErrno(error, { path: entry.path, family: WalkError, action: 'stat' }));
+            continue;
+          }
+          sink.entry(withStats(entry, stats));
+        }
       }
     }
     return lossy;
@@ -279,7 +294,7 @@ export class Walker {
 
   /** Turns a batch of listed names into items; synchronous unless an option needs a system call per entry. */
   process(task: DirTask, listed: readonly Listed[]): Item[] | Promise<Item[]> {
-    if (this.perEntryIo) return this.processWithIo(task, listed);
+    if (this.perEntryIo || this.options.stat) return this.processWithIo(task, listed);
     const items: Item[] = [];
     const { hidden } = this.options;
     for (let i = 0; i < listed.length; i++) {
@@ -500,4 +515,21 @@ function withStats(e: WalkEntry, s: Stats): WalkEntry {
     rawPath: e.rawPath,
     ...(e.rawRelativePath !== undefined ? { rawRelativePath: e.rawRelativePath } : {}),
   };
+}
+
+/** The stat of the root, mapped to `WalkError` (root failures always throw, whatever `onError` says). */
+export async function statRoot(root: string): Promise<{ stats: Stats; lstats: Stats }> {
+  if (typeof root !== 'string' || root === '') {
+    throw new WalkError(
+      'E_INVALID_ARGUMENT',
+      `the root to walk must be a non-empty path, not ${JSON.stringify(root)}`,
+    );
+  }
+  try {
+    const lstats = await fsp.lstat(root);
+    const stats = lstats.isSymbolicLink() ? await fsp.stat(root) : lstats;
+    return { stats, lstats };
+  } catch (error) {
+    throw fromErrno(error, { path: root, family: WalkError, action: 'walk' });
+  }
 }

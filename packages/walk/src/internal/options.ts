@@ -13,6 +13,7 @@ export interface ResolvedOptions {
   readonly hidden: boolean;
   readonly followSymlinks: boolean;
   readonly stat: boolean;
+  readonly syncStat: boolean;
   readonly sort: boolean;
   readonly concurrency: number;
   readonly signal: AbortSignal | undefined;
@@ -101,6 +102,7 @@ export function resolveOptions(options: WalkOptions = {}): ResolvedOptions {
     hidden: options.hidden ?? true,
     followSymlinks: options.followSymlinks ?? false,
     stat: options.stat ?? false,
+    syncStat: options.syncStat ?? false,
     sort: options.sort ?? false,
     concurrency,
     signal: options.signal,
