@@ -215,7 +215,12 @@ describe('odd names', () => {
     await writeFile(join(root, 'good.txt'), 'three');
     await writeFile(join(root, 'real-\uFFFD.txt'), 'four');
 
-    for (const options of [{}, { sort: true }, { stat: true }] as WalkOptions[]) {
+    for (const options of [
+      {},
+      { sort: true },
+      { stat: true },
+      { stat: true, syncStat: true },
+    ] as WalkOptions[]) {
       const streamed = (await collect(root, options)).sort(byPath);
       const collected = (await walkAll(root, options)).slice().sort(byPath);
       expect(collected).toEqual(streamed);
@@ -229,6 +234,7 @@ describe('odd names', () => {
       expect(inner?.rawRelativePath).toEqual(Buffer.concat([badDir, Buffer.from('/inner.txt')]));
       expect(inner?.depth).toBe(2);
       expect(await readFile(inner?.rawPath ?? '', 'utf8')).toBe('two');
+      if (options.stat) expect(inner?.size).toBe(3);
       // Valid UTF-8 names (even holding U+FFFD itself) have no rawPath.
       expect(streamed.find((e) => e.name === 'good.txt')?.rawPath).toBeUndefined();
       expect(streamed.find((e) => e.name === 'real-\uFFFD.txt')?.rawPath).toBeUndefined();

@@ -142,6 +142,15 @@ describe('walk', () => {
     expect(entries.find((e) => e.relativePath === 'src/util/deep.ts')?.size).toBe(3);
   });
 
+  it('gives the same stats with syncStat', async () => {
+    const byRel = (a: { relativePath: string }, b: { relativePath: string }) =>
+      a.relativePath < b.relativePath ? -1 : 1;
+    const async = (await collect(root, { stat: true })).sort(byRel);
+    const sync = (await collect(root, { stat: true, syncStat: true })).sort(byRel);
+    expect(sync).toEqual(async);
+    expect(sync.find((e) => e.relativePath === 'src/util/deep.ts')?.size).toBe(3);
+  });
+
   it('sorts depth-first with siblings in name order, the same in walk and walkAll', async () => {
     const streamed = (await collect(root, { sort: true })).map((e) => e.relativePath);
     expect(streamed).toEqual(ALL);
@@ -214,6 +223,7 @@ describe('walk and walkAll agree', () => {
     { glob: '*.ts', hidden: false },
     { ignore: ['deeper/'], type: 'file' },
     { stat: true },
+    { stat: true, syncStat: true, type: 'file' },
     { concurrency: 1 },
   ];
   for (const options of cases) {
@@ -290,20 +300,42 @@ describe.skipIf(!unprivileged)(
       expect(out.allNames).toEqual(out.names);
     });
 
-    it('never reads a directory excluded by ignore or maxDepth', async () => {
-      const r = await runUnprivileged(
-        `const out = [];
-      for (const options of [{ ignore: 'locked' }, { maxDepth: 1 }]) {
-        const names = [];
-        for await (const e of walk(root, options)) names.push(e.relativePath);
-        const all = await walkAll(root, options);
-        out.push(names.includes('locked/secret.txt') || names.length === 0 ? 'bad' : 'ok', all.length === names.length ? 'same' : 'differs');
+    it('never reads a directory excluded by ignore, an ignore file, hidden: false or maxDepth', async () => {
+      // Reading any of these locked directories would throw (onError defaults to 'throw').
+      await makeTree(root, {
+        '.locked-dot/x': '',
+        'sub/.gitignore': 'deep-locked/\n',
+        'sub/deep-locked/x': '',
+      });
+      const extra = [join(root, '.locked-dot'), join(root, 'sub/deep-locked')];
+      for (const dir of extra) await chmod(dir, 0o000);
+      try {
+        const r = await runUnprivileged(
+          `const cases = [
+            { ignore: ['locked', '.locked-dot', 'deep-locked'] },
+            { maxDepth: 1 },
+            { hidden: false, ignore: ['locked', 'deep-locked'] },
+            { ignoreFiles: ['.gitignore'], ignore: ['locked', '.locked-dot'] },
+          ];
+          const out = [];
+          for (const options of cases) {
+            try {
+              const names = [];
+              for await (const e of walk(root, options)) names.push(e.relativePath);
+              const all = await walkAll(root, options);
+              out.push(names.length > 0 && all.length === names.length ? 'ok' : 'differs');
+            } catch (e) {
+              out.push(e.code + ' ' + e.path);
+            }
+          }
+          console.log(out.join(' '));`,
+          root,
+        );
+        expect(r.stderr).toBe('');
+        expect(r.stdout).toBe('ok ok ok ok\n');
+      } finally {
+        for (const dir of extra) await chmod(dir, 0o755);
       }
-      console.log(out.join(' '));`,
-        root,
-      );
-      expect(r.stderr).toBe('');
-      expect(r.stdout).toBe('ok same ok same\n');
     });
   },
 );
