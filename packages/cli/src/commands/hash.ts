@@ -103,7 +103,7 @@ type Outcome = { readonly path: string } & (
  * skips; since it settles earlier inputs first, every queued path before a result's position is a failed one.
  */
 async function* hashInOrder(
-  paths: AsyncIterable<string>,
+  paths: readonly string[] | AsyncIterable<string>,
   algorithm: HashAlgorithm,
   concurrency: number | undefined,
   stdin: HashResult | undefined,
@@ -114,7 +114,7 @@ async function* hashInOrder(
   let head = 0;
   const errors = new Map<string, HashError[]>();
   async function* tracked() {
-    for await (const p of paths) {
+    for await (const p of paths as AsyncIterable<string>) {
       queue.push(p);
       if (p !== '-' || stdin === undefined) yield p;
     }
@@ -124,7 +124,10 @@ async function* hashInOrder(
     const error = errors.get(path)?.shift() ?? new HashError('E_IO', `cannot hash ${path}`, { path });
     return { path, error };
   };
-  for await (const result of hashFilesIter(tracked(), {
+  // An array goes in as one: the library then knows the count (a single file is hashed without worker threads).
+  const input = Array.isArray(paths) ? paths.filter((p) => p !== '-' || stdin === undefined) : tracked();
+  if (Array.isArray(paths)) queue.push(...paths);
+  for await (const result of hashFilesIter(input, {
     algorithm,
     ordered: true,
     ...(concurrency !== undefined ? { concurrency } : {}),
@@ -143,9 +146,9 @@ async function* hashInOrder(
 }
 
 /** Expands the command line's paths: directories through `@fsw/walk` with `-r`, `-` left as is. */
-async function* expand(paths: readonly string[], recursive: boolean, out: Output): AsyncGenerator<string> {
+async function* expand(paths: readonly string[], out: Output): AsyncGenerator<string> {
   for (const p of paths) {
-    if (!recursive || p === '-') {
+    if (p === '-') {
       yield p;
       continue;
     }
@@ -196,7 +199,7 @@ async function runHash(ctx: CommandContext, paths: readonly string[], flags: Has
   const bar = out.progress({ unit: 'bytes', label: algorithm });
   try {
     for await (const o of hashInOrder(
-      expand(list, flags.recursive === true, out),
+      flags.recursive === true ? expand(list, out) : list,
       algorithm,
       concurrency,
       stdinResult,
@@ -287,9 +290,7 @@ async function runCheck(ctx: CommandContext, listFile: string, flags: HashFlags)
     const run = entries.slice(i, j);
     let k = 0;
     for await (const o of hashInOrder(
-      (async function* () {
-        for (const e of run) yield e.path;
-      })(),
+      run.map((e) => e.path),
       algorithm,
       concurrency,
       undefined,

@@ -111,7 +111,7 @@ class Pool {
   }
 
   /**
-   * Queues one file on the least busy of `workers` workers (the pool grows to that size).
+   * Queues one file on the least busy of the first `workers` workers (starting one more while all are busy).
    * Never rejects: failures and cancellation come back as a {@link JobOutcome}.
    */
   run(
@@ -122,11 +122,15 @@ class Pool {
     range: HashRange | undefined,
     onBytes: (n: number) => void,
   ): Promise<JobOutcome> {
-    this.grow(workers);
     let best: Slot | undefined;
     for (let i = 0; i < workers && i < this.slots.length; i++) {
       const s = this.slots[i]!;
       if (best === undefined || s.pending.size < best.pending.size) best = s;
+    }
+    // Start another worker only when every running one is busy: a batch of one file costs one worker start-up.
+    if ((best === undefined || best.pending.size > 0) && this.slots.length < workers) {
+      this.grow(this.slots.length + 1);
+      best = this.slots.at(-1);
     }
     const slot = best!;
     const id = this.nextId++;
