@@ -1,8 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { hash } from './benchmarks/hash.js';
 import { startup } from './benchmarks/startup.js';
+import { treeBenchmark } from './benchmarks/tree.js';
 import { walkBenchmark } from './benchmarks/walk.js';
 import { watchBench } from './benchmarks/watch.js';
 import { type Comparison, toMarkdown } from './harness.js';
@@ -14,7 +14,7 @@ export interface Benchmark {
 }
 
 /** Every benchmark `pnpm bench` runs; `pnpm bench NAME...` runs only those named. */
-export const benchmarks: readonly Benchmark[] = [startup, walkBenchmark, hash, watchBench];
+export const benchmarks: readonly Benchmark[] = [startup, walkBenchmark, watchBench, treeBenchmark];
 
 const selected = process.argv.slice(2);
 const chosen = selected.length ? benchmarks.filter((b) => selected.includes(b.name)) : benchmarks;

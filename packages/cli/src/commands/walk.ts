@@ -147,6 +147,8 @@ export const register: Register = (program: Command, ctx) => {
       followSymlinks: flags.follow === true,
       sort: flags.sort === true,
       stat: out.json,
+      // A CLI owns its event loop: stat like find does, without a thread-pool round trip per entry.
+      syncStat: true,
       onError: (error) => {
         out.warn(error.message);
         return 'skip';
