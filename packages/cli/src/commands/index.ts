@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
 import { register as checkout } from './checkout.js';
+import { register as copy } from './copy.js';
 import { register as dedup } from './dedup.js';
 import { register as diff } from './diff.js';
 import { register as evict } from './evict.js';
@@ -20,6 +21,7 @@ export type Register = (program: Command, ctx: CommandContext) => void;
 export const commands: readonly Register[] = [
   walk,
   hash,
+  copy,
   dedup,
   writeTree,
   lsTree,
