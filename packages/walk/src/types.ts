@@ -31,6 +31,16 @@ export interface WalkEntry {
   readonly rawRelativePath?: Buffer;
 }
 
+/** Running totals of a walk, handed to `onProgress`. */
+export interface WalkProgress {
+  /** Entries found so far (those that pass the filters). */
+  readonly entries: number;
+  /** Directories found to read so far, the root included. */
+  readonly directories: number;
+  /** Failures skipped so far (`onError` answered `'skip'`). */
+  readonly skipped: number;
+}
+
 /** Options of `walk` and `walkAll`. Every field is optional. */
 export interface WalkOptions {
   /** Which entries to yield. @default 'any' */
@@ -62,6 +72,11 @@ export interface WalkOptions {
   readonly concurrency?: number;
   /** Aborting it ends the walk at once with `signal.reason`. */
   readonly signal?: AbortSignal;
+  /**
+   * Called with running totals while the walk goes on (at most every 100 ms, synchronously, never awaited) and once
+   * at its end. @default none
+   */
+  readonly onProgress?: (progress: WalkProgress) => void;
   /** Decides what a failure below the root does. @default () => 'throw' */
   readonly onError?: (error: WalkError) => 'skip' | 'throw';
 }

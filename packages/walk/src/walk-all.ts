@@ -76,6 +76,7 @@ export async function walkAll(root: string, options?: WalkOptions): Promise<Walk
 }
 
 function finish(entries: WalkEntry[], walker: Walker): WalkAllResult {
+  walker.progress(true);
   Object.defineProperty(entries, 'skipped', { value: walker.skipped, enumerable: false });
   return entries as WalkAllResult;
 }

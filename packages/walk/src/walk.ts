@@ -79,6 +79,7 @@ async function* run(walker: Walker): AsyncGenerator<WalkEntry, void, undefined> 
   const rootTask = walker.rootTask(stats);
   if (walker.options.sort) {
     yield* sorted(walker, rootTask);
+    walker.progress(true);
     return;
   }
   const crawler = new Crawler(walker);
@@ -95,7 +96,10 @@ async function* run(walker: Walker): AsyncGenerator<WalkEntry, void, undefined> 
         continue;
       }
       if (crawler.error !== undefined) throw crawler.error.value;
-      if (crawler.finished) return;
+      if (crawler.finished) {
+        walker.progress(true);
+        return;
+      }
       await crawler.changed();
     }
   } finally {

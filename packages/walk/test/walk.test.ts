@@ -142,6 +142,22 @@ describe('walk', () => {
     expect(entries.find((e) => e.relativePath === 'src/util/deep.ts')?.size).toBe(3);
   });
 
+  it('reports progress totals, ending with the final counts', async () => {
+    for (const run of [
+      (onProgress: WalkOptions['onProgress']) => collect(root, { onProgress }),
+      (onProgress: WalkOptions['onProgress']) => walkAll(root, { onProgress }),
+      (onProgress: WalkOptions['onProgress']) => walkAll(root, { onProgress, stat: true, type: 'file' }),
+    ]) {
+      const reports: { entries: number; directories: number; skipped: number }[] = [];
+      const entries = await run((p) => reports.push({ ...p }));
+      expect(reports.length).toBeGreaterThan(0);
+      expect(reports.at(-1)).toEqual({ entries: entries.length, directories: 6, skipped: 0 });
+      for (let i = 1; i < reports.length; i++) {
+        expect(reports[i]?.entries).toBeGreaterThanOrEqual(reports[i - 1]?.entries ?? 0);
+      }
+    }
+  });
+
   it('gives the same stats with syncStat', async () => {
     const byRel = (a: { relativePath: string }, b: { relativePath: string }) =>
       a.relativePath < b.relativePath ? -1 : 1;

@@ -122,6 +122,11 @@ export class Walker {
   readonly options: ResolvedOptions;
   readonly root: string;
   skipped = 0;
+  /** Entries found so far, for `onProgress`. */
+  private found = 0;
+  /** Directories found so far (the root included), for `onProgress`. */
+  private directories = 1;
+  private lastProgress = 0;
   /** False when no option needs a system call per entry: then {@link Walker.scan} is the fast path. */
   readonly perEntryIo: boolean;
   /** `stat` with `syncStat`: the fast path stats each entry itself. */
@@ -238,6 +243,7 @@ export class Walker {
     const { prefix } = task;
     const ignoring = this.ignoring;
     let lossy = false;
+    const before = this.found;
     for (let i = from; i < to; i++) {
       const d = dirents[i] as Dirent;
       const name = d.name;
@@ -250,15 +256,20 @@ export class Walker {
       const rel = relPrefix + name;
       const isDir = kind === 'dir';
       if (ignoring && this.isIgnored(task, rel, isDir)) continue;
-      if (isDir && descend) sink.child(this.childTask(task, name, undefined, rel, depth, undefined), name);
+      if (isDir && descend) {
+        this.directories++;
+        sink.child(this.childTask(task, name, undefined, rel, depth, undefined), name);
+      }
       if ((type === 'any' || type === kind) && (glob === undefined || glob(rel))) {
         const entry: WalkEntry = { path: prefix + name, relativePath: rel, name, depth, type: kind };
+        this.found++;
         if (!this.statInScan) sink.entry(entry);
         else {
           let stats: Stats;
           try {
             stats = lstatSync(entry.path);
           } catch (error) {
+            this.found--;
             this.fail(fromErrno(error, { path: entry.path, family: WalkError, action: 'stat' }));
             continue;
           }
@@ -266,6 +277,7 @@ export class Walker {
         }
       }
     }
+    if (this.found !== before) this.progress();
     return lossy;
   }
 
@@ -294,6 +306,31 @@ export class Walker {
 
   /** Turns a batch of listed names into items; synchronous unless an option needs a system call per entry. */
   process(task: DirTask, listed: readonly Listed[]): Item[] | Promise<Item[]> {
+    const items = this.items(task, listed);
+    if (items instanceof Promise) return items.then((done) => this.counted(done));
+    return this.counted(items);
+  }
+
+  private counted(items: Item[]): Item[] {
+    for (const item of items) {
+      if (item.entry !== undefined) this.found++;
+      if (item.child !== undefined) this.directories++;
+    }
+    this.progress();
+    return items;
+  }
+
+  /** Reports progress if `onProgress` is set and 100 ms went by since the last report (or `final`). */
+  progress(final = false): void {
+    const report = this.options.onProgress;
+    if (report === undefined) return;
+    const now = performance.now();
+    if (!final && now - this.lastProgress < 100) return;
+    this.lastProgress = now;
+    report({ entries: this.found, directories: this.directories, skipped: this.skipped });
+  }
+
+  private items(task: DirTask, listed: readonly Listed[]): Item[] | Promise<Item[]> {
     if (this.perEntryIo || this.options.stat) return this.processWithIo(task, listed);
     const items: Item[] = [];
     const { hidden } = this.options;

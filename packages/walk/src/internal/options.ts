@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { WalkError } from '@fsw/errors';
 import type { Ignore, Options as IgnoreOptions } from 'ignore';
-import type { WalkOptions } from '../types.js';
+import type { WalkOptions, WalkProgress } from '../types.js';
 
 /** The options of one walk, checked and completed once at the boundary. */
 export interface ResolvedOptions {
@@ -18,6 +18,7 @@ export interface ResolvedOptions {
   readonly concurrency: number;
   readonly signal: AbortSignal | undefined;
   readonly onError: (error: WalkError) => 'skip' | 'throw';
+  readonly onProgress: ((progress: WalkProgress) => void) | undefined;
 }
 
 /** Directories read at once when `concurrency` is not given. */
@@ -93,6 +94,9 @@ export function resolveOptions(options: WalkOptions = {}): ResolvedOptions {
   }
   const onError = options.onError ?? (() => 'throw' as const);
   if (typeof onError !== 'function') throw invalid('option onError must be a function');
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
+    throw invalid('option onProgress must be a function');
+  }
   return {
     type,
     glob,
@@ -107,5 +111,6 @@ export function resolveOptions(options: WalkOptions = {}): ResolvedOptions {
     concurrency,
     signal: options.signal,
     onError,
+    onProgress: options.onProgress,
   };
 }
