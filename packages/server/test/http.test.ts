@@ -107,6 +107,16 @@ describe('HTTP object API', () => {
     expect(await got.text()).toBe('');
   });
 
+  it('serves objects another process put into the store directory', async () => {
+    await server.ready();
+    const { openStore } = await import('@fsw/tree');
+    const digest = await openStore(dir).put(Buffer.from('written beside the server'));
+    const got = await fetch(`${base}/objects/${digest}`);
+    expect(got.status).toBe(200);
+    expect(await got.text()).toBe('written beside the server');
+    expect(server.stats().objects).toBe(1);
+  });
+
   it('answers 404 for missing objects and 400 for malformed digests', async () => {
     const missing = `blake3:${'ab'.repeat(32)}`;
     expect((await fetch(`${base}/objects/${missing}`)).status).toBe(404);

@@ -86,6 +86,8 @@ export class ObjectSet {
   #scan: Promise<void> = Promise.resolve();
   #announceSeq = 0;
   #autoEvictAfter = 0;
+  /** The startup scan is done: from now on the index knows every object written through this server. */
+  #scanned = false;
   evictions = 0;
   evictedBytes = 0;
 
@@ -113,7 +115,9 @@ export class ObjectSet {
   async init(): Promise<void> {
     await mkdir(this.#tempDir, { recursive: true });
     await this.#removeStaleTemps();
-    this.#scan = this.#scanStore();
+    this.#scan = this.#scanStore().then(() => {
+      this.#scanned = true;
+    });
     // A failed scan only leaves the index incomplete (lookups still fall back to the disk); surface it anyway.
     this.#scan.catch(this.#options.onError);
   }
@@ -198,13 +202,18 @@ export class ObjectSet {
     return entry;
   }
 
-  /** The object's location, or undefined when the store lacks it. Marks the object as used unless `touch` is false. */
-  async locate(digest: Digest, touch = true): Promise<StoredObject | undefined> {
+  /**
+   * The object's location, or undefined when the store lacks it, and marks the object as used. Objects the index
+   * does not know are looked for on disk (the scan may still be running, or another process wrote into the store)
+   * unless `probe` is false and the scan is done.
+   */
+  async locate(digest: Digest, probe = true): Promise<StoredObject | undefined> {
     const known = this.#entries.get(digest.full);
     if (known) {
-      if (touch) known.lastUsed = now();
+      known.lastUsed = now();
       return { path: this.#path(digest, known.kind), size: known.size, kind: known.kind };
     }
+    if (!probe && this.#scanned) return undefined;
     // Not indexed: still being scanned, or written into the directory by another process.
     for (const kind of ['file', 'tree'] as const) {
       const path = this.#path(digest, kind);
@@ -212,7 +221,7 @@ export class ObjectSet {
         const info = await stat(path);
         if (!info.isFile()) continue;
         const entry = this.#entries.get(digest.full) ?? { size: info.size, lastUsed: info.mtimeMs, kind };
-        if (touch) entry.lastUsed = now();
+        entry.lastUsed = now();
         if (!this.#entries.has(digest.full)) this.#add(digest.full, entry);
         return { path: this.#path(digest, entry.kind), size: entry.size, kind: entry.kind };
       } catch (error) {
@@ -223,9 +232,13 @@ export class ObjectSet {
     return undefined;
   }
 
-  /** Whether the store holds the object (and marks it used). */
+  /**
+   * Whether the store holds the object (and marks it used). Once the startup scan is done this answers from the
+   * index alone: a push of many new objects costs no disk lookups. An object another process put into the
+   * directory may then be reported missing, which only costs its re-upload.
+   */
   async has(digest: Digest): Promise<boolean> {
-    return (await this.locate(digest)) !== undefined;
+    return (await this.locate(digest, false)) !== undefined;
   }
 
   /** The object's bytes, or undefined when missing. */
