@@ -107,6 +107,26 @@ async function* run(walker: Walker): AsyncGenerator<WalkEntry, void, undefined> 
   }
 }
 
+/** `promise`, or `signal.reason` as soon as the signal aborts (the work itself runs on, its result unused). */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  signal.throwIfAborted();
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
 /** Depth-first with siblings in name order: each directory is listed whole, sorted, then walked in that order. */
 async function* sorted(walker: Walker, task: DirTask): AsyncGenerator<WalkEntry, void, undefined> {
   const { signal } = walker.options;
@@ -114,17 +134,18 @@ async function* sorted(walker: Walker, task: DirTask): AsyncGenerator<WalkEntry,
   if (walker.options.ignoreFiles.length > 0) await walker.loadIgnores(task);
   let listed: Listed[];
   try {
-    listed = await walker.list(task);
+    listed = await abortable(walker.list(task), signal);
   } catch (error) {
+    if (signal?.aborted) throw signal.reason;
     const failure = walker.readError(task, error);
     if (task.isRoot) throw failure;
     walker.fail(failure);
     return;
   }
-  signal?.throwIfAborted();
-  const items = await walker.process(task, listed);
+  const items = await abortable(Promise.resolve(walker.process(task, listed)), signal);
   items.sort(compareNames);
   for (const item of items) {
+    signal?.throwIfAborted();
     if (item.entry !== undefined) yield item.entry;
     if (item.child !== undefined) yield* sorted(walker, item.child);
   }
