@@ -1,19 +1,12 @@
 // The `browser` entry of @fsw/hash: no `node:` imports; hash-wasm runs every algorithm.
 import { assertAlgorithm } from './algorithms.js';
+import { consume } from './internal/consume.js';
 import { toStreamHasher } from './internal/stream-hasher.js';
-import { wasmEngine } from './internal/wasm.js';
-import type { HashAlgorithm, HashBytesOptions, StreamHasher } from './types.js';
+import { wasmEngine } from './internal/wasm-static.js';
+import type { HashAlgorithm, HashBytesOptions, HashStreamOptions, StreamHasher } from './types.js';
 
 export { ALGORITHMS, isHashAlgorithm } from './algorithms.js';
-export type { HashAlgorithm, HashBytesOptions, Hasher, StreamHasher } from './types.js';
-
-/** Options of {@link hashBlob} and {@link hashStream}. */
-export interface HashStreamOptions {
-  /** @default 'blake3' */
-  readonly algorithm?: HashAlgorithm;
-  /** Stops reading; the promise rejects with `signal.reason`. */
-  readonly signal?: AbortSignal;
-}
+export type { HashAlgorithm, HashBytesOptions, Hasher, HashStreamOptions, StreamHasher } from './types.js';
 
 /**
  * Creates an incremental hasher (hash-wasm). Asynchronous because the WebAssembly module compiles on first use.
@@ -34,33 +27,17 @@ export async function hashBytes(data: Uint8Array | string, options: HashBytesOpt
 }
 
 /**
- * Hashes a `ReadableStream` of bytes (e.g. `response.body`, `blob.stream()`) to the lowercase hex digest,
- * reading it to the end; the stream is cancelled if the signal aborts.
+ * Hashes a `ReadableStream` of bytes (e.g. `response.body`, `blob.stream()`) or an async iterable of `Uint8Array`
+ * to the lowercase hex digest, reading it to the end; a stream is cancelled if the signal aborts.
  * @throws {HashError} `E_INVALID_ARGUMENT` for an unknown algorithm or a chunk that is not a Uint8Array.
  * @throws `signal.reason` when the signal aborts.
  */
 export async function hashStream(
-  stream: ReadableStream<Uint8Array>,
+  stream: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>,
   options: HashStreamOptions = {},
 ): Promise<string> {
-  const { signal } = options;
-  signal?.throwIfAborted();
-  const hasher = await createHasher(options.algorithm ?? 'blake3');
-  const reader = stream.getReader();
-  const onAbort = () => void reader.cancel(signal?.reason).catch(() => undefined);
-  signal?.addEventListener('abort', onAbort, { once: true });
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      signal?.throwIfAborted();
-      if (done) break;
-      hasher.update(value);
-    }
-    return hasher.digest();
-  } finally {
-    signal?.removeEventListener('abort', onAbort);
-    reader.releaseLock();
-  }
+  options.signal?.throwIfAborted();
+  return consume(stream, await createHasher(options.algorithm ?? 'blake3'), options.signal);
 }
 
 /**

@@ -1,7 +1,8 @@
 import { ALGORITHMS, assertAlgorithm } from './algorithms.js';
+import { consume } from './internal/consume.js';
 import { acquire, engineFor, release } from './internal/node-engines.js';
 import { toStreamHasher } from './internal/stream-hasher.js';
-import type { HashAlgorithm, HashBytesOptions, StreamHasher } from './types.js';
+import type { HashAlgorithm, HashBytesOptions, HashStreamOptions, StreamHasher } from './types.js';
 
 /**
  * Creates an incremental hasher: `update(bytes)` any number of times, then `digest()` (lowercase hex) or
@@ -41,4 +42,27 @@ export function engines(): Readonly<Record<HashAlgorithm, string>> {
   const out = {} as Record<HashAlgorithm, string>;
   for (const a of ALGORITHMS) out[a] = engineFor(a).name;
   return out;
+}
+
+/**
+ * Hashes a web `ReadableStream` or any async iterable of bytes (a Node `Readable` such as `process.stdin` or
+ * `fs.createReadStream()`) to the lowercase hex digest, reading it to the end.
+ * @throws {HashError} `E_INVALID_ARGUMENT` for an unknown algorithm or a chunk that is not bytes.
+ * @throws `signal.reason` when the signal aborts.
+ */
+export async function hashStream(
+  stream: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>,
+  options: HashStreamOptions = {},
+): Promise<string> {
+  options.signal?.throwIfAborted();
+  return consume(stream, await createHasher(options.algorithm ?? 'blake3'), options.signal);
+}
+
+/**
+ * Hashes a `Blob` (or `File`) without loading it whole into memory.
+ * @throws {HashError} `E_INVALID_ARGUMENT` for an unknown algorithm.
+ * @throws `signal.reason` when the signal aborts.
+ */
+export function hashBlob(blob: Blob, options: HashStreamOptions = {}): Promise<string> {
+  return hashStream(blob.stream() as ReadableStream<Uint8Array>, options);
 }

@@ -1,7 +1,7 @@
 export { ALGORITHMS, isHashAlgorithm } from './algorithms.js';
 export { hashFile } from './hash-file.js';
 export { closeHashPool, hashFiles, hashFilesIter } from './hash-files.js';
-export { createHasher, engines, hashBytes } from './hasher.js';
+export { createHasher, engines, hashBlob, hashBytes, hashStream } from './hasher.js';
 export type {
   HashAlgorithm,
   HashBytesOptions,
@@ -13,5 +13,6 @@ export type {
   HashProgress,
   HashRange,
   HashResult,
+  HashStreamOptions,
   StreamHasher,
 } from './types.js';

@@ -113,3 +113,11 @@ export interface HashFilesIterOptions extends HashFilesOptions {
  * `skipped` (in the order they failed), so that nothing is dropped silently.
  */
 export type HashFilesResult = HashResult[] & { readonly skipped: readonly HashError[] };
+
+/** Options of `hashStream` and `hashBlob`. */
+export interface HashStreamOptions {
+  /** @default 'blake3' */
+  readonly algorithm?: HashAlgorithm;
+  /** Stops reading; the promise rejects with `signal.reason`. */
+  readonly signal?: AbortSignal;
+}

@@ -1,10 +1,19 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  createReadStream,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { crc32 } from 'node:zlib';
-import { type HashAlgorithm, hashFile, hashFiles } from '@fsw/hash';
+import { type HashAlgorithm, hashBlob, hashFile, hashFiles, hashStream } from '@fsw/hash';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 const CHUNK = 1 << 20;
@@ -212,5 +221,33 @@ describe('files that cannot be hashed', () => {
       await expect(run).rejects.toMatchObject({ name: 'HashError', code: 'E_CHANGED', path: file });
       expect(changed).toBe(true);
     }
+  });
+});
+
+describe('hashStream and hashBlob', () => {
+  it('hash a Node stream, a web stream and a Blob to the same digest as the file', async () => {
+    const file = join(dir, 's.bin');
+    const bytes = pattern(2 * CHUNK + 99, 5);
+    writeFileSync(file, bytes);
+    for (const algorithm of ['blake3', 'sha256', 'xxh64'] as const) {
+      const want = reference(algorithm, file);
+      expect(await hashStream(createReadStream(file), { algorithm })).toBe(want);
+      expect(
+        await hashStream(Readable.toWeb(createReadStream(file)) as ReadableStream<Uint8Array>, { algorithm }),
+      ).toBe(want);
+      expect(await hashBlob(new Blob([bytes]), { algorithm })).toBe(want);
+    }
+  });
+
+  it('stops with signal.reason when aborted', async () => {
+    const reason = new Error('enough');
+    const ac = new AbortController();
+    async function* endless() {
+      for (;;) {
+        yield new Uint8Array(1024);
+        ac.abort(reason);
+      }
+    }
+    await expect(hashStream(endless(), { signal: ac.signal })).rejects.toBe(reason);
   });
 });

@@ -1,49 +1,14 @@
-import {
-  createBLAKE3,
-  createCRC32,
-  createMD5,
-  createSHA1,
-  createSHA256,
-  createSHA512,
-  createXXHash3,
-  createXXHash64,
-  createXXHash128,
-  type IHasher,
-} from 'hash-wasm';
-import type { HashAlgorithm } from '../types.js';
-import type { Engine, RawHasher } from './raw.js';
+import type { Engine } from './raw.js';
 
-const FACTORIES: Readonly<Record<HashAlgorithm, () => Promise<IHasher>>> = {
-  blake3: () => createBLAKE3(256),
-  sha256: createSHA256,
-  sha512: createSHA512,
-  sha1: createSHA1,
-  md5: createMD5,
-  xxh3: () => createXXHash3(0, 0),
-  xxh128: () => createXXHash128(0, 0),
-  xxh64: () => createXXHash64(0, 0),
-  crc32: () => createCRC32(),
-};
+// hash-wasm is loaded on first use in Node: it embeds its WebAssembly binaries as base64 and costs tens of
+// milliseconds to parse, which processes and workers that only use native BLAKE3 or node:crypto should not pay.
+let loading: Promise<typeof import('./wasm-static.js')> | undefined;
 
-function wrap(h: IHasher): RawHasher {
-  h.init();
-  return {
-    update(data) {
-      h.update(data);
-    },
-    digest() {
-      return h.digest('binary');
-    },
-    reset() {
-      h.init();
-    },
-  };
-}
-
-/** hash-wasm: every algorithm, everywhere (Node, browsers, workers); the portable fallback. */
+/** The hash-wasm engine, loaded lazily. */
 export const wasmEngine: Engine = {
   name: 'hash-wasm',
   async create(algorithm) {
-    return wrap(await FACTORIES[algorithm]());
+    loading ??= import('./wasm-static.js');
+    return (await loading).wasmEngine.create(algorithm);
   },
 };
