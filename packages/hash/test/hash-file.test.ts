@@ -235,7 +235,7 @@ describe('hashStream and hashBlob', () => {
       expect(
         await hashStream(Readable.toWeb(createReadStream(file)) as ReadableStream<Uint8Array>, { algorithm }),
       ).toBe(want);
-      expect(await hashBlob(new Blob([bytes]), { algorithm })).toBe(want);
+      expect(await hashBlob(new Blob([Uint8Array.from(bytes)]), { algorithm })).toBe(want);
     }
   });
 
