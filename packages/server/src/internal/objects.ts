@@ -12,7 +12,7 @@ import {
   unlink,
 } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { RemoteError } from '@fsw/errors';
+import { fromErrno, RemoteError } from '@fsw/errors';
 import type { ObjectKind, Store } from '@fsw/tree';
 import { type Digest, parseDigest } from './digest.js';
 import { createObjectHasher, type ObjectHasher } from './hasher.js';
@@ -113,7 +113,11 @@ export class ObjectSet {
 
   /** Removes the temp files of dead servers, creates our own temp dir, and starts indexing the store. */
   async init(): Promise<void> {
-    await mkdir(this.#tempDir, { recursive: true });
+    try {
+      await mkdir(this.#tempDir, { recursive: true });
+    } catch (error) {
+      throw fromErrno(error, { path: this.#tempDir, family: RemoteError, action: 'create directory' });
+    }
     await this.#removeStaleTemps();
     this.#scan = this.#scanStore().then(() => {
       this.#scanned = true;
