@@ -107,6 +107,23 @@ export const walkBenchmark: Benchmark = {
         }),
       );
     }
+    // The floor of any Node.js walker: start-up plus a bare fdir crawl printing its paths, against find.
+    const fdirEntry = pathToFileURL(require.resolve('fdir')).href;
+    rows.push(
+      compare({
+        name: `floor: Node.js + bare fdir, ${FILES} files`,
+        ours: {
+          label: 'node: fdir crawl, print paths',
+          command: [
+            process.execPath,
+            '--input-type=module',
+            '-e',
+            `import { fdir } from ${JSON.stringify(fdirEntry)};\nconst paths = await new fdir().withFullPaths().withDirs().crawl(${JSON.stringify(root)}).withPromise();\nprocess.stdout.write(paths.join('\\n') + '\\n');`,
+          ],
+        },
+        peer: { label: 'find DIR', command: ['find', root] },
+      }),
+    );
     rows.push(
       compare({
         name: `with sizes, ${FILES} files / ${DIRS} dirs`,
