@@ -9,6 +9,23 @@ const IN_MEMORY_MAX = 8 * 1024 * 1024;
 /** Digests per existence query when the remote has no HasTree. */
 const QUERY_BATCH = 50_000;
 
+/** Local tree objects read at once. */
+const READ_CONCURRENCY = 32;
+
+/** `Promise.all(items.map(fn))` with at most `limit` calls running. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
 interface LocatingStore extends Store {
   locate?(digest: string): Promise<{ readonly size: number } | undefined>;
 }
@@ -89,6 +106,8 @@ export async function push(
     return entries;
   };
 
+  const loadTrees = (digests: readonly string[]) => mapLimit(digests, READ_CONCURRENCY, loadTree);
+
   try {
     if (remote.protocol === 'grpc') {
       // HasTree on the root; for each tree the remote lacks, read it locally and ask about its children.
@@ -101,8 +120,8 @@ export async function push(
         if (lacking.length === 0) break;
         const childTrees = new Set<string>();
         const childFiles = new Set<string>();
-        for (const d of lacking) {
-          for (const e of await loadTree(d)) {
+        for (const entries of await loadTrees(lacking)) {
+          for (const e of entries) {
             if (e.type === 'dir') childTrees.add(normalizeDigest(e.digest));
             else if (e.type === 'file') childFiles.add(normalizeDigest(e.digest));
           }
@@ -128,9 +147,9 @@ export async function push(
       const seen = new Set(level);
       while (level.length > 0) {
         const next: string[] = [];
-        for (const d of level) {
-          allTrees.push(d);
-          const entries = decodeTree(await store.get(d));
+        allTrees.push(...level);
+        const listings = await mapLimit(level, READ_CONCURRENCY, async (d) => decodeTree(await store.get(d)));
+        for (const entries of listings) {
           for (const e of entries) {
             if (e.type === 'symlink') continue;
             const c = normalizeDigest(e.digest);
@@ -153,7 +172,7 @@ export async function push(
         if (present[i]) return;
         if (allFiles.has(d)) uploadFile(d);
       });
-      for (let i = 0; i < allTrees.length; i++) if (!present[i]) await loadTree(allTrees[i]!);
+      await loadTrees(allTrees.filter((_, i) => !present[i]));
     }
     meter.phase = 'transfer';
     meter.tick(true);

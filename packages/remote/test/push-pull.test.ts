@@ -1,3 +1,4 @@
+import { unlink } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -6,7 +7,7 @@ import { openRemote, pull, push, type Remote, type TransferProgress } from '@fsw
 import { openStore } from '@fsw/tree';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type FakeOptions, startFakeGrpc, startFakeHttp } from './helpers/fake-servers.js';
-import { putSpec, reachable, sampleSpec, tempDir } from './helpers/fixtures.js';
+import { putSpec, reachable, type Spec, sampleSpec, tempDir } from './helpers/fixtures.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 const open: { close(): Promise<void> }[] = [];
@@ -86,6 +87,25 @@ describe.each<Kind>(['grpc', 'http', 'http-head', 'file'])('push and pull over %
     // The new file, its directory and the root.
     expect(result.objectsUploaded).toBe(3);
     await expectSameObjects(local, server, root2);
+  });
+
+  it('reports what the remote lacks below a tree, in full digest form', async () => {
+    const { local, server } = stores();
+    const spec = sampleSpec(8);
+    const root = await putSpec(local, spec);
+    const { remote } = await remoteFor(kind, server);
+    await push(local, remote, root);
+    // Take one sub-tree and one file (outside it) away from the remote.
+    const subtree = await putSpec(local, spec.d2 as Spec);
+    const file = await local.put(Buffer.from('hello world\n'));
+    await unlink(server.path(subtree, 'tree'));
+    await unlink(server.path(file, 'file'));
+    const hex = root.slice('blake3:'.length);
+    for (const form of [root, hex]) {
+      const answer = await remote.missing([form]);
+      expect(answer).toEqual({ trees: [subtree], objects: [file] });
+    }
+    expect(await remote.hasObjects([root, file, hex])).toEqual([true, false, true]);
   });
 
   it('refuses corrupted bytes from the remote: E_DIGEST_MISMATCH and nothing stored', async () => {

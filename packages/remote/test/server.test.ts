@@ -104,7 +104,7 @@ describe('with @fsw/server', () => {
   it('completes a push cut short by the server going down, once it is back, with only verified objects', async () => {
     const dir = join(tmp.dir, 'restart');
     const spec: Record<string, Spec> = { base: sampleSpec(11) };
-    for (let i = 0; i < 8; i++) spec[`more${i}`] = sampleSpec(100 + i);
+    for (let i = 0; i < 3; i++) spec[`more${i}`] = sampleSpec(100 + i);
     const root = await putSpec(local, spec);
     const first = await startServer({ dir });
     let killed: Promise<void> | undefined;
@@ -133,12 +133,16 @@ describe('with @fsw/server', () => {
 
   it('takes eight clients pushing overlapping trees at once', async () => {
     const server = await startServer();
-    const shared = sampleSpec(21);
+    const shared = sampleSpec(21, false, 3);
     const roots = await Promise.all(
       Array.from({ length: 8 }, async (_, i) => {
         const store = openStore(join(tmp.dir, `client-${i}`));
-        const root = await putSpec(store, { shared, own: sampleSpec(200 + i), [`n${i}`]: `client ${i}\n` });
-        await putSpec(local, { shared, own: sampleSpec(200 + i), [`n${i}`]: `client ${i}\n` });
+        const root = await putSpec(store, {
+          shared,
+          own: sampleSpec(200 + i, false, 1),
+          [`n${i}`]: `client ${i}\n`,
+        });
+        await putSpec(local, { shared, own: sampleSpec(200 + i, false, 1), [`n${i}`]: `client ${i}\n` });
         return { store, root };
       }),
     );

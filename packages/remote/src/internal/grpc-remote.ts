@@ -76,8 +76,6 @@ export function openGrpcRemote(url: URL, settings: CallSettings, rootCerts: Uint
     'grpc.max_send_message_length': -1,
     // We retry ourselves, with our own backoff and error mapping.
     'grpc.enable_retries': 0,
-    'grpc.keepalive_time_ms': 60_000,
-    'grpc.keepalive_timeout_ms': Math.max(settings.timeoutMs, 1_000),
     'grpc.initial_reconnect_backoff_ms': 100,
     'grpc.max_reconnect_backoff_ms': 2_000,
   }) as unknown as CacheClient;

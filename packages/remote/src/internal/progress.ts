@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { TransferProgress } from '../types.js';
 
 const INTERVAL_MS = 100;
@@ -95,6 +96,8 @@ export function linkedController(outer: AbortSignal | undefined): {
   dispose: () => void;
 } {
   const controller = new AbortController();
+  // Every call in flight listens to it: hundreds at once is expected, not a leak.
+  setMaxListeners(0, controller.signal);
   if (outer === undefined) return { controller, dispose: () => {} };
   const onAbort = () => controller.abort(outer.reason);
   if (outer.aborted) onAbort();

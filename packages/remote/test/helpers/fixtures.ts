@@ -47,7 +47,7 @@ export async function reachable(store: Store, root: string): Promise<{ trees: st
 }
 
 /** A seeded, varied tree: nested dirs, shared subtrees, duplicate and empty files, symlinks, one 9 MiB file. */
-export function sampleSpec(seed = 1, withBig = false): Spec {
+export function sampleSpec(seed = 1, withBig = false, dirs = 6): Spec {
   let x = seed;
   const rand = () => {
     x = (x * 1103515245 + 12345) & 0x7fffffff;
@@ -64,7 +64,7 @@ export function sampleSpec(seed = 1, withBig = false): Spec {
     a: shared,
     b: { nested: shared, 'x.bin': Buffer.alloc(200_000, 7) },
   };
-  for (let d = 0; d < 6; d++) {
+  for (let d = 0; d < dirs; d++) {
     const dir: Record<string, string> = {};
     for (let f = 0; f < 12; f++)
       dir[`f${f}.txt`] = `dir ${d} file ${f} ${rand()}\n`.repeat(1 + (rand() % 50));
