@@ -235,9 +235,9 @@ export async function checkout(
   const allDirs: DirPlan[] = [];
   const unchanged: DirPlan['unchanged'] = [];
   const links: DirPlan['links'] = [];
+  const written: Written[] = [];
   const applyDir = async (p: DirPlan): Promise<void> => {
     signal?.throwIfAborted();
-    allDirs.push(p);
     if (p.create) {
       try {
         await mkdir(p.abs, p.rel === '' ? { recursive: true } : { mode: 0o700 });
@@ -253,6 +253,7 @@ export async function checkout(
         throw io(error, p.abs, 'change mode of');
       }
     }
+    allDirs.push(p);
     for (const r of p.removals) {
       await removePath(r, ignored);
       counts.removed++;
@@ -282,96 +283,115 @@ export async function checkout(
     }
     for (const d of p.dirs) await applyDir(d);
   };
-  await applyDir(plan);
+  let completed = false;
+  try {
+    await applyDir(plan);
 
-  const progress = { filesTotal: fileJobs.length, filesDone: 0, bytesTotal: 0, bytesDone: 0 };
-  for (const job of fileJobs) progress.bytesTotal += sizes.get(job.entry.digest) ?? 0;
-  let lastReport = 0;
-  const report = (done: boolean) => {
-    if (options.onProgress === undefined) return;
-    const now = Date.now();
-    if (!done && now - lastReport < PROGRESS_EVERY_MS) return;
-    lastReport = now;
-    options.onProgress({ ...progress, done });
-  };
-  const written: { rel: string; entry: TreeEntry; stat: Stats }[] = [];
-  const writeLimit = pLimit(options.concurrency ?? defaultConcurrency());
-  let stop = false;
-  const results = await Promise.allSettled(
-    fileJobs.map((job) =>
-      writeLimit(async () => {
-        if (stop) return;
-        signal?.throwIfAborted();
-        const st = await writeFile(store, sources.get(job.entry.digest), sizes.get(job.entry.digest), job);
-        written.push({ rel: job.rel, entry: job.entry, stat: st });
-        counts.filesWritten++;
-        progress.filesDone++;
-        progress.bytesDone += st.size;
-        report(false);
-      }).catch((error: unknown) => {
-        stop = true;
-        throw error;
-      }),
-    ),
-  );
-  const failure = results.find((r) => r.status === 'rejected');
-  if (failure !== undefined) throw (failure as PromiseRejectedResult).reason;
+    const progress = { filesTotal: fileJobs.length, filesDone: 0, bytesTotal: 0, bytesDone: 0 };
+    for (const job of fileJobs) progress.bytesTotal += sizes.get(job.entry.digest) ?? 0;
+    let lastReport = 0;
+    const report = (done: boolean) => {
+      if (options.onProgress === undefined) return;
+      const now = Date.now();
+      if (!done && now - lastReport < PROGRESS_EVERY_MS) return;
+      lastReport = now;
+      options.onProgress({ ...progress, done });
+    };
+    const writeLimit = pLimit(options.concurrency ?? defaultConcurrency());
+    let stop = false;
+    const results = await Promise.allSettled(
+      fileJobs.map((job) =>
+        writeLimit(async () => {
+          if (stop) return;
+          signal?.throwIfAborted();
+          const st = await writeFile(store, sources.get(job.entry.digest), sizes.get(job.entry.digest), job);
+          written.push({ rel: job.rel, entry: job.entry, stat: st });
+          counts.filesWritten++;
+          progress.filesDone++;
+          progress.bytesDone += st.size;
+          report(false);
+        }).catch((error: unknown) => {
+          stop = true;
+          throw error;
+        }),
+      ),
+    );
+    const failure = results.find((r) => r.status === 'rejected');
+    if (failure !== undefined) throw (failure as PromiseRejectedResult).reason;
 
-  // Deepest first, so that a read-only folder is closed only after everything inside it is written.
-  for (const p of allDirs.sort((a, b) => b.rel.split('/').length - a.rel.split('/').length)) {
-    if (p.mode === undefined) continue;
-    try {
-      await chmod(p.abs, p.mode);
-    } catch (error) {
-      throw io(error, p.abs, 'change mode of');
-    }
-  }
-  counts.filesUnchanged = unchanged.length;
-
-  if (useIndex) {
-    const records = new Map<string, IndexRecord>();
-    const fileRecord = (s: Stats, d: string): IndexRecord => ({
-      type: 'file',
-      digest: d,
-      mode: s.mode,
-      size: s.size,
-      mtimeMs: s.mtimeMs,
-      ino: s.ino,
-      racy: false,
-    });
-    for (const p of allDirs) {
-      if (p.rel !== '') {
-        records.set(p.rel, {
-          type: 'dir',
-          digest: '',
-          mode: p.mode ?? 0,
-          size: 0,
-          mtimeMs: 0,
-          ino: 0,
-          racy: false,
-        });
+    // Deepest first, so that a read-only folder is closed only after everything inside it is written.
+    for (const p of allDirs.sort((a, b) => b.rel.split('/').length - a.rel.split('/').length)) {
+      if (p.mode === undefined) continue;
+      try {
+        await chmod(p.abs, p.mode);
+      } catch (error) {
+        throw io(error, p.abs, 'change mode of');
       }
     }
-    for (const l of links) {
-      records.set(l.rel, {
-        type: 'symlink',
-        digest: '',
-        mode: l.mode,
-        size: 0,
-        mtimeMs: 0,
-        ino: 0,
-        racy: false,
-      });
+    counts.filesUnchanged = unchanged.length;
+    report(true);
+    completed = true;
+  } finally {
+    // Also after a failure or an abort: what was written is fsw's own work, so that running the checkout again
+    // is not refused as if those folders were someone else's. (Never when the root itself was not reached.)
+    if (useIndex && allDirs.some((p) => p.rel === '')) {
+      const save = writeCheckoutIndex(root, oldIndex, completed, allDirs, links, unchanged, written);
+      if (completed) await save;
+      else {
+        // The failure that got us here is the error to report, not a second one from the index.
+        await save.catch(() => {});
+      }
     }
-    for (const u of unchanged) {
-      const s = u.chmod ? await lstat(u.abs) : u.stat;
-      records.set(u.rel, fileRecord(s, u.entry.digest));
-    }
-    for (const w of written) records.set(w.rel, fileRecord(w.stat, w.entry.digest));
-    await saveIndex(root, records);
   }
-  report(true);
   return counts;
+}
+
+interface Written {
+  readonly rel: string;
+  readonly entry: TreeEntry;
+  readonly stat: Stats;
+}
+
+/**
+ * Records what the checkout wrote or found equal. After a complete checkout the index describes exactly the tree;
+ * after a failure, the new records are laid over the old ones (paths not reached keep theirs).
+ */
+async function writeCheckoutIndex(
+  root: string,
+  oldIndex: ReadonlyMap<string, IndexRecord>,
+  completed: boolean,
+  dirs: readonly DirPlan[],
+  links: DirPlan['links'],
+  unchanged: DirPlan['unchanged'],
+  written: readonly Written[],
+): Promise<void> {
+  const records = completed ? new Map<string, IndexRecord>() : new Map(oldIndex);
+  const fileRecord = (s: Stats, d: string): IndexRecord => ({
+    type: 'file',
+    digest: d,
+    mode: s.mode,
+    size: s.size,
+    mtimeMs: s.mtimeMs,
+    ino: s.ino,
+    racy: false,
+  });
+  const plain = (type: 'dir' | 'symlink', mode: number): IndexRecord => ({
+    type,
+    digest: '',
+    mode,
+    size: 0,
+    mtimeMs: 0,
+    ino: 0,
+    racy: false,
+  });
+  for (const p of dirs) if (p.rel !== '') records.set(p.rel, plain('dir', p.mode ?? 0));
+  for (const l of links) records.set(l.rel, plain('symlink', l.mode));
+  for (const u of unchanged) {
+    const s = u.chmod ? await lstat(u.abs).catch(() => undefined) : u.stat;
+    if (s !== undefined) records.set(u.rel, fileRecord(s, u.entry.digest));
+  }
+  for (const w of written) records.set(w.rel, fileRecord(w.stat, w.entry.digest));
+  await saveIndex(root, records);
 }
 
 interface PlanContext {

@@ -283,6 +283,32 @@ describe('checkout', () => {
     return (await readTree(tree, { store }))[0]!.digest;
   }
 
+  it('can be run again after an abort half-way, without force', async () => {
+    const src = join(tmp, 'src');
+    for (let d = 0; d < 3; d++) {
+      await mkdir(join(src, `d${d}`), { recursive: true });
+      for (let i = 0; i < 10; i++) await writeFile(join(src, `d${d}`, `f${i}`), `${d}/${i}`);
+    }
+    const t = await writeTree(src, { store, index: false });
+    const out = join(tmp, 'out');
+    const reason = new Error('interrupted');
+    const controller = new AbortController();
+    await expect(
+      checkout(t, out, {
+        store,
+        concurrency: 1,
+        signal: controller.signal,
+        onProgress: (p) => {
+          if (p.filesDone >= 1) controller.abort(reason);
+        },
+      }),
+    ).rejects.toBe(reason);
+    expect(await hashTree(out)).not.toBe(t);
+    expect((await readdir(join(out, 'd0'))).filter((n) => n.startsWith('.fsw-tmp'))).toEqual([]);
+    await checkout(t, out, { store });
+    expect(await hashTree(out)).toBe(t);
+  });
+
   it('throws signal.reason when aborted', async () => {
     const src = join(tmp, 'src');
     await mkdir(src);
