@@ -1,6 +1,6 @@
 import type { Dirent } from 'node:fs';
 import * as nativeFs from 'node:fs';
-import { resolve } from 'node:path';
+import { resolve, sep } from 'node:path';
 import {
   compareRelative,
   type DirTask,
@@ -117,7 +117,7 @@ function crawl(
           // fdir reads by string path, which cannot spell a name that is not UTF-8: walk those subtrees ourselves.
           next.push(new SubWalk(child) as unknown as Dirent);
         } else {
-          tasks.set(`${task.key}${name}/`, child);
+          tasks.set(`${task.key}${name}${sep}`, child);
           next.push(new DirOnly(name) as unknown as Dirent);
         }
       },
