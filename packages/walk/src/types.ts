@@ -45,11 +45,17 @@ export interface WalkProgress {
 export interface WalkOptions {
   /** Which entries to yield. @default 'any' */
   readonly type?: 'file' | 'dir' | 'symlink' | 'any';
-  /** micromatch pattern(s) matched against `relativePath`; a pattern without a slash matches the base name. */
+  /**
+   * micromatch pattern(s) matched against `relativePath`; a pattern without a slash matches the base name. Filters
+   * what is yielded, never what is walked. @default none
+   */
   readonly glob?: string | readonly string[];
-  /** gitignore-style patterns, relative to the root. Excluded directories are never read. */
+  /** gitignore-style patterns, relative to the root. Excluded directories are never read. @default none */
   readonly ignore?: string | readonly string[];
-  /** Ignore files honoured per directory, e.g. `['.gitignore']`; nested files apply to their subtree. */
+  /**
+   * Ignore files honoured per directory, e.g. `['.gitignore']`; nested files apply to their subtree and override
+   * shallower ones, negation included. @default []
+   */
   readonly ignoreFiles?: readonly string[];
   /** Deepest depth yielded; deeper directories are never read. @default Infinity */
   readonly maxDepth?: number;
@@ -66,17 +72,20 @@ export interface WalkOptions {
    * @default false
    */
   readonly syncStat?: boolean;
-  /** Deterministic name order. @default false */
+  /** Deterministic order: depth-first, siblings by name (UTF-16 code units). @default false */
   readonly sort?: boolean;
   /** Directories read at once. @default 8 */
   readonly concurrency?: number;
-  /** Aborting it ends the walk at once with `signal.reason`. */
+  /** Aborting it ends the walk at once with `signal.reason`. @default none */
   readonly signal?: AbortSignal;
   /**
    * Called with running totals while the walk goes on (at most every 100 ms, synchronously, never awaited) and once
    * at its end. @default none
    */
   readonly onProgress?: (progress: WalkProgress) => void;
-  /** Decides what a failure below the root does. @default () => 'throw' */
+  /**
+   * Decides what a failure below the root does: `'skip'` counts it (`skipped`) and goes on, `'throw'` ends the walk
+   * with it. Failures at the root always throw. @default () => 'throw'
+   */
   readonly onError?: (error: WalkError) => 'skip' | 'throw';
 }
