@@ -137,9 +137,25 @@ export async function* hashFilesIter(
     );
   };
 
-  // Workers get two files each, so that one is queued while the other hashes.
-  const limit = inline ? concurrency : concurrency * 2;
-  const running = new Map<number, Promise<Settled>>();
+  // Workers get a few files each, so that none waits for the main thread between two files.
+  const limit = inline ? concurrency : concurrency * 8;
+  // Settled jobs in the order they finished; `wake` resumes the loop when one lands.
+  const ready: Settled[] = [];
+  const all = new Set<Promise<void>>();
+  let inFlight = 0;
+  let wake: (() => void) | undefined;
+  const launch = (index: number, path: string) => {
+    inFlight++;
+    const p = start(index, path).then((settled) => {
+      inFlight--;
+      ready.push(settled);
+      all.delete(p);
+      const w = wake;
+      wake = undefined;
+      w?.();
+    });
+    all.add(p);
+  };
   const held = new Map<number, HashResult | null>();
   let nextOut = 0;
   let nextIndex = 0;
@@ -150,7 +166,7 @@ export async function* hashFilesIter(
   let finished = false;
   try {
     for (;;) {
-      while (!exhausted && running.size < limit) {
+      while (!exhausted && inFlight < limit) {
         const next = await iterator.next();
         if (next.done === true) {
           exhausted = true;
@@ -161,11 +177,15 @@ export async function* hashFilesIter(
         }
         const index = nextIndex++;
         if (!isArray) progress.filesTotal = nextIndex;
-        running.set(index, start(index, next.value));
+        launch(index, next.value);
       }
-      if (running.size === 0) break;
-      const { index, outcome } = await Promise.race(running.values());
-      running.delete(index);
+      if (ready.length === 0) {
+        if (inFlight === 0) break;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+      }
+      const { index, outcome } = ready.shift()!;
       signal?.throwIfAborted();
       progress.filesDone++;
       let value: HashResult | null;
@@ -198,7 +218,7 @@ export async function* hashFilesIter(
     if (!finished) {
       pool?.cancelBatch(batch);
       local?.abort(new Error('cancelled'));
-      await Promise.allSettled(running.values());
+      await Promise.allSettled(all);
       if (!exhausted) await (iterator as AsyncIterator<string>).return?.();
     }
   }

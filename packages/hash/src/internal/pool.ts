@@ -2,7 +2,14 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { HashError } from '@fsw/errors';
 import type { HashAlgorithm, HashRange, HashResult } from '../types.js';
-import { CANCEL_SLOTS, deserializeError, type ReplyMessage, type WorkerData } from './protocol.js';
+import {
+  CANCEL_SLOTS,
+  deserializeError,
+  type JobMessage,
+  type ReplyBatch,
+  type ReplyMessage,
+  type WorkerData,
+} from './protocol.js';
 
 /** The settled outcome of one job; `cancelled` when its batch was cancelled before or while it ran. */
 export type JobOutcome =
@@ -19,6 +26,8 @@ interface Pending {
 interface Slot {
   readonly worker: Worker;
   readonly pending: Map<number, Pending>;
+  /** Jobs queued in this tick, posted together in one message. */
+  outbox: JobMessage[];
 }
 
 const WORKER_URL = new URL('./worker.js', import.meta.url);
@@ -74,8 +83,10 @@ class Pool {
         name: '@fsw/hash',
         execArgv: workerExecArgv(),
       });
-      const slot: Slot = { worker, pending: new Map() };
-      worker.on('message', (m: ReplyMessage) => this.onMessage(slot, m));
+      const slot: Slot = { worker, pending: new Map(), outbox: [] };
+      worker.on('message', (batch: ReplyBatch) => {
+        for (const m of batch) this.onMessage(slot, m);
+      });
       worker.on('error', (e) => this.onCrash(slot, e));
       worker.on('exit', (code) => this.onCrash(slot, new Error(`hash worker exited with code ${code}`)));
       // After the listeners: adding a 'message' listener refs the worker again.
@@ -137,7 +148,15 @@ class Pool {
     return new Promise<JobOutcome>((resolve) => {
       slot.pending.set(id, { id, onBytes, resolve });
       if (slot.pending.size === 1) slot.worker.ref();
-      slot.worker.postMessage({ type: 'job', id, batch, path, algorithm, range });
+      // One message per worker per tick, however many files were queued in it: messages cost more than jobs.
+      if (slot.outbox.length === 0) {
+        queueMicrotask(() => {
+          const jobs = slot.outbox;
+          slot.outbox = [];
+          slot.worker.postMessage(jobs);
+        });
+      }
+      slot.outbox.push({ type: 'job', id, batch, path, algorithm, range });
     });
   }
 

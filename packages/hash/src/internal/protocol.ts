@@ -26,6 +26,12 @@ export type ReplyMessage =
   | { readonly type: 'error'; readonly id: number; readonly bytes: number; readonly error: SerializedError }
   | { readonly type: 'cancelled'; readonly id: number; readonly bytes: number };
 
+/** Main thread -> worker: the jobs queued in one tick, in one message. */
+export type JobBatch = readonly JobMessage[];
+
+/** Worker -> main thread: the replies gathered while the worker drained its queue, in one message. */
+export type ReplyBatch = readonly ReplyMessage[];
+
 export interface WorkerData {
   readonly cancel: SharedArrayBuffer;
 }

@@ -4,6 +4,7 @@ import { CHUNK_BYTES } from './file-checks.js';
 import { engineFor } from './node-engines.js';
 import {
   CANCEL_SLOTS,
+  type JobBatch,
   type JobMessage,
   type ReplyMessage,
   serializeError,
@@ -34,13 +35,28 @@ async function hasherFor(algorithm: HashAlgorithm) {
 
 const queue: JobMessage[] = [];
 let running = false;
+let replies: ReplyMessage[] = [];
+let oldest = 0;
+// Replies wait at most this long for company: long enough to batch small files, short enough not to hold a result
+// back while a big file hashes.
+const MAX_HOLD_MS = 2;
+
+function flush(): void {
+  if (replies.length === 0) return;
+  port!.postMessage(replies);
+  replies = [];
+}
 
 async function drain(): Promise<void> {
   running = true;
   for (let job = queue.shift(); job !== undefined; job = queue.shift()) {
     const cancelled = () => Atomics.load(flags, job!.batch % CANCEL_SLOTS) === job!.batch;
     let unreported = 0;
-    const post = (m: ReplyMessage) => port!.postMessage(m);
+    const post = (m: ReplyMessage) => {
+      if (replies.length === 0) oldest = performance.now();
+      replies.push(m);
+      if (m.type === 'bytes' || replies.length >= 32 || performance.now() - oldest >= MAX_HOLD_MS) flush();
+    };
     if (cancelled()) {
       post({ type: 'cancelled', id: job.id, bytes: 0 });
       continue;
@@ -56,6 +72,7 @@ async function drain(): Promise<void> {
         engine,
         buf,
         (n) => {
+          if (replies.length > 0 && performance.now() - oldest >= MAX_HOLD_MS) flush();
           unreported += n;
           if (unreported >= REPORT_BYTES) {
             post({ type: 'bytes', id, bytes: unreported });
@@ -70,10 +87,11 @@ async function drain(): Promise<void> {
       post({ type: 'error', id: job.id, bytes: unreported, error: serializeError(e) });
     }
   }
+  flush();
   running = false;
 }
 
-port.on('message', (m: JobMessage) => {
-  queue.push(m);
+port.on('message', (jobs: JobBatch) => {
+  queue.push(...jobs);
   if (!running) void drain();
 });
