@@ -39,9 +39,9 @@ const collect = (value: string, previous: string[]) => [...previous, value];
  */
 class ChunkedWriter {
   private readonly stream: Writable;
-  private parts: (string | Buffer)[] = [];
+  // Text is encoded straight into one buffer: cheaper than joining strings and encoding the result.
+  private buffer = Buffer.allocUnsafe(CHUNK);
   private size = 0;
-  private hasBytes = false;
   private readonly onError = (error: NodeJS.ErrnoException) => {
     this.closed = true;
     if (error.code !== 'EPIPE') this.failure = error;
@@ -57,20 +57,25 @@ class ChunkedWriter {
   }
 
   push(part: string | Buffer): Promise<void> | undefined {
-    this.parts.push(part);
-    this.size += part.length;
-    if (typeof part !== 'string') this.hasBytes = true;
-    return this.size >= CHUNK ? this.flush() : undefined;
+    // A UTF-16 code unit takes at most 3 bytes in UTF-8.
+    const room = typeof part === 'string' ? part.length * 3 : part.length;
+    let pending: Promise<void> | undefined;
+    if (this.size + room > this.buffer.length) {
+      pending = this.flush();
+      if (room > this.buffer.length) this.buffer = Buffer.allocUnsafe(room);
+    }
+    if (typeof part === 'string') this.size += this.buffer.write(part, this.size);
+    else this.size += part.copy(this.buffer, this.size);
+    return pending;
   }
 
   flush(): Promise<void> | undefined {
-    if (this.parts.length === 0 || this.closed) return undefined;
-    const data = this.hasBytes
-      ? Buffer.concat(this.parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p)))
-      : this.parts.join('');
-    this.parts = [];
+    if (this.closed) this.size = 0;
+    if (this.size === 0) return undefined;
+    const data = this.buffer.subarray(0, this.size);
+    // The stream may hold on to what it was given: the next text goes to a fresh buffer.
+    this.buffer = Buffer.allocUnsafe(Math.max(CHUNK, this.buffer.length));
     this.size = 0;
-    this.hasBytes = false;
     if (this.stream.write(data)) return undefined;
     return new Promise((resolve) => {
       const done = () => {
