@@ -104,8 +104,10 @@ export async function* hashFilesIter(
   }
   const onBytes = (n: number) => {
     progress.bytesDone += n;
-    if (!knownTotal) progress.bytesTotal = Math.max(progress.bytesTotal, progress.bytesDone);
     report(false);
+  };
+  const onPlanned = (n: number) => {
+    if (!knownTotal) progress.bytesTotal += n;
   };
 
   // One file at a time needs no worker: hash on this thread and skip the worker start-up.
@@ -122,10 +124,10 @@ export async function* hashFilesIter(
   const start = (index: number, path: string): Promise<Settled> => {
     if (pool !== undefined) {
       return pool
-        .run(concurrency, batch, path, algorithm, range, onBytes)
+        .run(concurrency, batch, path, algorithm, range, onBytes, onPlanned)
         .then((outcome) => ({ index, outcome }));
     }
-    return hashFileAsync(path, algorithm, range, local!.signal, onBytes).then(
+    return hashFileAsync(path, algorithm, range, local!.signal, onBytes, onPlanned).then(
       (result): Settled => ({ index, outcome: { ok: true, result } }),
       (error: unknown): Settled => {
         if (local!.signal.aborted) return { index, outcome: { ok: false, cancelled: true } };
@@ -191,7 +193,6 @@ export async function* hashFilesIter(
       let value: HashResult | null;
       if (outcome.ok) {
         value = outcome.result;
-        if (!knownTotal) progress.bytesTotal = Math.max(progress.bytesTotal, progress.bytesDone);
       } else if ('error' in outcome) {
         if (onError(outcome.error) !== 'skip') throw outcome.error;
         progress.filesFailed++;

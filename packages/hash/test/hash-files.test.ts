@@ -74,6 +74,17 @@ describe('hashFiles', () => {
       expect(seen[i]!.bytesDone).toBeGreaterThanOrEqual(seen[i - 1]!.bytesDone);
       expect(seen[i]!.filesDone).toBeGreaterThanOrEqual(seen[i - 1]!.filesDone);
     }
+    // From an iterable the totals grow as files are opened, and end equal to what was hashed.
+    const fromIterable: HashProgress[] = [];
+    await hashFiles(new Set(files), { concurrency: 2, onProgress: (p) => fromIterable.push(p) });
+    expect(fromIterable.at(-1)).toEqual({
+      bytesDone: total,
+      bytesTotal: total,
+      filesDone: 10,
+      filesTotal: 10,
+      filesFailed: 0,
+    });
+    for (const p of fromIterable) expect(p.bytesDone).toBeLessThanOrEqual(p.bytesTotal);
     // Throttled: with a long interval only the first (totals known) and the final report come through.
     const few: HashProgress[] = [];
     await hashFiles(files, { concurrency: 2, progressIntervalMs: 1e9, onProgress: (p) => few.push(p) });

@@ -20,6 +20,7 @@ export type JobOutcome =
 interface Pending {
   readonly id: number;
   readonly onBytes: (n: number) => void;
+  readonly onPlanned: (n: number) => void;
   readonly resolve: (o: JobOutcome) => void;
 }
 
@@ -98,6 +99,7 @@ class Pool {
   private onMessage(slot: Slot, m: ReplyMessage): void {
     const p = slot.pending.get(m.id);
     if (p === undefined) return;
+    if (m.type !== 'error' && m.type !== 'cancelled' && m.planned !== undefined) p.onPlanned(m.planned);
     if (m.bytes > 0) p.onBytes(m.bytes);
     if (m.type === 'bytes') return;
     slot.pending.delete(m.id);
@@ -132,6 +134,7 @@ class Pool {
     algorithm: HashAlgorithm,
     range: HashRange | undefined,
     onBytes: (n: number) => void,
+    onPlanned: (n: number) => void,
   ): Promise<JobOutcome> {
     let best: Slot | undefined;
     for (let i = 0; i < workers && i < this.slots.length; i++) {
@@ -146,7 +149,7 @@ class Pool {
     const slot = best!;
     const id = this.nextId++;
     return new Promise<JobOutcome>((resolve) => {
-      slot.pending.set(id, { id, onBytes, resolve });
+      slot.pending.set(id, { id, onBytes, onPlanned, resolve });
       if (slot.pending.size === 1) slot.worker.ref();
       // One message per worker per tick, however many files were queued in it: messages cost more than jobs.
       if (slot.outbox.length === 0) {

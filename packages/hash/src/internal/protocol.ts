@@ -20,9 +20,16 @@ export interface SerializedError {
   readonly cause: { readonly code?: string; readonly syscall?: string; readonly message: string } | undefined;
 }
 
+/** `planned`: the bytes the job will hash, sent once, as soon as the file is open. */
 export type ReplyMessage =
-  | { readonly type: 'bytes'; readonly id: number; readonly bytes: number }
-  | { readonly type: 'done'; readonly id: number; readonly bytes: number; readonly result: HashResult }
+  | { readonly type: 'bytes'; readonly id: number; readonly bytes: number; readonly planned?: number }
+  | {
+      readonly type: 'done';
+      readonly id: number;
+      readonly bytes: number;
+      readonly result: HashResult;
+      readonly planned?: number;
+    }
   | { readonly type: 'error'; readonly id: number; readonly bytes: number; readonly error: SerializedError }
   | { readonly type: 'cancelled'; readonly id: number; readonly bytes: number };
 

@@ -21,6 +21,7 @@ export async function hashFileAsync(
   range: HashRange | undefined,
   signal: AbortSignal | undefined,
   onBytes?: (n: number) => void,
+  onPlanned?: (bytes: number) => void,
 ): Promise<HashResult> {
   signal?.throwIfAborted();
   let fh: Awaited<ReturnType<typeof open>>;
@@ -40,7 +41,9 @@ export async function hashFileAsync(
       throw ioError(e, path, 'stat');
     }
     checkRegular(before, path);
-    for (const seg of planSegments(before.size, range)) {
+    const segments = planSegments(before.size, range);
+    onPlanned?.(segments.reduce((n, s) => n + s.length, 0));
+    for (const seg of segments) {
       const end = seg.offset + seg.length;
       let pos = seg.offset;
       let which = 0;

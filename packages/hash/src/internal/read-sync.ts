@@ -18,6 +18,7 @@ export function hashFileSync(
   buf: Buffer,
   onBytes: (n: number) => void,
   cancelled: () => boolean,
+  onPlanned?: (bytes: number) => void,
 ): HashResult | undefined {
   let fd: number;
   try {
@@ -34,7 +35,9 @@ export function hashFileSync(
     }
     checkRegular(before, path);
     hasher.reset();
-    for (const seg of planSegments(before.size, range)) {
+    const segments = planSegments(before.size, range);
+    onPlanned?.(segments.reduce((n, s) => n + s.length, 0));
+    for (const seg of segments) {
       const end = seg.offset + seg.length;
       let pos = seg.offset;
       while (pos < end) {

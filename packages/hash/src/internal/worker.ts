@@ -52,6 +52,7 @@ async function drain(): Promise<void> {
   for (let job = queue.shift(); job !== undefined; job = queue.shift()) {
     const cancelled = () => Atomics.load(flags, job!.batch % CANCEL_SLOTS) === job!.batch;
     let unreported = 0;
+    let planned: number | undefined;
     const post = (m: ReplyMessage) => {
       if (replies.length === 0) oldest = performance.now();
       replies.push(m);
@@ -80,9 +81,15 @@ async function drain(): Promise<void> {
           }
         },
         cancelled,
+        (bytes) => {
+          // A big file announces its size at once (progress totals); a small one with its result.
+          if (bytes >= REPORT_BYTES) post({ type: 'bytes', id, bytes: 0, planned: bytes });
+          else planned = bytes;
+        },
       );
       if (result === undefined) post({ type: 'cancelled', id, bytes: unreported });
-      else post({ type: 'done', id, bytes: unreported, result });
+      else
+        post({ type: 'done', id, bytes: unreported, result, ...(planned !== undefined ? { planned } : {}) });
     } catch (e) {
       post({ type: 'error', id: job.id, bytes: unreported, error: serializeError(e) });
     }
