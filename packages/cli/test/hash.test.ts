@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { runFsw } from './run-fsw.js';
+import { FSW_BIN, runFsw } from './run-fsw.js';
 
 let dir: string;
 
@@ -91,6 +91,20 @@ describe('fsw hash', () => {
     expect(res.stdout).toBe(tool('b3sum', ['a.txt']).stdout);
     expect(res.stderr).toContain('fsw: cannot open missing: no such file or directory (ENOENT)');
     expect(res.stderr).toContain('fsw: cannot hash sub: is a directory');
+  });
+
+  it('stops quietly when the reader closes the pipe early', () => {
+    const many = join(dir, 'many');
+    mkdirSync(many);
+    for (let i = 0; i < 1500; i++) writeFileSync(join(many, `file-with-a-longish-name-${i}.txt`), String(i));
+    const res = spawnSync('bash', ['-c', `"${process.execPath}" "${FSW_BIN}" hash -r many | head -n 1`], {
+      cwd: dir,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(res.status).toBe(0);
+    expect(res.stdout.trim().split('\n')).toHaveLength(1);
+    expect(res.stderr).toBe('');
   });
 
   it('--json prints one record per file', async () => {

@@ -36,18 +36,36 @@ interface HashFlags {
 /** Lines gathered before one write to stdout. */
 const CHUNK = 64 * 1024;
 
+/** Buffers output lines; stops quietly when the reader goes away (`fsw hash -r . | head`: EPIPE). */
 class LineWriter {
   private buffer = '';
-  constructor(private readonly stream: Writable) {}
+  /** True once stdout is closed by the reader: the caller stops hashing. */
+  closed = false;
+  constructor(private readonly stream: Writable) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+      this.closed = true;
+    });
+  }
   async line(text: string): Promise<void> {
     this.buffer += `${text}\n`;
     if (this.buffer.length >= CHUNK) await this.flush();
   }
   async flush(): Promise<void> {
-    if (this.buffer === '') return;
+    if (this.buffer === '' || this.closed) return;
     const data = this.buffer;
     this.buffer = '';
-    if (!this.stream.write(data)) await new Promise((resolve) => this.stream.once('drain', resolve));
+    if (!this.stream.write(data)) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          this.stream.off('drain', done);
+          this.stream.off('error', done);
+          resolve();
+        };
+        this.stream.on('drain', done);
+        this.stream.on('error', done);
+      });
+    }
   }
 }
 
@@ -208,6 +226,8 @@ async function runHash(ctx: CommandContext, paths: readonly string[], flags: Has
         bar.update(p.bytesDone);
       },
     )) {
+      // Leaving the loop cancels the files still being hashed.
+      if (writer.closed) break;
       if (o.result !== undefined) {
         await emit(o.result);
       } else {
