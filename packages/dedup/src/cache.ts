@@ -10,7 +10,9 @@ const MAGIC = 'fsw-dedup-cache 1';
 interface Entry {
   size: number;
   mtimeMs: number;
-  digests: Map<string, string>;
+  // Parallel arrays: a file has one to three digests, and this runs once per file of the tree.
+  kinds: string[];
+  digests: string[];
 }
 
 /**
@@ -29,32 +31,47 @@ export function defaultCachePath(env: NodeJS.ProcessEnv = process.env): string {
  * a truncated or edited file is detected and rebuilt instead of trusted.
  */
 export class DigestCache implements DigestStore {
-  readonly #entries = new Map<string, Entry>();
+  // dev -> ino -> entry, with numeric keys; files without an inode number are keyed by path, for this run only.
+  readonly #byDev = new Map<number, Map<number, Entry>>();
+  readonly #byPath = new Map<string, Entry>();
   #dirty = false;
   /** True when a cache file existed but was unreadable or corrupt, and was therefore ignored. */
   rebuilt = false;
 
-  get size(): number {
-    return this.#entries.size;
+  #entry(file: DedupFile): Entry | undefined {
+    return file.ino === 0 ? this.#byPath.get(file.path) : this.#byDev.get(file.dev)?.get(file.ino);
+  }
+
+  #put(dev: number, ino: number, path: string, entry: Entry): void {
+    if (ino === 0) {
+      this.#byPath.set(path, entry);
+      return;
+    }
+    let inodes = this.#byDev.get(dev);
+    if (inodes === undefined) this.#byDev.set(dev, (inodes = new Map()));
+    inodes.set(ino, entry);
   }
 
   get(file: DedupFile, kind: string): string | undefined {
-    const entry = this.#entries.get(keyOf(file));
+    const entry = this.#entry(file);
     if (entry === undefined || entry.size !== file.size || entry.mtimeMs !== file.mtimeMs) return undefined;
-    return entry.digests.get(kind);
+    const i = entry.kinds.indexOf(kind);
+    return i < 0 ? undefined : entry.digests[i];
   }
 
   set(file: DedupFile, kind: string, digest: string): void {
-    const key = keyOf(file);
-    let entry = this.#entries.get(key);
+    let entry = this.#entry(file);
     if (entry === undefined || entry.size !== file.size || entry.mtimeMs !== file.mtimeMs) {
-      entry = { size: file.size, mtimeMs: file.mtimeMs, digests: new Map() };
-      this.#entries.set(key, entry);
+      entry = { size: file.size, mtimeMs: file.mtimeMs, kinds: [], digests: [] };
+      this.#put(file.dev, file.ino, file.path, entry);
     }
-    if (entry.digests.get(kind) !== digest) {
-      entry.digests.set(kind, digest);
-      this.#dirty = true;
-    }
+    const i = entry.kinds.indexOf(kind);
+    if (i < 0) {
+      entry.kinds.push(kind);
+      entry.digests.push(digest);
+    } else if (entry.digests[i] !== digest) entry.digests[i] = digest;
+    else return;
+    this.#dirty = true;
   }
 
   /**
@@ -72,7 +89,7 @@ export class DigestCache implements DigestStore {
       throw fromErrno(error, { path, family: DedupError, action: 'read the hash cache' });
     }
     if (!cache.#parse(text)) {
-      cache.#entries.clear();
+      cache.#byDev.clear();
       cache.rebuilt = true;
       cache.#dirty = true;
     }
@@ -104,15 +121,18 @@ export class DigestCache implements DigestStore {
       ) {
         return false;
       }
-      const digests = new Map<string, string>();
+      const entry: Entry = { size: sizeN, mtimeMs: mtimeN, kinds: [], digests: [] };
       for (let f = 4; f < fields.length; f++) {
         const field = fields[f]!;
         const eq = field.lastIndexOf('=');
         const hex = field.slice(eq + 1);
-        if (eq <= 0 || !/^[0-9a-f]+$/.test(hex)) return false;
-        digests.set(field.slice(0, eq), hex);
+        if (eq <= 0 || !HEX.test(hex)) return false;
+        entry.kinds.push(field.slice(0, eq));
+        entry.digests.push(hex);
       }
-      this.#entries.set(`${dev}:${ino}`, { size: sizeN, mtimeMs: mtimeN, digests });
+      const inoN = Number(ino);
+      if (inoN === 0) return false;
+      this.#put(Number(dev), inoN, '', entry);
     }
     return true;
   }
@@ -124,11 +144,13 @@ export class DigestCache implements DigestStore {
   async save(path: string): Promise<void> {
     if (!this.#dirty) return;
     const parts: string[] = [`${MAGIC}\n`];
-    for (const [key, entry] of this.#entries) {
-      if (entry.digests.size === 0 || key.startsWith('path:')) continue;
-      let line = `${key.replace(':', ' ')} ${entry.size} ${entry.mtimeMs}`;
-      for (const [kind, hex] of entry.digests) line += ` ${kind}=${hex}`;
-      parts.push(`${line}\n`);
+    for (const [dev, inodes] of this.#byDev) {
+      for (const [ino, entry] of inodes) {
+        if (entry.kinds.length === 0) continue;
+        let line = `${dev} ${ino} ${entry.size} ${entry.mtimeMs}`;
+        for (let i = 0; i < entry.kinds.length; i++) line += ` ${entry.kinds[i]}=${entry.digests[i]}`;
+        parts.push(`${line}\n`);
+      }
     }
     const body = parts.join('');
     const text = `${body}end ${parts.length - 1} ${sha256(body)}\n`;
@@ -145,10 +167,7 @@ export class DigestCache implements DigestStore {
   }
 }
 
-function keyOf(file: DedupFile): string {
-  // Without an inode number the path is the identity, for this run only (such entries are never saved).
-  return file.ino === 0 ? `path:${file.path}` : `${file.dev}:${file.ino}`;
-}
+const HEX = /^[0-9a-f]+$/;
 
 function isId(text: string): boolean {
   return /^\d+$/.test(text);

@@ -21,30 +21,46 @@ function comparePaths(a: string, b: string): number {
  * overlapping roots) become one {@link DedupFile}; the same path given twice (even spelled differently) counts once.
  */
 export function mergeFiles(listed: Iterable<FileFacts>): DedupFile[] {
-  const seen = new Set<string>();
-  const byInode = new Map<string, { facts: FileFacts; paths: string[] }>();
+  // dev -> ino -> the paths naming that inode. Numeric keys: this runs once per file of the tree.
+  const byDev = new Map<number, Map<number, { facts: FileFacts; paths: string[] }>>();
+  const noInode = new Map<string, { facts: FileFacts; paths: string[] }>();
+  const all: { facts: FileFacts; paths: string[] }[] = [];
   for (const facts of listed) {
-    const absolute = resolve(facts.path);
-    if (seen.has(absolute)) continue;
-    seen.add(absolute);
-    const dev = facts.dev ?? 0;
     const ino = facts.ino ?? 0;
-    const key = ino === 0 ? `path:${absolute}` : `${dev}:${ino}`;
-    const known = byInode.get(key);
-    if (known) known.paths.push(facts.path);
-    else byInode.set(key, { facts, paths: [facts.path] });
+    if (ino === 0) {
+      const absolute = resolve(facts.path);
+      if (noInode.has(absolute)) continue;
+      const record = { facts, paths: [facts.path] };
+      noInode.set(absolute, record);
+      all.push(record);
+      continue;
+    }
+    const dev = facts.dev ?? 0;
+    let inodes = byDev.get(dev);
+    if (inodes === undefined) byDev.set(dev, (inodes = new Map()));
+    const known = inodes.get(ino);
+    if (known === undefined) {
+      const record = { facts, paths: [facts.path] };
+      inodes.set(ino, record);
+      all.push(record);
+      continue;
+    }
+    // Another name of a known inode: a hard link, unless it is a path already seen spelled differently.
+    const absolute = resolve(facts.path);
+    if (!known.paths.some((p) => resolve(p) === absolute)) known.paths.push(facts.path);
   }
-  const files: DedupFile[] = [];
-  for (const { facts, paths } of byInode.values()) {
-    paths.sort(comparePaths);
-    files.push({
+  const files: DedupFile[] = new Array(all.length);
+  for (let i = 0; i < all.length; i++) {
+    const { facts, paths } = all[i]!;
+    if (paths.length > 1) paths.sort(comparePaths);
+    files[i] = {
       path: paths[0]!,
       paths,
       size: facts.size,
       dev: facts.dev ?? 0,
       ino: facts.ino ?? 0,
       mtimeMs: facts.mtimeMs,
-    });
+    };
   }
   return files;
 }

@@ -1,5 +1,13 @@
 import { DedupError, type FswError } from '@fsw/errors';
-import { ALGORITHMS, type HashAlgorithm, type HashRange, hashFilesIter, isHashAlgorithm } from '@fsw/hash';
+import {
+  ALGORITHMS,
+  createHasher,
+  type HashAlgorithm,
+  type HashRange,
+  hashFilesIter,
+  isHashAlgorithm,
+} from '@fsw/hash';
+import { readSmall } from './internal/read-small.js';
 import { byteCompareStage, sizeStage, splitBy } from './stages.js';
 import type { CandidateGroup, DedupFile, DedupStage, StageContext } from './types.js';
 
@@ -45,44 +53,129 @@ function fullKind(algorithm: HashAlgorithm): string {
   return `full:${algorithm}`;
 }
 
+/** The bytes of a file a stage hashes: a head and a tail (the whole file when they overlap). */
+interface Window {
+  readonly head: number;
+  readonly tail: number;
+  /** What `@fsw/hash` is given for the same bytes. */
+  readonly range: HashRange | undefined;
+}
+
+const WHOLE: Window = { head: Number.POSITIVE_INFINITY, tail: 0, range: undefined };
+
+/** Files with at most this many bytes to hash are read on this thread; larger ones go to the worker pool. */
+const SMALL_READ = 64 * 1024;
+/** Small files hashed between two turns of the event loop (which deliver the pool's results). */
+const SMALL_SLICE = 256;
+
+function bytesToRead(file: DedupFile, window: Window): number {
+  return Math.min(window.head + window.tail, file.size);
+}
+
 /**
- * Hashes every file of every group that has no digest of `kind` yet, in one batch over `@fsw/hash`'s worker pool,
- * and stores the digests. `alsoFull` tells which files the range covers entirely, whose digest is then also their
- * full-content digest.
+ * Hashes every file of every group that has no digest of `kind` yet and stores the digests. Large files are hashed
+ * in one batch on `@fsw/hash`'s worker pool while small ones (most of a source tree) are read and hashed here, with
+ * one reused hasher and buffer: for a file of a few KiB a round trip to a worker costs several times the reading.
+ * Files the window covers entirely also get their full-content digest, so the full stage never reads them again.
  */
 async function hashMissing(
   groups: readonly CandidateGroup[],
   ctx: StageContext,
   kind: string,
   algorithm: HashAlgorithm,
-  range: HashRange | undefined,
-  bytesPerFile: number,
-  alsoFull: (file: DedupFile) => boolean,
+  window: Window,
 ): Promise<void> {
   const full = fullKind(algorithm);
-  const todo = new Map<string, DedupFile>();
+  const small: DedupFile[] = [];
+  const large = new Map<string, DedupFile>();
   for (const group of groups) {
     for (const file of group.files) {
       if (ctx.digests.get(file, kind) !== undefined) continue;
-      if (kind !== full && alsoFull(file)) {
+      const covered = bytesToRead(file, window) === file.size;
+      if (kind !== full && covered) {
         const known = ctx.digests.get(file, full);
         if (known !== undefined) {
           ctx.digests.set(file, kind, known);
           continue;
         }
       }
-      todo.set(file.path, file);
+      if (bytesToRead(file, window) <= SMALL_READ) small.push(file);
+      else large.set(file.path, file);
     }
   }
-  if (todo.size === 0) return;
+  const store = (file: DedupFile, digest: string) => {
+    ctx.digests.set(file, kind, digest);
+    if (kind !== full && bytesToRead(file, window) === file.size) ctx.digests.set(file, full, digest);
+  };
+  // The pool runs while this thread reads the small files; its failure is rethrown once they are done.
+  const stop = new AbortController();
+  const pool =
+    large.size === 0
+      ? Promise.resolve(undefined)
+      : hashLarge(large, ctx, algorithm, window, stop.signal, store).then(
+          () => undefined,
+          (error: unknown) => ({ error }),
+        );
+  try {
+    await hashSmall(small, ctx, algorithm, window, store);
+  } catch (error) {
+    stop.abort(error);
+    await pool;
+    throw error;
+  }
+  const failed = await pool;
+  if (failed !== undefined) throw failed.error;
+}
+
+async function hashSmall(
+  files: readonly DedupFile[],
+  ctx: StageContext,
+  algorithm: HashAlgorithm,
+  window: Window,
+  store: (file: DedupFile, digest: string) => void,
+): Promise<void> {
+  if (files.length === 0) return;
+  const hasher = await createHasher(algorithm);
+  const buffer = Buffer.allocUnsafe(SMALL_READ + 1);
+  const head = Math.min(window.head, SMALL_READ);
+  for (let i = 0; i < files.length; i++) {
+    if (i % SMALL_SLICE === 0 && i > 0) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      ctx.signal?.throwIfAborted();
+    }
+    const file = files[i]!;
+    let n: number;
+    try {
+      n = readSmall(file.path, file.size, head, window.tail, buffer);
+    } catch (error) {
+      if (!DedupError.is(error)) throw error;
+      ctx.fail(error);
+      continue;
+    }
+    ctx.addBytes(n);
+    const bytes = hasher.reset().update(buffer.subarray(0, n)).digestBytes();
+    // Buffer's hex is a flat string: string concatenation gives a rope, which every Map lookup would flatten again.
+    store(file, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex'));
+  }
+}
+
+async function hashLarge(
+  todo: ReadonlyMap<string, DedupFile>,
+  ctx: StageContext,
+  algorithm: HashAlgorithm,
+  window: Window,
+  stop: AbortSignal,
+  store: (file: DedupFile, digest: string) => void,
+): Promise<void> {
   let reported = 0;
+  const signal = ctx.signal ? AbortSignal.any([ctx.signal, stop]) : stop;
   // An iterator (not an array) so that @fsw/hash does not stat every file up front to plan a byte total.
-  const paths = todo.keys();
-  for await (const result of hashFilesIter(paths, {
+  for await (const result of hashFilesIter(todo.keys(), {
     algorithm,
-    ...(range ? { range } : {}),
-    concurrency: workersFor(todo, ctx.concurrency, bytesPerFile),
-    ...(ctx.signal ? { signal: ctx.signal } : {}),
+    ...(window.range ? { range: window.range } : {}),
+    // Never more workers than files: a pool worker that never got a job keeps the process alive (@fsw/hash 0.1).
+    concurrency: Math.min(ctx.concurrency, todo.size),
+    signal,
     onProgress: (p) => {
       ctx.addBytes(p.bytesDone - reported);
       reported = p.bytesDone;
@@ -99,23 +192,8 @@ async function hashMissing(
       );
       continue;
     }
-    ctx.digests.set(file, kind, result.digest);
-    if (kind !== full && alsoFull(file)) ctx.digests.set(file, full, result.digest);
+    store(file, Buffer.from(result.digest, 'hex').toString('hex'));
   }
-}
-
-/** A few small files are hashed on this thread: starting worker threads would cost more than the hashing. */
-const INLINE_FILES = 16;
-const INLINE_BYTES = 4 * 1024 * 1024;
-
-function workersFor(todo: ReadonlyMap<string, DedupFile>, concurrency: number, bytesPerFile: number): number {
-  if (todo.size <= INLINE_FILES) {
-    let bytes = 0;
-    for (const file of todo.values()) bytes += Math.min(file.size, bytesPerFile);
-    if (bytes <= INLINE_BYTES) return 1;
-  }
-  // Never more workers than files: a pool worker that never got a job keeps the process alive (@fsw/hash 0.1).
-  return Math.min(concurrency, todo.size);
 }
 
 function decide(ctx: StageContext, error: FswError): 'skip' | 'throw' {
@@ -146,14 +224,16 @@ export function partialHashStage(options: PartialHashStageOptions = {}): DedupSt
   if (where !== 'head' && where !== 'tail' && where !== 'head+tail') {
     throw new DedupError('E_INVALID_ARGUMENT', `where must be 'head', 'tail' or 'head+tail', got '${where}'`);
   }
-  const range: HashRange =
-    where === 'head' ? { head: bytes } : where === 'tail' ? { tail: bytes } : { head: bytes, tail: bytes };
-  const covered = where === 'head+tail' ? 2 * bytes : bytes;
+  const window: Window = {
+    head: where === 'tail' ? 0 : bytes,
+    tail: where === 'head' ? 0 : bytes,
+    range:
+      where === 'head' ? { head: bytes } : where === 'tail' ? { tail: bytes } : { head: bytes, tail: bytes },
+  };
   const kind = `partial:${where}:${bytes}:${algorithm}`;
-  const whole = (file: DedupFile) => file.size <= covered;
   return {
     name: 'partial',
-    prepare: (groups, ctx) => hashMissing(groups, ctx, kind, algorithm, range, covered, whole),
+    prepare: (groups, ctx) => hashMissing(groups, ctx, kind, algorithm, window),
     refine: (group, ctx) => splitBy(group, (file) => ctx.digests.get(file, kind)),
   };
 }
@@ -168,8 +248,7 @@ export function fullHashStage(options: FullHashStageOptions = {}): DedupStage {
   const kind = fullKind(algorithm);
   return {
     name: 'full',
-    prepare: (groups, ctx) =>
-      hashMissing(groups, ctx, kind, algorithm, undefined, Number.POSITIVE_INFINITY, () => true),
+    prepare: (groups, ctx) => hashMissing(groups, ctx, kind, algorithm, WHOLE),
     refine: (group, ctx) => splitBy(group, (file) => ctx.digests.get(file, kind)),
   };
 }

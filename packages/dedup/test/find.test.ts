@@ -1,6 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { linkSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type DedupProgress, findDuplicates, scanDuplicates } from '@fsw/dedup';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { bytes, flip, put, tempDir } from './helpers.js';
@@ -148,7 +150,9 @@ describe('findDuplicates', () => {
     try {
       const reports: DedupProgress[] = [];
       const first = await scanDuplicates(dir, { cache, onProgress: (p) => reports.push(p) });
-      expect(new Set(reports.map((r) => r.stage))).toEqual(new Set(['walk', 'size', 'partial', 'full']));
+      expect(new Set(reports.map((r) => r.stage))).toEqual(
+        new Set(['walk', 'stat', 'size', 'partial', 'full']),
+      );
       expect(first.bytesRead).toBe(2 * 8192 + 2 * 50_000);
       const second = await scanDuplicates(dir, { cache });
       expect(second.bytesRead).toBe(0);
@@ -162,5 +166,26 @@ describe('findDuplicates', () => {
     await expect(findDuplicates(join(dir, 'nope'))).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
     await expect(findDuplicates([])).rejects.toMatchObject({ code: 'E_INVALID_ARGUMENT' });
     await expect(findDuplicates(dir, { minSize: -1 })).rejects.toMatchObject({ code: 'E_INVALID_ARGUMENT' });
+  });
+});
+
+describe('README', () => {
+  it('the example runs when pasted and finds the duplicates of a folder', async () => {
+    const readme = readFileSync(fileURLToPath(new URL('../README.md', import.meta.url)), 'utf8');
+    const code = /```js\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(code).toBeDefined();
+    const data = bytes(5000);
+    const a = put(dir, 'photos/a.jpg', data);
+    const b = put(dir, 'photos/b.jpg', data);
+    put(dir, 'photos/c.png', data); // same bytes, other extension: the custom stage keeps it apart
+    const script = join(dir, 'dups.mjs');
+    const entry = pathToFileURL(createRequire(import.meta.url).resolve('@fsw/dedup')).href;
+    writeFileSync(script, code!.replace("from '@fsw/dedup'", `from '${entry}'`));
+    const run = spawnSync(process.execPath, [script, join(dir, 'photos')], { encoding: 'utf8' });
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toBe(
+      `5000 bytes wasted:\n  ${a}\n  ${b}\n1 paths to link, 5000 bytes to free, 0 skipped\n`,
+    );
   });
 });

@@ -280,4 +280,26 @@ describe('errors', () => {
     expect(paths(groups)).toEqual([list.slice(0, 2)]);
     expect(errors).toEqual([expect.objectContaining({ code: 'E_CHANGED', path: list[2] })]);
   });
+
+  it('skips a file that shrank between listing and hashing, at the head or in the tail window', async () => {
+    const small = bytes(5000);
+    const large = bytes(30_000);
+    const list = [put(dir, 's1', small), put(dir, 's2', small), put(dir, 's3', small)];
+    const big = [put(dir, 'l1', large), put(dir, 'l2', large), put(dir, 'l3', large)];
+    const files = await statFiles([...list, ...big]);
+    put(dir, 's3', small.subarray(0, 4000));
+    put(dir, 'l3', Buffer.concat([large, large.subarray(0, 1)]));
+    const errors: { code?: string; path?: string }[] = [];
+    const groups = await groupDuplicates(files, {
+      onError: (e) => {
+        errors.push(e);
+        return 'skip';
+      },
+    });
+    expect(paths(groups).sort()).toEqual([big.slice(0, 2), list.slice(0, 2)]);
+    expect(errors.map((e) => [e.code, e.path]).sort()).toEqual([
+      ['E_CHANGED', big[2]],
+      ['E_CHANGED', list[2]],
+    ]);
+  });
 });

@@ -1,0 +1,105 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { generatePhotoLibrary, generateSmallFiles } from '../dataset.js';
+import { type Comparison, compare, have } from '../harness.js';
+import type { Benchmark } from '../run.js';
+
+const fswBin = createRequire(import.meta.url)
+  .resolve('@fsw/cli/package.json')
+  .replace(/package\.json$/, 'dist/bin.js');
+const dataRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '.data');
+
+/**
+ * Scale: `FSW_BENCH_DEDUP_PHOTOS` (default 8,000 files, log-normal around 400 KiB: ~5 GB, 8% exact duplicates and
+ * 4% near-duplicates) and `FSW_BENCH_DEDUP_SMALL` (default 200,000 files of 0-4 KiB). `FSW_BENCH_DEDUP_RUNS` timed
+ * runs per side (default 3).
+ */
+const PHOTOS = Number(process.env.FSW_BENCH_DEDUP_PHOTOS ?? 8_000);
+const SMALL = Number(process.env.FSW_BENCH_DEDUP_SMALL ?? 200_000);
+const RUNS = Number(process.env.FSW_BENCH_DEDUP_RUNS ?? 3);
+
+function dataset(name: string, generate: (root: string) => void): string {
+  const root = join(dataRoot, name);
+  const marker = join(dataRoot, `${name}.complete`);
+  if (existsSync(marker)) return root;
+  rmSync(root, { recursive: true, force: true });
+  mkdirSync(root, { recursive: true });
+  process.stderr.write(`bench: generating ${root}...\n`);
+  generate(root);
+  writeFileSync(marker, '');
+  return root;
+}
+
+function sides(label: string, root: string, scratch: string): Comparison[] {
+  const fsw = (args: string[]) => [process.execPath, fswBin, 'dedup', ...args, root];
+  const rows: Comparison[] = [];
+  const cacheFile = join(scratch, `${label}.cache`);
+  if (have('jdupes')) {
+    rows.push(
+      compare({
+        name: `${label}: fsw dedup vs jdupes -r`,
+        ours: { label: 'fsw dedup DIR', command: fsw([]) },
+        peer: { label: 'jdupes -r -q DIR', command: ['jdupes', '-r', '-q', root] },
+        runs: RUNS,
+        target: 'ratio < 1',
+      }),
+    );
+  } else process.stderr.write('bench: jdupes is not installed; skipping that comparison\n');
+  if (have('rdfind')) {
+    rows.push(
+      compare({
+        name: `${label}: fsw dedup vs rdfind`,
+        ours: { label: 'fsw dedup DIR', command: fsw([]) },
+        // rdfind writes results.txt into its working directory even in a dry run: keep it out of the tree.
+        peer: {
+          label: 'rdfind -dryrun true DIR',
+          command: ['rdfind', '-dryrun', 'true', '-outputname', join(scratch, 'results.txt'), root],
+        },
+        runs: RUNS,
+        target: 'ratio < 1',
+      }),
+    );
+  } else process.stderr.write('bench: rdfind is not installed; skipping that comparison\n');
+  rows.push(
+    compare({
+      name: `${label}: second run with --cache vs a run without`,
+      ours: { label: 'fsw dedup --cache-file F DIR (warm)', command: fsw(['--cache-file', cacheFile]) },
+      peer: { label: 'fsw dedup DIR', command: fsw([]) },
+      runs: RUNS,
+      target: 'ratio <= 0.33',
+    }),
+  );
+  return rows;
+}
+
+/** `fsw dedup` against `jdupes -r` and `rdfind -dryrun true`, warm page cache, whole process, peak RSS. */
+export const dedup: Benchmark = {
+  name: 'dedup',
+  run: () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'fsw-bench-dedup-'));
+    try {
+      const rows: Comparison[] = [];
+      if (PHOTOS > 0) {
+        const photos = dataset(`dedup-photos-${PHOTOS}`, (root) => {
+          const made = generatePhotoLibrary(root, { files: PHOTOS });
+          process.stderr.write(
+            `bench: ${made.files} files, ${(made.bytes / 2 ** 30).toFixed(2)} GiB, ${made.duplicates} duplicates, ${made.nearDuplicates} near-duplicates\n`,
+          );
+        });
+        rows.push(...sides(`photos (${PHOTOS} files)`, photos, scratch));
+      }
+      if (SMALL > 0) {
+        const small = dataset(`dedup-small-${SMALL}`, (root) =>
+          generateSmallFiles(root, { files: SMALL, dirs: Math.max(1, Math.round(SMALL / 50)), seed: 5 }),
+        );
+        rows.push(...sides(`small files (${SMALL})`, small, scratch));
+      }
+      return rows;
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  },
+};
