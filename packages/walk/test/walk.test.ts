@@ -158,6 +158,22 @@ describe('walk', () => {
     }
   });
 
+  it('hands out the same entries in batches', async () => {
+    for (const options of [{}, { sort: true }, { type: 'file' as const }]) {
+      const flat: string[] = [];
+      for await (const batch of walk(root, options).batches()) {
+        expect(batch.length).toBeGreaterThan(0);
+        for (const e of batch) flat.push(e.relativePath);
+      }
+      const entries = (await collect(root, options)).map((e) => e.relativePath);
+      expect(options.sort ? flat : flat.sort()).toEqual(options.sort ? entries : entries.sort());
+    }
+    const file = join(root, 'a.txt');
+    const batches: string[][] = [];
+    for await (const batch of walk(file).batches()) batches.push(batch.map((e) => e.relativePath));
+    expect(batches).toEqual([['a.txt']]);
+  });
+
   it('gives the same stats with syncStat', async () => {
     const byRel = (a: { relativePath: string }, b: { relativePath: string }) =>
       a.relativePath < b.relativePath ? -1 : 1;

@@ -166,16 +166,18 @@ export const register: Register = (program: Command, ctx) => {
     for (const dir of dirs) {
       if (writer.closed) break;
       try {
-        for await (const entry of walk(dir, options)) {
-          let pending: Promise<void> | undefined;
-          if (out.json) pending = writer.push(record(entry));
-          else if (entry.rawPath === undefined) pending = writer.push(entry.path + end);
-          else {
-            // Print the exact bytes of a name that is not UTF-8, as find does.
-            writer.push(entry.rawPath);
-            pending = writer.push(end);
+        for await (const batch of walk(dir, options).batches()) {
+          for (const entry of batch) {
+            let pending: Promise<void> | undefined;
+            if (out.json) pending = writer.push(record(entry));
+            else if (entry.rawPath === undefined) pending = writer.push(entry.path + end);
+            else {
+              // Print the exact bytes of a name that is not UTF-8, as find does.
+              writer.push(entry.rawPath);
+              pending = writer.push(end);
+            }
+            if (pending !== undefined) await pending;
           }
-          if (pending !== undefined) await pending;
           if (writer.closed) break;
         }
       } catch (error) {
