@@ -71,6 +71,15 @@ export async function* hashFilesIter(
   options: HashFilesIterOptions = {},
 ): AsyncGenerator<HashResult, void, undefined> {
   const algorithm = assertAlgorithm(options.algorithm ?? 'blake3');
+  if (
+    !isSyncIterable(paths) &&
+    typeof (paths as Partial<AsyncIterable<string>>)?.[Symbol.asyncIterator] !== 'function'
+  ) {
+    throw new HashError(
+      'E_INVALID_ARGUMENT',
+      'paths must be an array, an iterable or an async iterable of strings',
+    );
+  }
   const range = options.range;
   validateRange(range);
   const concurrency = resolveConcurrency(options.concurrency);
@@ -163,7 +172,7 @@ export async function* hashFilesIter(
   let nextIndex = 0;
   const iterator: Iterator<string> | AsyncIterator<string> = isSyncIterable(paths)
     ? paths[Symbol.iterator]()
-    : paths[Symbol.asyncIterator]();
+    : (paths as AsyncIterable<string>)[Symbol.asyncIterator]();
   let exhausted = false;
   let finished = false;
   try {

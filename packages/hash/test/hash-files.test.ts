@@ -128,8 +128,11 @@ describe('hashFiles', () => {
     expect(res.map((r) => r.digest)).toEqual(await expected());
   });
 
-  it('rejects a bad concurrency', async () => {
+  it('rejects a bad concurrency, and a single path given instead of a list', async () => {
     await expect(hashFiles(files, { concurrency: 0 })).rejects.toMatchObject({ code: 'E_INVALID_ARGUMENT' });
+    await expect(hashFiles(files[0] as unknown as string[])).rejects.toMatchObject({
+      code: 'E_INVALID_ARGUMENT',
+    });
   });
 });
 
