@@ -252,7 +252,7 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
       if (this.#closed) return;
       this.#started = true;
       // Notifications that arrived while indexing wait for the index: deliver them now.
-      if (this.#pending.size > 0) this.#schedule();
+      if (this.#pending.size > 0 || this.#rootGone) this.#schedule();
     } catch (error) {
       // Not #shutdown(): it waits for this very start.
       const released = this.#release();

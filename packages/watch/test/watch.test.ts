@@ -163,18 +163,21 @@ describe('coalescing and moves', () => {
 
   it('delivers a batch under a constant stream of changes, bounded by maxWaitMs', async () => {
     const dir = await fresh();
-    const { got } = await started(dir, { debounceMs: 100, maxWaitMs: 300 });
-    let writing = true;
+    // The backend hands over a round at least every 500 ms during a stream: with a 1 s debounce alone, nothing would
+    // be delivered before the stream stops.
+    const { got } = await started(dir, { debounceMs: 1000, maxWaitMs: 1500 });
+    let stop = false;
+    let finished = false;
     const writer = (async () => {
-      for (let i = 0; writing && i < 400; i++) {
+      for (let i = 0; !stop && i < 600; i++) {
         await writeFile(join(dir, 'stream.log'), String(i));
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
+      finished = true;
     })();
-    // With a pure debounce nothing would arrive while changes keep coming faster than debounceMs.
-    await got.until(() => got.batches.length > 0, 20_000);
-    const arrivedWhileWriting = writing;
-    writing = false;
+    await got.until(() => got.batches.length > 0, 30_000);
+    const arrivedWhileWriting = !finished;
+    stop = true;
     await writer;
     expect(arrivedWhileWriting).toBe(true);
   });
