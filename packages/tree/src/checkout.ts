@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import {
-  chmodSync,
+  chmod as chmodCb,
   constants,
-  copyFileSync,
+  copyFile as copyFileCb,
   type Dirent,
-  lstatSync,
-  renameSync,
+  lstat as lstatCb,
+  rename as renameCb,
   type Stats,
-  unlinkSync,
+  unlink as unlinkCb,
 } from 'node:fs';
 import {
   chmod,
@@ -390,7 +390,16 @@ async function writeCheckoutIndex(
     const s = u.chmod ? await lstat(u.abs).catch(() => undefined) : u.stat;
     if (s !== undefined) records.set(u.rel, fileRecord(s, u.entry.digest));
   }
-  for (const w of written) records.set(w.rel, fileRecord(w.stat, w.entry.digest));
+  let newest = 0;
+  for (const w of written) {
+    records.set(w.rel, fileRecord(w.stat, w.entry.digest));
+    newest = Math.max(newest, w.stat.mtimeMs);
+  }
+  // A record is trusted only when older than the index file (the racy-clean rule). Files written a moment ago
+  // share its timestamp tick; on filesystems with fine timestamps one tick of waiting (<= 10 ms, on a coarse kernel
+  // clock) makes the index newer, so that the next run can skip them. On 1-2 s filesystems they stay untrusted.
+  const wait = newest + 15 - Date.now();
+  if (wait > 0 && wait <= 50) await new Promise((resolve) => setTimeout(resolve, wait));
   await saveIndex(root, records);
 }
 
@@ -619,9 +628,17 @@ async function prune(abs: string, rel: string, ignored: IgnoreMatcher): Promise<
   }
 }
 
-// Objects this small are copied with synchronous calls: the promise round trips of node:fs/promises cost more than
-// the copy itself for small files (see the store's fast path).
-const SYNC_COPY_MAX = 1024 * 1024;
+// Objects this small are copied with the callback API: several copies in flight on the thread pool (creating files
+// is latency-bound), without the FileHandle and promise costs of node:fs/promises.
+const FAST_COPY_MAX = 1024 * 1024;
+
+function call<T>(
+  fn: (callback: (error: NodeJS.ErrnoException | null, value?: T) => void) => void,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) =>
+    fn((error, value) => (error ? reject(error) : resolve(value as T))),
+  );
+}
 
 /** Writes one file beside its final name and renames it into place; returns the final file's stat. */
 async function writeFile(
@@ -634,22 +651,20 @@ async function writeFile(
   if (
     source !== undefined &&
     size !== undefined &&
-    size < SYNC_COPY_MAX &&
+    size < FAST_COPY_MAX &&
     (store as Partial<LocalStore>).verify !== true
   ) {
     try {
       // COPYFILE_EXCL: the temp name is fresh, so nothing (a planted symlink) can be written through;
       // FICLONE: a reflink where the filesystem can, a plain copy elsewhere.
-      copyFileSync(source, temp, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
-      chmodSync(temp, job.entry.mode & FILE_MODE_MASK);
-      renameSync(temp, job.abs);
-      return lstatSync(job.abs);
+      await call<void>((cb) =>
+        copyFileCb(source, temp, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE, cb),
+      );
+      await call<void>((cb) => chmodCb(temp, job.entry.mode & FILE_MODE_MASK, cb));
+      await call<void>((cb) => renameCb(temp, job.abs, cb));
+      return await call<Stats>((cb) => lstatCb(job.abs, cb));
     } catch (error) {
-      try {
-        unlinkSync(temp);
-      } catch {
-        // Never created, or already renamed.
-      }
+      await new Promise<void>((resolve) => unlinkCb(temp, () => resolve()));
       throw io(error, job.abs, 'write');
     }
   }

@@ -7,11 +7,14 @@ import {
   mkdirSync,
   openSync,
   readSync,
+  rename as renameCb,
   renameSync,
   type Stats,
   statSync,
+  unlink as unlinkCb,
   unlinkSync,
   utimesSync,
+  writeFile as writeFileCb,
   writeSync,
 } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, stat, unlink, utimes } from 'node:fs/promises';
@@ -281,6 +284,42 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
     return true;
   };
 
+  /**
+   * Like writeObjectSync, but the temp file is written and renamed on the thread pool with the callback API:
+   * creating files is latency-bound (directory and journal locks), so several in flight beat one at a time
+   * (measured ~2x), and the callback API avoids the FileHandle and promise costs of node:fs/promises.
+   */
+  const writeObjectPooled = async (
+    parts: DigestParts,
+    bytes: Uint8Array,
+    kind: ObjectKind,
+  ): Promise<boolean> => {
+    const final = objectPath(parts, kind);
+    const existing = statSync(final, { throwIfNoEntry: false });
+    if (existing !== undefined) {
+      if (Date.now() - existing.mtimeMs >= touchAfterMs) await touchPath(final, undefined);
+      return false;
+    }
+    const sub = join(objects, parts.hex.slice(0, 2));
+    if (!madeDirs.has(sub)) {
+      mkdirSync(sub, { recursive: true });
+      madeDirs.add(sub);
+    }
+    const temp = join(sub, tempName());
+    try {
+      await new Promise<void>((resolve, reject) =>
+        writeFileCb(temp, bytes, { flag: 'wx', mode: 0o644 }, (error) => (error ? reject(error) : resolve())),
+      );
+      await new Promise<void>((resolve, reject) =>
+        renameCb(temp, final, (error) => (error ? reject(error) : resolve())),
+      );
+    } catch (error) {
+      await new Promise<void>((resolve) => unlinkCb(temp, () => resolve()));
+      throw error;
+    }
+    return true;
+  };
+
   const putFileWithStat = async (path: string): Promise<PutFileResult> => {
     const hasher = await syncHasher();
     let fd: number;
@@ -317,11 +356,15 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
       return putLargeFile(path);
     }
     closeSync(fd);
-    const bytes = syncBuffer.subarray(0, length);
-    const hex = hasher.reset().update(bytes).digest();
+    const hex = hasher.reset().update(syncBuffer.subarray(0, length)).digest();
     let written: boolean;
     try {
-      written = writeObjectSync({ algorithm: 'blake3', hex }, bytes, 'file');
+      // A copy: the shared read buffer is reused by the next file while this one is written on the thread pool.
+      written = await writeObjectPooled(
+        { algorithm: 'blake3', hex },
+        Buffer.from(syncBuffer.subarray(0, length)),
+        'file',
+      );
     } catch (error) {
       throw fromErrno(error, {
         path: store.path(`blake3:${hex}`),

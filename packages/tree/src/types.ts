@@ -23,7 +23,9 @@ export type ObjectKind = 'file' | 'tree';
 export interface Store {
   /** The store's root directory. */
   readonly dir: string;
+  /** Whether the object is stored (under either suffix). @throws TreeError E_INVALID_ARGUMENT for a bad digest */
   has(digest: string): Promise<boolean>;
+  /** `has` for many digests, answers in the same order. */
   hasMany(digests: readonly string[]): Promise<boolean[]>;
   /** The object's bytes. @throws TreeError E_MISSING_OBJECT */
   get(digest: string): Promise<Uint8Array>;
@@ -37,6 +39,10 @@ export interface Store {
   putFile(path: string): Promise<string>;
   /** Where the object lives (or would live) on disk. */
   path(digest: string, kind?: ObjectKind): string;
+  /**
+   * Removes least recently used objects until the store is under `maxBytes`, never one used within `retentionMs`.
+   * @default maxBytes 10 GiB, retentionMs one hour
+   */
   evict(options: { readonly maxBytes?: number; readonly retentionMs?: number }): Promise<{
     readonly removed: number;
     readonly bytesFreed: number;

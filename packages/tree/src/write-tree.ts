@@ -89,6 +89,8 @@ export async function writeTree(dir: string, options: WriteTreeOptions = {}): Pr
     concurrency: options.concurrency ?? defaultConcurrency(),
     onProgress: options.onProgress,
     signal: options.signal,
+    // A store kept inside the tree it stores would feed on itself.
+    exclude: store.dir,
   });
 }
 

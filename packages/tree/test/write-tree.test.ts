@@ -92,6 +92,18 @@ describe('writeTree', () => {
     expect((await run()).digest).toBe(first.digest);
   });
 
+  it('leaves out the store when it lives inside the tree', async () => {
+    await writeFile(join(src, 'a'), 'a');
+    const inside = openStore(join(src, 'cache [1]*'));
+    const { digest } = await run({ store: inside });
+    expect((await lsTree(digest, { store: inside, recursive: true })).map((e) => e.path)).toEqual(['a']);
+    // Same digest as a folder holding only `a`.
+    const other = join(tmp, 'other');
+    await mkdir(other);
+    await writeFile(join(other, 'a'), 'a');
+    expect(digest).toBe(await writeTree(other, { store, index: false }));
+  });
+
   it('skips sockets and FIFOs, records symlinks unresolved (even dangling)', async () => {
     await writeFile(join(src, 'f'), 'f');
     execFileSync('mkfifo', [join(src, 'fifo')]);

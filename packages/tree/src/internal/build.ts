@@ -1,5 +1,6 @@
 import { readlink, stat as statPath } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { fromErrno, TreeError } from '@fsw/errors';
 import pLimit from 'p-limit';
 import { encodeTree } from '../codec.js';
@@ -48,6 +49,8 @@ export interface BuildOptions {
   readonly signal?: AbortSignal | undefined;
   /** Keeps the serialised trees by digest (for verifyTree). */
   readonly keepTrees?: Map<string, TreeEntry[]> | undefined;
+  /** A folder below `dir` never to include (the store itself, when it lives inside the tree). */
+  readonly exclude?: string | undefined;
 }
 
 /** The default number of files hashed at once. */
@@ -83,6 +86,18 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
 
   const ignoreText = await readIgnoreText(dir, options.ignoreFile);
   const ignore = ignoreText === undefined ? [] : ignoreText.split(/\r?\n/);
+  if (options.exclude !== undefined) {
+    const rel = relative(resolve(dir), resolve(options.exclude));
+    // Anchored (leading `/`), ending in `/` (no trailing-space rule), with the glob characters escaped.
+    if (rel !== '' && !rel.startsWith('..') && !isAbsolute(rel)) {
+      ignore.push(
+        `/${rel
+          .split(sep)
+          .join('/')
+          .replace(/[\\*?[]/g, (c) => `\\${c}`)}/`,
+      );
+    }
+  }
   const oldIndex = options.useIndex ? await loadIndex(dir) : new Map<string, IndexRecord>();
   const newIndex = new Map<string, IndexRecord>();
   let indexChanged = !options.useIndex;
