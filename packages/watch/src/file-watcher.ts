@@ -1,3 +1,5 @@
+/// <reference types="node" preserve="true" />
+// The declarations use AsyncDisposable and Symbol.asyncDispose, which @types/node provides on every Node version.
 import type { Stats } from 'node:fs';
 import { lstat, readdir, realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
