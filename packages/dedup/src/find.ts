@@ -1,8 +1,9 @@
 import { lstatSync, type Stats, statSync } from 'node:fs';
 import { DedupError, type FswError, fromErrno } from '@fsw/errors';
 import { type WalkEntry, type WalkOptions, walkAll } from '@fsw/walk';
+import { DigestCache } from './cache.js';
 import { type FileFacts, mergeFiles } from './files.js';
-import { concurrencyOf, scanFiles } from './group.js';
+import { cachePathOf, concurrencyOf, runScan } from './group.js';
 import type { DuplicateGroup, DuplicateScan, FindDuplicatesOptions } from './types.js';
 
 function sizeLimit(name: string, value: number | undefined, fallback: number): number {
@@ -55,6 +56,10 @@ export async function scanDuplicates(
     ...(options.followSymlinks !== undefined ? { followSymlinks: options.followSymlinks } : {}),
     ...(options.signal !== undefined ? { signal: options.signal } : {}),
   };
+  const cachePath = cachePathOf(options.cache);
+  // Read (and parse) the cache while the walk waits on the disk; a failure surfaces when it is awaited.
+  const loading = cachePath === undefined ? undefined : DigestCache.load(cachePath);
+  loading?.catch(() => {});
   options.onProgress?.({ stage: 'walk', done: 0, total: roots.length, bytes: 0 });
   const listed = await Promise.all(roots.map((root) => walkAll(root, walkOptions)));
   const total = listed.reduce((n, entries) => n + entries.length, 0);
@@ -109,7 +114,7 @@ export async function scanDuplicates(
     }
   }
   options.onProgress?.({ stage: 'stat', done: total, total, bytes: 0 });
-  const scan = await scanFiles(mergeFiles(facts), { ...options, onError });
+  const scan = await runScan(mergeFiles(facts), { ...options, onError }, loading);
   return { ...scan, skipped };
 }
 

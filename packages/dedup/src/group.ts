@@ -38,9 +38,18 @@ export function concurrencyOf(value: number | undefined): number {
  * @throws DedupError `E_INVALID_ARGUMENT` for bad options; what a stage throws when `onError` does not skip it
  * @throws the signal's reason when `signal` aborts
  */
-export async function scanFiles(
+export function scanFiles(
   files: readonly DedupFile[],
   options: GroupDuplicatesOptions = {},
+): Promise<DuplicateScan> {
+  return runScan(files, options, undefined);
+}
+
+/** {@link scanFiles}, with the cache possibly already being loaded (while the roots were walked). */
+export async function runScan(
+  files: readonly DedupFile[],
+  options: GroupDuplicatesOptions,
+  loading: Promise<DigestCache> | undefined,
 ): Promise<DuplicateScan> {
   const concurrency = concurrencyOf(options.concurrency);
   const cachePath = cachePathOf(options.cache);
@@ -50,7 +59,7 @@ export async function scanFiles(
       ...(options.algorithm ? { algorithm: options.algorithm } : {}),
       ...(options.partialBytes !== undefined ? { partialBytes: options.partialBytes } : {}),
     });
-  const cache = cachePath === undefined ? new DigestCache() : await DigestCache.load(cachePath);
+  const cache = cachePath === undefined ? new DigestCache() : await (loading ?? DigestCache.load(cachePath));
   const result = await runPipeline(files, {
     stages,
     concurrency,

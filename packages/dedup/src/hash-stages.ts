@@ -68,6 +68,18 @@ const SMALL_READ = 64 * 1024;
 /** Small files hashed between two turns of the event loop (which deliver the pool's results). */
 const SMALL_SLICE = 256;
 
+/** The digest of `kind` of `file`; for a file the window covers whole, its full-content digest. */
+function digestOf(
+  ctx: StageContext,
+  file: DedupFile,
+  kind: string,
+  full: string,
+  window: Window,
+): string | undefined {
+  if (kind !== full && bytesToRead(file, window) === file.size) return ctx.digests.get(file, full);
+  return ctx.digests.get(file, kind);
+}
+
 function bytesToRead(file: DedupFile, window: Window): number {
   return Math.min(window.head + window.tail, file.size);
 }
@@ -88,25 +100,21 @@ async function hashMissing(
   const full = fullKind(algorithm);
   const small: DedupFile[] = [];
   const large = new Map<string, DedupFile>();
+  let known = 0;
   for (const group of groups) {
     for (const file of group.files) {
-      if (ctx.digests.get(file, kind) !== undefined) continue;
-      const covered = bytesToRead(file, window) === file.size;
-      if (kind !== full && covered) {
-        const known = ctx.digests.get(file, full);
-        if (known !== undefined) {
-          ctx.digests.set(file, kind, known);
-          continue;
-        }
+      if (digestOf(ctx, file, kind, full, window) !== undefined) {
+        known++;
+        continue;
       }
       if (bytesToRead(file, window) <= SMALL_READ) small.push(file);
       else large.set(file.path, file);
     }
   }
-  const store = (file: DedupFile, digest: string) => {
-    ctx.digests.set(file, kind, digest);
-    if (kind !== full && bytesToRead(file, window) === file.size) ctx.digests.set(file, full, digest);
-  };
+  ctx.addDone(known);
+  // A file the window covers whole is stored once, under its full digest: the cache stays half the size.
+  const store = (file: DedupFile, digest: string) =>
+    ctx.digests.set(file, bytesToRead(file, window) === file.size ? full : kind, digest);
   // The pool runs while this thread reads the small files; its failure is rethrown once they are done.
   const stop = new AbortController();
   const pool =
@@ -144,6 +152,7 @@ async function hashSmall(
       ctx.signal?.throwIfAborted();
     }
     const file = files[i]!;
+    ctx.addDone(1);
     let n: number;
     try {
       n = readSmall(file.path, file.size, head, window.tail, buffer);
@@ -168,6 +177,7 @@ async function hashLarge(
   store: (file: DedupFile, digest: string) => void,
 ): Promise<void> {
   let reported = 0;
+  let filesReported = 0;
   const signal = ctx.signal ? AbortSignal.any([ctx.signal, stop]) : stop;
   // An iterator (not an array) so that @fsw/hash does not stat every file up front to plan a byte total.
   for await (const result of hashFilesIter(todo.keys(), {
@@ -179,6 +189,8 @@ async function hashLarge(
     onProgress: (p) => {
       ctx.addBytes(p.bytesDone - reported);
       reported = p.bytesDone;
+      ctx.addDone(p.filesDone - filesReported);
+      filesReported = p.filesDone;
     },
     onError: (error) => decide(ctx, error),
   })) {
@@ -231,10 +243,11 @@ export function partialHashStage(options: PartialHashStageOptions = {}): DedupSt
       where === 'head' ? { head: bytes } : where === 'tail' ? { tail: bytes } : { head: bytes, tail: bytes },
   };
   const kind = `partial:${where}:${bytes}:${algorithm}`;
+  const full = fullKind(algorithm);
   return {
     name: 'partial',
     prepare: (groups, ctx) => hashMissing(groups, ctx, kind, algorithm, window),
-    refine: (group, ctx) => splitBy(group, (file) => ctx.digests.get(file, kind)),
+    refine: (group, ctx) => splitBy(group, (file) => digestOf(ctx, file, kind, full, window)),
   };
 }
 

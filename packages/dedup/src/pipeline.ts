@@ -49,6 +49,8 @@ export async function runPipeline(
     let total = 0;
     for (const group of groups) total += group.files.length;
     let done = 0;
+    let prepared = 0;
+    let refined = 0;
     let bytes = 0;
     let last = 0;
     const report = (force: boolean) => {
@@ -67,6 +69,13 @@ export async function runPipeline(
         bytesRead += n;
         report(false);
       },
+      addDone(n) {
+        prepared += n;
+        if (prepared > done) {
+          done = Math.min(prepared, total);
+          report(false);
+        }
+      },
       fail(error) {
         if (onError(error) === 'throw') throw error;
         skipped++;
@@ -75,9 +84,10 @@ export async function runPipeline(
     report(true);
     if (stage.prepare) await stage.prepare(groups, ctx);
     const next: CandidateGroup[] = [];
-    const keep = (refined: readonly CandidateGroup[], from: CandidateGroup) => {
-      for (const group of refined) if (group.files.length >= 2) next.push(group);
-      done += from.files.length;
+    const keep = (out: readonly CandidateGroup[], from: CandidateGroup) => {
+      for (const group of out) if (group.files.length >= 2) next.push(group);
+      refined += from.files.length;
+      if (refined > done) done = refined;
       report(false);
     };
     const running = new Set<Promise<void>>();

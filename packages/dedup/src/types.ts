@@ -44,6 +44,11 @@ export interface StageContext {
   /** Adds to the bytes this stage has read, for progress. Cheap; call it as bytes are read. */
   addBytes(bytes: number): void;
   /**
+   * Counts files a stage finished with in `prepare` (progress `done` is the larger of these and the files of the
+   * groups refined so far). Cheap; optional for a stage that does its work in `refine`.
+   */
+  addDone(files: number): void;
+  /**
    * Reports a file the stage could not read. With `onError` returning `'skip'` the stage must leave the file out of
    * its groups; otherwise this throws the error.
    */
