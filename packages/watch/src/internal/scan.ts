@@ -1,5 +1,5 @@
 import type { Dirent, Stats } from 'node:fs';
-import { lstat, readdir } from 'node:fs/promises';
+import { lstatSync, readdirSync } from 'node:fs';
 import type { IgnoreRules } from './ignore-rules.js';
 
 /** One entry found by {@link scan}. */
@@ -22,7 +22,8 @@ export interface ScanOptions {
   readonly onEntry: (entry: Scanned) => void;
 }
 
-const DIRS_AT_ONCE = 8;
+// Entries read between two turns of the event loop (a few milliseconds of system calls).
+const SLICE = 2000;
 
 function isGone(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
@@ -33,66 +34,47 @@ function isGone(error: unknown): boolean {
  * Lists everything below `dir` (not `dir` itself) with its inode, honouring the ignore rules (and loading the ignore
  * files of each folder before filtering it). Entries that vanish while being read are skipped: the watcher reports
  * their deletion. Other failures (permissions) are thrown.
+ *
+ * Synchronous system calls in slices of about {@link SLICE} entries, yielding to the event loop between slices: an
+ * `lstat` through the thread pool costs several times the call itself, and a watcher's start-up is mostly these.
  */
 export async function scan(dir: string, options: ScanOptions): Promise<void> {
   const { root, rules, recursive, signal, onEntry } = options;
   const prefix = `${root}/`;
   const queue: string[] = [dir];
-  const readOne = async (at: string): Promise<void> => {
+  let done = 0;
+  while (queue.length > 0) {
+    signal?.throwIfAborted();
+    const at = queue.pop()!;
     let entries: Dirent[];
     try {
-      entries = await readdir(at, { withFileTypes: true });
+      entries = readdirSync(at, { withFileTypes: true });
     } catch (error) {
-      if (at !== dir && isGone(error)) return;
+      if (at !== dir && isGone(error)) continue;
       throw error;
     }
     const relDir = at === root ? '' : at.slice(prefix.length);
     if (!rules.empty) await rules.loadDir(relDir);
-    await Promise.all(
-      entries.map(async (entry) => {
-        const path = `${at}/${entry.name}`;
-        const rel = relDir === '' ? entry.name : `${relDir}/${entry.name}`;
-        if (!rules.empty && rules.ignores(rel, entry.isDirectory())) return;
-        let stat: Stats;
-        try {
-          stat = await lstat(path);
-        } catch (error) {
-          if (isGone(error)) return;
-          throw error;
-        }
-        const isDir = stat.isDirectory();
-        onEntry({ path, ino: stat.ino, isDir, mtimeMs: stat.mtimeMs, size: stat.size });
-        if (isDir && recursive) queue.push(path);
-      }),
-    );
-  };
-  // A small pool of folders in flight: enough to keep the thread pool busy without a burst of open descriptors.
-  await new Promise<void>((resolve, reject) => {
-    let active = 0;
-    let failed = false;
-    const pump = (): void => {
-      if (failed) return;
-      if (signal?.aborted) {
-        failed = true;
-        reject(signal.reason);
-        return;
+    for (const entry of entries) {
+      const path = `${at}/${entry.name}`;
+      const rel = relDir === '' ? entry.name : `${relDir}/${entry.name}`;
+      if (!rules.empty && rules.ignores(rel, entry.isDirectory())) continue;
+      let stat: Stats | undefined;
+      try {
+        stat = lstatSync(path, { throwIfNoEntry: false });
+      } catch (error) {
+        if (isGone(error)) continue;
+        throw error;
       }
-      while (active < DIRS_AT_ONCE && queue.length > 0) {
-        const next = queue.shift()!;
-        active++;
-        readOne(next).then(
-          () => {
-            active--;
-            pump();
-          },
-          (error: unknown) => {
-            failed = true;
-            reject(error);
-          },
-        );
-      }
-      if (active === 0 && queue.length === 0) resolve();
-    };
-    pump();
-  });
+      if (stat === undefined) continue;
+      const isDir = stat.isDirectory();
+      onEntry({ path, ino: stat.ino, isDir, mtimeMs: stat.mtimeMs, size: stat.size });
+      if (isDir && recursive) queue.push(path);
+    }
+    done += entries.length + 1;
+    if (done >= SLICE) {
+      done = 0;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
 }
