@@ -39,6 +39,8 @@ describe('fsw dedup', () => {
     expect(res.code).toBe(0);
     expect(res.stdout).toBe(`${t.big.join('\n')}\n\n${t.small.join('\n')}\n\n`);
     expect(res.stderr).toContain('2 groups of duplicates, 3 duplicate files, 42.0 KiB wasted');
+    const paranoid = await runFsw(['dedup', '--paranoid', dir]);
+    expect(paranoid.stdout).toBe(res.stdout);
   });
 
   it('--summary prints only the summary; --min-size filters', async () => {

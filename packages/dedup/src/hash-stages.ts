@@ -222,6 +222,8 @@ function decide(ctx: StageContext, error: FswError): 'skip' | 'throw' {
  * near either end are told apart after reading at most `2 x bytes` of each. Files no longer than the range are
  * hashed whole, and that digest is reused by {@link fullHashStage} (they are never read twice). Files are hashed in
  * one parallel batch per stage. Its groups' key is the hex digest of the range.
+ * @throws DedupError `E_INVALID_ARGUMENT` for a `bytes` that is not a positive integer, an unknown `where` or
+ *   `algorithm`
  */
 export function partialHashStage(options: PartialHashStageOptions = {}): DedupStage {
   const bytes = options.bytes ?? 4096;
@@ -255,6 +257,7 @@ export function partialHashStage(options: PartialHashStageOptions = {}): DedupSt
  * The decisive stage: hashes each whole file (`blake3` by default) in one parallel batch per stage, skipping files
  * whose digest is already known (hashed whole by the partial stage, or found in the cache). Its groups' key is the
  * hex digest, which becomes the `digest` of each duplicate group.
+ * @throws DedupError `E_INVALID_ARGUMENT` for an unknown `algorithm`
  */
 export function fullHashStage(options: FullHashStageOptions = {}): DedupStage {
   const algorithm = checkAlgorithm(options.algorithm ?? 'blake3');
@@ -269,6 +272,7 @@ export function fullHashStage(options: FullHashStageOptions = {}): DedupStage {
 /**
  * The stages `findDuplicates` runs unless told otherwise: size, partial hash (head and tail), full hash — plus
  * a byte-for-byte comparison with `paranoid: true`.
+ * @throws DedupError `E_INVALID_ARGUMENT` for an unknown `algorithm` or a bad `partialBytes`
  */
 export function defaultStages(options: DefaultStagesOptions = {}): DedupStage[] {
   const algorithm = options.algorithm ?? 'blake3';

@@ -110,6 +110,8 @@ export interface GroupDuplicatesOptions {
   readonly algorithm?: HashAlgorithm;
   /** Bytes of the head and of the tail hashed by the default partial stage. @default 4096 */
   readonly partialBytes?: number;
+  /** End the default stages with a byte-for-byte comparison (`byteCompareStage`), as `jdupes` does. @default false */
+  readonly paranoid?: boolean;
   /** Hashing worker threads, and groups refined at once. @default max(2, os.availableParallelism()) */
   readonly concurrency?: number;
   /** Keep digests on disk so an unchanged file is never read twice: a path, or `true` for the default path. @default false */

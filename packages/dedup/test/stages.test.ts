@@ -160,6 +160,18 @@ describe('custom pipelines', () => {
     expect(last.get('full')).toEqual({ stage: 'full', done: 2, total: 2, bytes: 100_000 });
   });
 
+  it('paranoid: true ends the default stages with the byte comparison', async () => {
+    const data = bytes(10_000);
+    const list = [put(dir, 'a', data), put(dir, 'b', data)];
+    const stages = new Set<string>();
+    const groups = await groupDuplicates(await statFiles(list), {
+      paranoid: true,
+      onProgress: (p) => stages.add(p.stage),
+    });
+    expect(paths(groups)).toEqual([list]);
+    expect([...stages]).toEqual(['size', 'partial', 'full', 'bytes']);
+  });
+
   it('refines at most `concurrency` groups at once', async () => {
     const list: string[] = [];
     for (let i = 0; i < 12; i++) {

@@ -70,19 +70,17 @@ export const register: Register = (program, ctx) => {
     const maxSize = flags.maxSize === undefined ? undefined : parseBytes(flags.maxSize);
     const cache = flags.cacheFile ?? (flags.cache === true ? true : undefined);
 
-    const { byteCompareStage, dedupe, defaultStages, scanDuplicates } = await import('@fsw/dedup');
+    const { dedupe, scanDuplicates } = await import('@fsw/dedup');
     const { isHashAlgorithm, ALGORITHMS } = await import('@fsw/hash');
     if (!isHashAlgorithm(flags.algo)) {
       throw new UsageError(`unknown algorithm '${flags.algo}' (expected one of ${ALGORITHMS.join(', ')})`);
     }
-    const stages = defaultStages({ algorithm: flags.algo });
-    if (flags.paranoid === true) stages.push(byteCompareStage());
 
     let bar: Progress | undefined;
     let barStage = '';
     const scan = await scanDuplicates(paths, {
       algorithm: flags.algo,
-      stages,
+      paranoid: flags.paranoid === true,
       minSize,
       ...(maxSize !== undefined ? { maxSize } : {}),
       ...(cache !== undefined ? { cache } : {}),
