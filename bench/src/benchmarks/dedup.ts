@@ -10,7 +10,7 @@ import type { Benchmark } from '../run.js';
 const fswBin = createRequire(import.meta.url)
   .resolve('@fsw/cli/package.json')
   .replace(/package\.json$/, 'dist/bin.js');
-const dataRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '.data');
+const dataRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '.data');
 
 /**
  * Scale: `FSW_BENCH_DEDUP_PHOTOS` (default 8,000 files, log-normal around 400 KiB: ~5 GB, 8% exact duplicates and
