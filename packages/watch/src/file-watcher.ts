@@ -9,6 +9,7 @@ import { BatchQueue } from './internal/batch-queue.js';
 import { assertDir, toWatchError } from './internal/errors.js';
 import { IgnoreRules } from './internal/ignore-rules.js';
 import { InodeIndex, type Known } from './internal/inode-index.js';
+import { lstatAll } from './internal/lstat-all.js';
 import { type ResolvedFilter, resolveFilter } from './internal/options.js';
 import { scan } from './internal/scan.js';
 import type { FileEvent, FileEventType, WatchOptions } from './types.js';
@@ -45,7 +46,6 @@ export interface FileWatcherEvents {
   error: (error: WatchError) => void;
 }
 
-const STATS_AT_ONCE = 64;
 // A batch with this many paths is a burst: its folders are compared with the disk once it is over.
 const BURST_PATHS = 32;
 const RECONCILE_QUIET_MS = 300;
@@ -85,19 +85,6 @@ const MAX_MOVED = 256;
 function isGone(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
   return code === 'ENOENT' || code === 'ENOTDIR';
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 function rethrowLater(error: unknown): void {
@@ -490,10 +477,11 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
       }
     };
     if (this.#filter.recursive) collectFolders(this.path);
-    const folderStats = await mapLimit(folders, STATS_AT_ONCE, (dir) => lstat(dir).catch(() => undefined));
+    const folderStats = await lstatAll(folders);
     folders.forEach((dir, i) => {
       const stat = folderStats[i];
-      if (stat !== undefined && stat.mtimeMs !== index.get(dir)?.mtimeMs) dirs.add(dir);
+      if (stat !== undefined && !(stat instanceof Error) && stat.mtimeMs !== index.get(dir)?.mtimeMs)
+        dirs.add(dir);
     });
     dirs.add(this.path);
     let queued = false;
@@ -512,14 +500,12 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
       } catch {
         continue; // Gone: its parent's comparison (or notification) reports it.
       }
-      const stats = await mapLimit(names, STATS_AT_ONCE, (name) =>
-        lstat(`${dir}/${name}`).catch(() => undefined),
-      );
+      const stats = await lstatAll(names.map((name) => `${dir}/${name}`));
       const known = index.children(dir);
       const onDisk = new Set<string>();
       names.forEach((name, i) => {
         const stat = stats[i];
-        if (stat === undefined) return;
+        if (stat === undefined || stat instanceof Error) return;
         const path = `${dir}/${name}`;
         onDisk.add(name);
         if (!this.#rules.empty && this.#rules.ignores(path.slice(this.#prefix.length), stat.isDirectory()))
@@ -570,13 +556,7 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
       });
     }
 
-    const stats = await mapLimit(present, STATS_AT_ONCE, async ({ path }): Promise<Stats | Error> => {
-      try {
-        return await lstat(path);
-      } catch (error) {
-        return error as Error;
-      }
-    });
+    const stats = await lstatAll(present.map((p) => p.path));
 
     const created: Draft[] = [];
     const modified: Draft[] = [];
