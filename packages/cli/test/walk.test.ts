@@ -169,6 +169,17 @@ describe('fsw walk', () => {
     },
   );
 
+  it('follows symlinks with --follow, warning once about a loop and exiting 1', async () => {
+    await tree({ 'src/lib/up': { link: '../..' } });
+    const r = await runFsw(['walk', root, '--follow', '--sort', '--type', 'f']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      `fsw: cannot follow ${root}/src/lib/up: it leads back to a directory being walked\n`,
+    );
+    expect(lines(r.stdout)).toContain(`${root}/link`);
+    expect(lines(r.stdout)).toContain(`${root}/src/main.ts`);
+  });
+
   it('rejects a bad --type or --max-depth with exit code 2', async () => {
     const r = await runFsw(['walk', root, '--type', 'x']);
     expect(r.code).toBe(2);
