@@ -234,9 +234,13 @@ describe('walk', () => {
   });
 
   it('stops cleanly when the consumer breaks out early', async () => {
-    const many: Record<string, string> = {};
-    for (let i = 0; i < 3000; i++) many[`big/d${i % 30}/f${i}.txt`] = '';
-    await makeTree(root, many);
+    await Promise.all(
+      Array.from({ length: 30 }, (_, d) => {
+        const files: Record<string, string> = {};
+        for (let i = d; i < 3000; i += 30) files[`big/d${d}/f${i}.txt`] = '';
+        return makeTree(root, files);
+      }),
+    );
     let seen = 0;
     for await (const _ of walk(root, { concurrency: 2 })) {
       seen++;
