@@ -148,8 +148,8 @@ export async function* hashFilesIter(
     );
   };
 
-  // Workers get a few files each, so that none waits for the main thread between two files.
-  const limit = inline ? concurrency : concurrency * 8;
+  // Workers hold up to 32 files each and the pool as many again, so that none waits for the main thread.
+  const limit = inline ? concurrency : concurrency * 64;
   // Settled jobs in the order they finished; `wake` resumes the loop when one lands.
   const ready: Settled[] = [];
   const all = new Set<Promise<void>>();

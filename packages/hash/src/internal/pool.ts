@@ -18,18 +18,24 @@ export type JobOutcome =
   | { readonly ok: false; readonly cancelled: true };
 
 interface Pending {
-  readonly id: number;
   readonly onBytes: (n: number) => void;
   readonly onPlanned: (n: number) => void;
   readonly resolve: (o: JobOutcome) => void;
 }
 
+interface QueuedJob {
+  readonly message: JobMessage;
+  readonly pending: Pending;
+}
+
 interface Slot {
   readonly worker: Worker;
+  /** Jobs sent to this worker and not settled yet. */
   readonly pending: Map<number, Pending>;
-  /** Jobs queued in this tick, posted together in one message. */
-  outbox: JobMessage[];
 }
+
+/** Jobs a worker holds at most: enough to never wait for the main thread, few enough to balance big files. */
+const WORKER_QUEUE = 32;
 
 const WORKER_URL = new URL('./worker.js', import.meta.url);
 
@@ -74,6 +80,14 @@ class Pool {
   /** Tells the workers to drop queued jobs of `batch` and to stop the one they are hashing. */
   cancelBatch(batch: number): void {
     Atomics.store(this.flags, batch % CANCEL_SLOTS, batch);
+    const kept: QueuedJob[] = [];
+    for (let i = this.queueHead; i < this.queue.length; i++) {
+      const q = this.queue[i]!;
+      if (q.message.batch === batch) q.pending.resolve({ ok: false, cancelled: true });
+      else kept.push(q);
+    }
+    this.queue.splice(0, this.queue.length, ...kept);
+    this.queueHead = 0;
   }
 
   private grow(size: number): void {
@@ -84,9 +98,11 @@ class Pool {
         name: '@fsw/hash',
         execArgv: workerExecArgv(),
       });
-      const slot: Slot = { worker, pending: new Map(), outbox: [] };
-      worker.on('message', (batch: ReplyBatch) => {
-        for (const m of batch) this.onMessage(slot, m);
+      const slot: Slot = { worker, pending: new Map() };
+      worker.on('message', (replies: ReplyBatch) => {
+        for (const m of replies) this.onMessage(slot, m);
+        // Refill this worker at once, from inside the message handler: no round trip through the batch's loop.
+        this.dispatch();
       });
       worker.on('error', (e) => this.onCrash(slot, e));
       worker.on('exit', (code) => this.onCrash(slot, new Error(`hash worker exited with code ${code}`)));
@@ -121,10 +137,47 @@ class Pool {
     }
     slot.pending.clear();
     void slot.worker.terminate();
+    // Jobs still queued go to the other workers (or a new one).
+    this.dispatch();
+  }
+
+  private readonly queue: QueuedJob[] = [];
+  private queueHead = 0;
+  private target = 1;
+  private scheduled = false;
+
+  /** Sends queued jobs to workers with room, one message per worker; starts a worker when all are full. */
+  private dispatch(): void {
+    this.scheduled = false;
+    while (this.queueHead < this.queue.length) {
+      let best: Slot | undefined;
+      for (const s of this.slots) {
+        if (best === undefined || s.pending.size < best.pending.size) best = s;
+      }
+      // Another worker only when every running one is busy: a batch of one file costs one worker start-up.
+      if ((best === undefined || best.pending.size > 0) && this.slots.length < this.target) {
+        this.grow(this.slots.length + 1);
+        best = this.slots.at(-1);
+      }
+      if (best === undefined || best.pending.size >= WORKER_QUEUE) break;
+      const room = WORKER_QUEUE - best.pending.size;
+      const jobs: JobMessage[] = [];
+      while (jobs.length < room && this.queueHead < this.queue.length) {
+        const q = this.queue[this.queueHead++]!;
+        best.pending.set(q.message.id, q.pending);
+        jobs.push(q.message);
+      }
+      if (best.pending.size === jobs.length) best.worker.ref();
+      best.worker.postMessage(jobs);
+    }
+    if (this.queueHead === this.queue.length) {
+      this.queue.length = 0;
+      this.queueHead = 0;
+    }
   }
 
   /**
-   * Queues one file on the least busy of the first `workers` workers (starting one more while all are busy).
+   * Queues one file for the pool, which grows to `workers` threads while all are busy.
    * Never rejects: failures and cancellation come back as a {@link JobOutcome}.
    */
   run(
@@ -136,40 +189,34 @@ class Pool {
     onBytes: (n: number) => void,
     onPlanned: (n: number) => void,
   ): Promise<JobOutcome> {
-    let best: Slot | undefined;
-    for (let i = 0; i < workers && i < this.slots.length; i++) {
-      const s = this.slots[i]!;
-      if (best === undefined || s.pending.size < best.pending.size) best = s;
-    }
-    // Start another worker only when every running one is busy: a batch of one file costs one worker start-up.
-    if ((best === undefined || best.pending.size > 0) && this.slots.length < workers) {
-      this.grow(this.slots.length + 1);
-      best = this.slots.at(-1);
-    }
-    const slot = best!;
+    this.target = workers;
     const id = this.nextId++;
     return new Promise<JobOutcome>((resolve) => {
-      slot.pending.set(id, { id, onBytes, onPlanned, resolve });
-      if (slot.pending.size === 1) slot.worker.ref();
-      // One message per worker per tick, however many files were queued in it: messages cost more than jobs.
-      if (slot.outbox.length === 0) {
-        queueMicrotask(() => {
-          const jobs = slot.outbox;
-          slot.outbox = [];
-          slot.worker.postMessage(jobs);
-        });
+      this.queue.push({
+        message: { type: 'job', id, batch, path, algorithm, range },
+        pending: { onBytes, onPlanned, resolve },
+      });
+      // Jobs queued in the same tick leave together.
+      if (!this.scheduled) {
+        this.scheduled = true;
+        queueMicrotask(() => this.dispatch());
       }
-      slot.outbox.push({ type: 'job', id, batch, path, algorithm, range });
     });
   }
 
   /** Stops every worker (they are re-created on the next batch). */
   async close(): Promise<void> {
+    for (let i = this.queueHead; i < this.queue.length; i++) {
+      this.queue[i]!.pending.resolve({ ok: false, cancelled: true });
+    }
+    this.queue.length = 0;
+    this.queueHead = 0;
     const slots = this.slots.splice(0);
     await Promise.all(
       slots.map(async (s) => {
         s.worker.removeAllListeners('exit');
         for (const p of s.pending.values()) p.resolve({ ok: false, cancelled: true });
+        s.pending.clear();
         await s.worker.terminate();
       }),
     );

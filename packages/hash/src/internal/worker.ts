@@ -39,7 +39,8 @@ let replies: ReplyMessage[] = [];
 let oldest = 0;
 // Replies wait at most this long for company: long enough to batch small files, short enough not to hold a result
 // back while a big file hashes.
-const MAX_HOLD_MS = 2;
+const MAX_HOLD_MS = 5;
+const LOW_WATER = 12;
 
 function flush(): void {
   if (replies.length === 0) return;
@@ -56,7 +57,15 @@ async function drain(): Promise<void> {
     const post = (m: ReplyMessage) => {
       if (replies.length === 0) oldest = performance.now();
       replies.push(m);
-      if (m.type === 'bytes' || replies.length >= 32 || performance.now() - oldest >= MAX_HOLD_MS) flush();
+      // Reply early when few jobs are left, so that the main thread's refill arrives before the queue runs dry.
+      if (
+        m.type === 'bytes' ||
+        queue.length === LOW_WATER ||
+        replies.length >= 32 ||
+        performance.now() - oldest >= MAX_HOLD_MS
+      ) {
+        flush();
+      }
     };
     if (cancelled()) {
       post({ type: 'cancelled', id: job.id, bytes: 0 });
