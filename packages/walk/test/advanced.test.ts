@@ -242,6 +242,38 @@ describe('odd names', () => {
   });
 });
 
+describe('entries that vanish mid-walk', () => {
+  it('reports a directory removed after it was yielded but before it was read, as onError decides', async () => {
+    await makeTree(root, { 'a/x': '', 'b/y': '' });
+    const errors: string[] = [];
+    const entries: string[] = [];
+    const iterable = walk(root, {
+      sort: true,
+      onError: (e) => {
+        errors.push(`${e.code} ${e.path}`);
+        return 'skip';
+      },
+    });
+    for await (const e of iterable) {
+      entries.push(e.relativePath);
+      if (e.relativePath === 'a') await removeDir(join(root, 'a'));
+    }
+    expect(entries).toEqual(['a', 'b', 'b/y']);
+    expect(errors).toEqual([`E_NOT_FOUND ${join(root, 'a')}`]);
+    expect(iterable.skipped).toBe(1);
+
+    await makeTree(root, { 'a/x': '' });
+    const strict = async () => {
+      for await (const e of walk(root, { sort: true })) {
+        if (e.relativePath === 'a') await removeDir(join(root, 'a'));
+      }
+    };
+    await expect(strict()).rejects.toSatisfy(
+      (e) => WalkError.is(e) && e.code === 'E_NOT_FOUND' && e.path === join(root, 'a'),
+    );
+  });
+});
+
 describe('abort', () => {
   it('throws signal.reason from walk and walkAll when aborted before or during the walk', async () => {
     await makeTree(root, { 'a/b/c.txt': '' });
