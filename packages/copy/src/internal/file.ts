@@ -4,7 +4,6 @@ import {
   copyFile,
   type FileHandle,
   link,
-  lstat,
   lutimes,
   open,
   readlink,
@@ -159,8 +158,9 @@ async function copyBytes(
     if (!preserveMode) await chmod(tmp, job.mode & 0o777 & ~engine.umask);
     if (preserveTimes) await utimes(tmp, Date.now() / 1000, job.mtimeMs / 1000);
     if (fsync) await syncPath(tmp);
-    const { size } = await lstat(tmp);
-    return size;
+    // copyFile copies to the end of the source as it finds it; the plan's size is what progress counts, and a move
+    // checks the real size of the copy before it removes anything.
+    return job.size;
   }
   return streamCopy(engine, job, tmp, onBytes);
 }

@@ -425,8 +425,10 @@ async function planRoot(
     const parentRel = at < 0 ? '' : rel.slice(0, at);
     let state = states.get(parentRel);
     if (state === undefined) {
-      state = dirState(parentRel, undefined);
-      states.set(parentRel, state);
+      const pending = dirState(parentRel, undefined);
+      states.set(parentRel, pending);
+      void pending.then((resolved) => states.set(parentRel, resolved)).catch(() => {});
+      state = pending;
     }
     return state;
   };
@@ -435,7 +437,8 @@ async function planRoot(
     if (e.type === 'dir') {
       const state = dirState(e.relativePath, e);
       states.set(e.relativePath, state);
-      await state;
+      // Resolved, so that the files below take the synchronous path.
+      states.set(e.relativePath, await state);
       return;
     }
     if (e.type === 'other') {
@@ -453,7 +456,23 @@ async function planRoot(
   for (const level of byDepth) {
     if (level === undefined) continue;
     options.signal?.throwIfAborted();
-    await Promise.all(level.map((e) => limit(() => planEntry(e))));
+    const slow: WalkEntry[] = [];
+    for (const e of level) {
+      // The common case, a file in a directory this run creates: nothing to look up, decided synchronously.
+      if (e.type !== 'file' && e.type !== 'symlink') {
+        slow.push(e);
+        continue;
+      }
+      const at = e.relativePath.lastIndexOf('/');
+      const parent = states.get(at < 0 ? '' : e.relativePath.slice(0, at));
+      if (parent === undefined || parent instanceof Promise || parent.existed || parent.failed) {
+        slow.push(e);
+        continue;
+      }
+      const job = decide(planner, e.path, join(target, e.relativePath), e.type, e, undefined, false, root);
+      if (job !== undefined) root.jobs.push(job);
+    }
+    await Promise.all(slow.map((e) => limit(() => planEntry(e))));
   }
   root.dirs.sort((a, b) => a.depth - b.depth);
 }
