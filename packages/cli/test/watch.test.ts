@@ -94,7 +94,7 @@ describe('fsw watch', () => {
   it('prints NDJSON with --json, honours --ignore and --gitignore, and stops on SIGINT', async () => {
     const dir = await fresh();
     await writeFile(join(dir, '.gitignore'), 'build/\n');
-    const fsw = start(['watch', dir, '--json', '--ignore', '*.log', '--gitignore', '--debounce', '20']);
+    const fsw = start(['watch', dir, '--json', '--ignore', '*.log', '--gitignore', '--debounce', '300']);
     await fsw.until(() => fsw.stderr().includes('watching'), 'the watcher to start');
     await writeFile(join(dir, 'debug.log'), 'x');
     await mkdir(join(dir, 'build'));
