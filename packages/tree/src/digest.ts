@@ -13,11 +13,22 @@ const HEX_LENGTH: Readonly<Record<DigestAlgorithm, number>> = { blake3: 64, sha1
 const PREFIXED = /^(blake3|sha1):([0-9a-fA-F]+)$/;
 const BARE = /^[0-9a-fA-F]+$/;
 
+// The form every digest we write has: checked without a regex, as it is on the hot path of a tree walk.
+function isCanonicalBlake3(text: string): boolean {
+  if (text.length !== 71 || !text.startsWith('blake3:')) return false;
+  for (let i = 7; i < 71; i++) {
+    const c = text.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+  }
+  return true;
+}
+
 /**
  * Splits a digest string into algorithm and lowercase hex, or returns `undefined` when it does not parse.
  * Accepts `blake3:<64 hex>`, `sha1:<40 hex>`, and bare hex (64 chars = blake3, 40 = sha1).
  */
 export function tryParseDigest(text: string): DigestParts | undefined {
+  if (isCanonicalBlake3(text)) return { algorithm: 'blake3', hex: text.slice(7) };
   const prefixed = PREFIXED.exec(text);
   if (prefixed) {
     const algorithm = prefixed[1] as DigestAlgorithm;

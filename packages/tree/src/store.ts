@@ -6,6 +6,7 @@ import {
   fstatSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readSync,
   rename as renameCb,
   renameSync,
@@ -105,6 +106,8 @@ export function defaultStoreDir(env: NodeJS.ProcessEnv = process.env): string {
 const CHUNK = 1024 * 1024;
 const TEMP_PREFIX = '.tmp-';
 const SUFFIXES: readonly ObjectKind[] = ['file', 'tree'];
+const LIST_AFTER = 32;
+const LISTING_TTL_MS = 5000;
 
 // One random tag per process (cheaper than random bytes per file); pid + counter make names unique within it.
 const PROCESS_TAG = randomBytes(4).toString('hex');
@@ -153,6 +156,14 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
   const verify = options.verify === true;
   const touchAfterMs = options.touchAfterMs ?? 600_000;
   const madeDirs = new Set<string>();
+  // hasSync answers from a listing of the fan-out folder once it was asked about it often enough: one readdir
+  // instead of hundreds of stats on a warm write-tree. Listings expire quickly, as other processes change the store.
+  const listings = new Map<string, { readonly at: number; readonly names: Set<string> }>();
+  const lookupsPerFan = new Map<string, number>();
+  const noteWritten = (final: string) => {
+    const fan = final.slice(objects.length + 1, objects.length + 3);
+    listings.get(fan)?.names.add(final.slice(objects.length + 4));
+  };
 
   const objectPath = (parts: DigestParts, kind: ObjectKind) =>
     join(objects, parts.hex.slice(0, 2), `${parts.hex.slice(2)}.${kind}`);
@@ -222,6 +233,7 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
         await handle.close();
       }
       await rename(temp, final);
+      noteWritten(final);
     } catch (error) {
       await unlink(temp).catch(() => {});
       throw fromErrno(error, { path: final, family: TreeError, action: 'write object' });
@@ -273,6 +285,7 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
         closeSync(fd);
       }
       renameSync(temp, final);
+      noteWritten(final);
     } catch (error) {
       try {
         unlinkSync(temp);
@@ -313,6 +326,7 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
       await new Promise<void>((resolve, reject) =>
         renameCb(temp, final, (error) => (error ? reject(error) : resolve())),
       );
+      noteWritten(final);
     } catch (error) {
       await new Promise<void>((resolve) => unlinkCb(temp, () => resolve()));
       throw error;
@@ -428,6 +442,7 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
       }
       await ensureDir(parts);
       await rename(temp, final);
+      noteWritten(final);
       return { digest: `blake3:${hex}`, stat: st, written: true };
     } catch (error) {
       if (!closed) await out.close().catch(() => {});
@@ -522,7 +537,29 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
       return `blake3:${hex}`;
     },
     hasSync(digest) {
-      return store.locateSync(digest) !== undefined;
+      const parts = algorithmParts(digest);
+      const fan = parts.hex.slice(0, 2);
+      let listing = listings.get(fan);
+      if (listing === undefined || Date.now() - listing.at > LISTING_TTL_MS) {
+        const lookups = (lookupsPerFan.get(fan) ?? 0) + 1;
+        lookupsPerFan.set(fan, lookups);
+        if (lookups < LIST_AFTER) return store.locateSync(digest) !== undefined;
+        lookupsPerFan.set(fan, 0);
+        const sub = join(objects, fan);
+        let names: string[];
+        try {
+          names = readdirSync(sub);
+        } catch (error) {
+          if (!isErrno(error, 'ENOENT', 'ENOTDIR')) {
+            throw fromErrno(error, { path: sub, family: TreeError, action: 'read store directory' });
+          }
+          names = [];
+        }
+        listing = { at: Date.now(), names: new Set(names) };
+        listings.set(fan, listing);
+      }
+      const rest = parts.hex.slice(2);
+      return listing.names.has(`${rest}.file`) || listing.names.has(`${rest}.tree`);
     },
     locateSync(digest) {
       const parts = algorithmParts(digest);
@@ -575,6 +612,7 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
         );
       }
       const now = Date.now();
+      listings.clear();
       const all = await scanObjects(objects);
       let removed = 0;
       let bytesFreed = 0;

@@ -42,7 +42,8 @@ export function storeSink(store: Store): TreeSink {
       return { digest, size: before.size, mtimeMs: before.mtimeMs, ino: before.ino };
     },
     putTree: (bytes) => store.put(bytes, 'tree'),
-    hasFile: async (digest) => (isLocalStore(store) ? store.hasSync(digest) : store.has(digest)),
+    hasFile: (digest) => store.has(digest),
+    hasFileSync: isLocalStore(store) ? (digest) => store.hasSync(digest) : undefined,
   };
 }
 
@@ -66,6 +67,7 @@ export function hashOnlySink(): TreeSink {
     },
     // Index digests need no object behind them when nothing is stored.
     hasFile: async () => true,
+    hasFileSync: () => true,
   };
 }
 

@@ -117,6 +117,24 @@ describe('openStore', () => {
     expect(await store.has(digest)).toBe(false);
   });
 
+  it('hasSync answers from a folder listing once asked often, and sees objects it writes', async () => {
+    const store = openStore(join(tmp, 'cache'));
+    // Objects that share one fan-out folder (first byte 00), so that its listing kicks in.
+    const contents: string[] = [];
+    for (let i = 0; contents.length < 41; i++) {
+      if ((await hashBytes(`x${i}`)).startsWith('00')) contents.push(`x${i}`);
+    }
+    const digests: string[] = [];
+    for (const c of contents.slice(0, 40)) digests.push(await store.put(Buffer.from(c)));
+    expect(digests.every((d) => d.startsWith('blake3:00'))).toBe(true);
+    expect(digests.map((d) => store.hasSync(d))).toEqual(digests.map(() => true));
+    const absent = `blake3:00${'f'.repeat(62)}`;
+    expect(store.hasSync(absent)).toBe(false);
+    const late = await store.put(Buffer.from(contents[40]!));
+    expect(store.hasSync(late)).toBe(true);
+    expect(store.hasSync(`blake3:01${'f'.repeat(62)}`)).toBe(false);
+  });
+
   it('defaults to FSTREE_CACHE, else ~/.cache/fstree', () => {
     expect(defaultStoreDir({ FSTREE_CACHE: '/x/y' })).toBe('/x/y');
     expect(defaultStoreDir({})).toMatch(/\.cache\/fstree$/);

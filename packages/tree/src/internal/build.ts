@@ -36,6 +36,8 @@ export interface TreeSink {
   putTree(bytes: Uint8Array): Promise<string>;
   /** Whether a file digest taken from the index is still backed by an object. */
   hasFile(digest: string): Promise<boolean>;
+  /** The same, answered synchronously, when the sink can. */
+  hasFileSync?: ((digest: string) => boolean) | undefined;
 }
 
 /** Resolved options of a tree build. */
@@ -136,23 +138,7 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
   const jobs: Promise<void>[] = [];
   let failed = false;
 
-  const addFile = async (e: ScanEntry) => {
-    if (failed) return;
-    signal?.throwIfAborted();
-    const previous = oldIndex.get(e.relativePath);
-    let digest: string | undefined;
-    let racy = false;
-    if (recordMatches(previous, e) && (await sink.hasFile(previous.digest))) {
-      digest = previous.digest;
-      progress.filesReused++;
-    } else {
-      const stored = await sink.putFile(e.path);
-      digest = stored.digest;
-      // The index keeps the walk's stat: if the file moved on between the walk and the read, never trust that record.
-      racy = stored.size !== e.size || stored.mtimeMs !== e.mtimeMs || stored.ino !== e.ino;
-      progress.filesHashed++;
-      indexChanged = true;
-    }
+  const record = (e: ScanEntry, digest: string, racy: boolean) => {
     nodeOf(parentOf(e.relativePath)).children.push({
       name: e.name,
       digest,
@@ -171,6 +157,33 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
     progress.filesDone++;
     progress.bytesDone += e.size;
     report(false);
+  };
+
+  /** The unchanged-file path, synchronous when the sink can answer at once (no promise per file). */
+  const reuse = (e: ScanEntry): boolean => {
+    const previous = oldIndex.get(e.relativePath);
+    if (!recordMatches(previous, e) || sink.hasFileSync === undefined || !sink.hasFileSync(previous.digest)) {
+      return false;
+    }
+    progress.filesReused++;
+    record(e, previous.digest, false);
+    return true;
+  };
+
+  const addFile = async (e: ScanEntry) => {
+    if (failed) return;
+    signal?.throwIfAborted();
+    const previous = oldIndex.get(e.relativePath);
+    if (recordMatches(previous, e) && (await sink.hasFile(previous.digest))) {
+      progress.filesReused++;
+      record(e, previous.digest, false);
+      return;
+    }
+    const stored = await sink.putFile(e.path);
+    progress.filesHashed++;
+    indexChanged = true;
+    // The index keeps the walk's stat: if the file moved on between the walk and the read, never trust that record.
+    record(e, stored.digest, stored.size !== e.size || stored.mtimeMs !== e.mtimeMs || stored.ino !== e.ino);
   };
 
   const addSymlink = async (e: ScanEntry) => {
@@ -215,7 +228,7 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
       } else if (e.type === 'file') {
         progress.filesTotal++;
         progress.bytesTotal += e.size;
-        track(limit(() => addFile(e)));
+        if (!reuse(e)) track(limit(() => addFile(e)));
       } else {
         track(limit(() => addSymlink(e)));
       }
