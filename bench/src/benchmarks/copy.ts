@@ -10,7 +10,7 @@ import type { Benchmark } from '../run.js';
 const fswBin = createRequire(import.meta.url)
   .resolve('@fsw/cli/package.json')
   .replace(/package\.json$/, 'dist/bin.js');
-const dataRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '.data');
+const dataRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '.data');
 
 /**
  * Scale: `FSW_BENCH_COPY_SMALL` files of 0-4 KiB (default 200,000), `FSW_BENCH_COPY_PHOTOS` photo-like files
