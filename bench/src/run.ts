@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { copy } from './benchmarks/copy.js';
 import { dedup } from './benchmarks/dedup.js';
+import { remoteBenchmark } from './benchmarks/remote.js';
 import { startup } from './benchmarks/startup.js';
 import { treeBenchmark } from './benchmarks/tree.js';
 import { walkBenchmark } from './benchmarks/walk.js';
@@ -16,7 +17,15 @@ export interface Benchmark {
 }
 
 /** Every benchmark `pnpm bench` runs; `pnpm bench NAME...` runs only those named. */
-export const benchmarks: readonly Benchmark[] = [startup, walkBenchmark, copy, watchBench, treeBenchmark, dedup];
+export const benchmarks: readonly Benchmark[] = [
+  startup,
+  walkBenchmark,
+  copy,
+  watchBench,
+  treeBenchmark,
+  dedup,
+  remoteBenchmark,
+];
 
 const selected = process.argv.slice(2);
 const chosen = selected.length ? benchmarks.filter((b) => selected.includes(b.name)) : benchmarks;
