@@ -158,6 +158,11 @@ async function* hashInOrder(
   })) {
     while (head < queue.length && queue[head] !== result.path) yield settle(queue[head++]!);
     head++;
+    // Drop what was printed, so that a walk of millions of files does not keep every path.
+    if (head >= 4096) {
+      queue.splice(0, head);
+      head = 0;
+    }
     yield { path: result.path, result };
   }
   while (head < queue.length) yield settle(queue[head++]!);
