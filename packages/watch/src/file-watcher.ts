@@ -79,6 +79,7 @@ function sameState(seen: Seen | undefined, stat: Stats): boolean {
     seen.ctimeMs === stat.ctimeMs
   );
 }
+
 // Old names of renamed folders remembered to drop the backend's stale paths below them (see #isStale).
 const MAX_MOVED = 256;
 

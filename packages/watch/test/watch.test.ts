@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { appendFile, mkdir, open, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, open, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { WatchError } from '@fsw/errors';
@@ -323,6 +323,20 @@ describe('lifecycle', () => {
     );
     clearTimeout(killer);
     expect({ code, signal, out: out.trim() }).toEqual({ code: 0, signal: null, out: 'closed true' });
+  });
+});
+
+describe('paths', () => {
+  it('reports paths under the path given, when it is a symlink to the folder', async () => {
+    const real = await fresh();
+    const links = await fresh('fsw-watch-link-');
+    const link = join(links, 'project');
+    await symlink(real, link);
+    const { watcher, got } = await started(link);
+    expect(watcher.path).toBe(link);
+    await writeFile(join(real, 'a.txt'), '1');
+    await got.until(() => got.events.length > 0);
+    expect((await got.settle()).map((e) => e.path)).toEqual([join(link, 'a.txt')]);
   });
 });
 
