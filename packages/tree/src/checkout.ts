@@ -122,8 +122,12 @@ function errnoOf(error: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
+// One random tag per process (cheaper than random bytes per file); pid + counter make names unique within it.
+const PROCESS_TAG = randomBytes(4).toString('hex');
+let tempCounter = 0;
 function tempPath(dirAbs: string): string {
-  return join(dirAbs, `.fsw-tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  tempCounter = (tempCounter + 1) % 0x7fffffff;
+  return join(dirAbs, `.fsw-tmp-${process.pid}-${PROCESS_TAG}-${tempCounter}`);
 }
 
 function io(error: unknown, path: string, action: string): TreeError {
@@ -169,6 +173,7 @@ export async function checkout(
   }
   const sources = new Map<string, string>();
   const sizes = new Map<string, number>();
+  const modes = new Map<string, number>();
   const fileDigests = new Set<string>();
   for (const entries of trees.values())
     for (const e of entries) if (e.type === 'file') fileDigests.add(e.digest);
@@ -182,6 +187,7 @@ export async function checkout(
           if (found !== undefined) {
             sources.set(d, found.path);
             sizes.set(d, found.size);
+            modes.set(d, found.mode);
             return;
           }
         } else if (await store.has(d)) {
@@ -304,7 +310,13 @@ export async function checkout(
         writeLimit(async () => {
           if (stop) return;
           signal?.throwIfAborted();
-          const st = await writeFile(store, sources.get(job.entry.digest), sizes.get(job.entry.digest), job);
+          const st = await writeFile(
+            store,
+            sources.get(job.entry.digest),
+            sizes.get(job.entry.digest),
+            modes.get(job.entry.digest),
+            job,
+          );
           written.push({ rel: job.rel, entry: job.entry, stat: st });
           counts.filesWritten++;
           progress.filesDone++;
@@ -390,16 +402,7 @@ async function writeCheckoutIndex(
     const s = u.chmod ? await lstat(u.abs).catch(() => undefined) : u.stat;
     if (s !== undefined) records.set(u.rel, fileRecord(s, u.entry.digest));
   }
-  let newest = 0;
-  for (const w of written) {
-    records.set(w.rel, fileRecord(w.stat, w.entry.digest));
-    newest = Math.max(newest, w.stat.mtimeMs);
-  }
-  // A record is trusted only when older than the index file (the racy-clean rule). Files written a moment ago
-  // share its timestamp tick; on filesystems with fine timestamps one tick of waiting (<= 10 ms, on a coarse kernel
-  // clock) makes the index newer, so that the next run can skip them. On 1-2 s filesystems they stay untrusted.
-  const wait = newest + 15 - Date.now();
-  if (wait > 0 && wait <= 50) await new Promise((resolve) => setTimeout(resolve, wait));
+  for (const w of written) records.set(w.rel, fileRecord(w.stat, w.entry.digest));
   await saveIndex(root, records);
 }
 
@@ -645,6 +648,7 @@ async function writeFile(
   store: Store,
   source: string | undefined,
   size: number | undefined,
+  sourceMode: number | undefined,
   job: FileJob,
 ): Promise<Stats> {
   const temp = tempPath(job.dirAbs);
@@ -660,7 +664,9 @@ async function writeFile(
       await call<void>((cb) =>
         copyFileCb(source, temp, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE, cb),
       );
-      await call<void>((cb) => chmodCb(temp, job.entry.mode & FILE_MODE_MASK, cb));
+      // copyFile gives the copy the object's own mode: most files need no chmod.
+      const mode = job.entry.mode & FILE_MODE_MASK;
+      if (sourceMode !== mode) await call<void>((cb) => chmodCb(temp, mode, cb));
       await call<void>((cb) => renameCb(temp, job.abs, cb));
       return await call<Stats>((cb) => lstatCb(job.abs, cb));
     } catch (error) {

@@ -63,6 +63,8 @@ export interface ObjectLocation {
   readonly path: string;
   readonly kind: ObjectKind;
   readonly size: number;
+  /** The object file's permission bits (a copy made with `copyFile` gets them too). */
+  readonly mode: number;
 }
 
 /** What {@link LocalStore.putFileWithStat} returns: the digest and the file's stat taken before it was read. */
@@ -198,7 +200,7 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
       const path = objectPath(parts, kind);
       try {
         const stats = await stat(path);
-        return { path, kind, size: stats.size, stats };
+        return { path, kind, size: stats.size, mode: stats.mode & 0o7777, stats };
       } catch (error) {
         if (!isErrno(error, 'ENOENT', 'ENOTDIR')) {
           throw fromErrno(error, { path, family: TreeError, action: 'stat object' });
@@ -461,7 +463,7 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
       const found = await locateParts(algorithmParts(digest));
       if (found === undefined) return undefined;
       await touchPath(found.path, found.stats);
-      return { path: found.path, kind: found.kind, size: found.size };
+      return { path: found.path, kind: found.kind, size: found.size, mode: found.stats.mode & 0o7777 };
     },
     async has(digest) {
       const found = await locateParts(algorithmParts(digest));
@@ -575,7 +577,7 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
             // LRU order is only a hint (see touchPath).
           }
         }
-        return { path, kind, size: st.size };
+        return { path, kind, size: st.size, mode: st.mode & 0o7777 };
       }
       return undefined;
     },

@@ -82,7 +82,9 @@ export async function saveIndex(dir: string, records: ReadonlyMap<string, IndexR
     throw fromErrno(error, { path: folder, family: TreeError, action: 'create index folder' });
   }
   const chunks: string[] = [MAGIC];
+  let newest = 0;
   for (const [path, r] of records) {
+    if (r.type === 'file' && !r.racy && r.mtimeMs > newest) newest = r.mtimeMs;
     chunks.push(
       path,
       TYPE_CODE[r.type],
@@ -94,6 +96,11 @@ export async function saveIndex(dir: string, records: ReadonlyMap<string, IndexR
       r.racy ? '1' : '0',
     );
   }
+  // A record is trusted only when older than the index file (the racy-clean rule). Files changed a moment ago share
+  // its timestamp tick; on filesystems with fine timestamps one tick of waiting (<= 10 ms on a coarse kernel clock)
+  // makes the index newer, so that the next run can skip them. On 1-2 s filesystems they just stay untrusted.
+  const wait = newest + 15 - Date.now();
+  if (wait > 0 && wait <= 50) await new Promise((resolve) => setTimeout(resolve, wait));
   const temp = join(folder, `.index-${process.pid}-${randomBytes(4).toString('hex')}`);
   const final = indexPath(dir);
   try {
