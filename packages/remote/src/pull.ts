@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { fromErrno, RemoteError, TreeError } from '@fsw/errors';
 import { createHasher } from '@fsw/hash';
 import { decodeTree, type ObjectKind, type Store, splitDigest } from '@fsw/tree';
+import { Presence } from './internal/presence.js';
 import { linkedController, ProgressMeter, TaskPool } from './internal/progress.js';
 import { normalizeDigest } from './protocol.js';
 import type { PullOptions, PullResult, Remote } from './types.js';
@@ -138,6 +139,7 @@ export async function pull(
   let objectsDownloaded = 0;
   let bytesDownloaded = 0;
   let objectsPresent = 0;
+  const presence = new Presence(store);
 
   const counted = (size: number) => {
     objectsDownloaded++;
@@ -154,7 +156,7 @@ export async function pull(
     let level = [root];
     while (level.length > 0) {
       files.check();
-      const present = await store.hasMany(level);
+      const present = await presence.hasMany(level);
       objectsPresent += present.filter(Boolean).length;
       meter.objectsTotal += present.filter((p) => !p).length;
       // Trees of this level, in parallel: read locally when stored, else fetched and verified.
@@ -183,7 +185,7 @@ export async function pull(
         }
       }
       if (childFiles.length > 0) {
-        const have = await store.hasMany(childFiles);
+        const have = await presence.hasMany(childFiles);
         childFiles.forEach((d, i) => {
           if (have[i]) {
             objectsPresent++;

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { RemoteError } from '@fsw/errors';
 import { decodeTree, type Store, type TreeEntry } from '@fsw/tree';
 import { linkedController, ProgressMeter, TaskPool } from './internal/progress.js';
@@ -27,7 +28,7 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
 }
 
 interface LocatingStore extends Store {
-  locate?(digest: string): Promise<{ readonly size: number } | undefined>;
+  locate?(digest: string): Promise<{ readonly path: string; readonly size: number } | undefined>;
 }
 
 /**
@@ -72,15 +73,17 @@ export async function push(
     filesQueued.add(d);
     meter.objectsTotal++;
     pool.add(async () => {
-      const size = local.locate ? (await local.locate(d))?.size : undefined;
-      if (size !== undefined) meter.bytesTotal += size;
+      // One stat (locate) and a read of the file it found, rather than the store's own lookup again in `get`.
+      const found = local.locate ? await local.locate(d) : undefined;
       let sent: number;
-      if (size !== undefined && size > IN_MEMORY_MAX) {
-        await remote.write(d, () => store.read(d), { kind: 'file', size, signal });
-        sent = size;
+      if (found !== undefined && found.size > IN_MEMORY_MAX) {
+        meter.bytesTotal += found.size;
+        await remote.write(d, () => store.read(d), { kind: 'file', size: found.size, signal });
+        sent = found.size;
       } else {
-        const bytes = await store.get(d);
-        if (size === undefined) meter.bytesTotal += bytes.length;
+        const bytes =
+          found === undefined ? await store.get(d) : await readFile(found.path).catch(() => store.get(d));
+        meter.bytesTotal += bytes.length;
         await remote.write(d, bytes, { kind: 'file', size: bytes.length, signal });
         sent = bytes.length;
       }
