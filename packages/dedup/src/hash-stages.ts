@@ -1,4 +1,5 @@
-import { DedupError, type FswError } from '@fsw/errors';
+import { Worker } from 'node:worker_threads';
+import { DedupError, type DedupErrorCode, type FswError } from '@fsw/errors';
 import {
   ALGORITHMS,
   createHasher,
@@ -8,6 +9,7 @@ import {
   isHashAlgorithm,
 } from '@fsw/hash';
 import { readSmall } from './internal/read-small.js';
+import type { SmallJob, SmallReply } from './internal/small-worker.js';
 import { byteCompareStage, sizeStage, splitBy } from './stages.js';
 import type { CandidateGroup, DedupFile, DedupStage, StageContext } from './types.js';
 
@@ -65,8 +67,8 @@ const WHOLE: Window = { head: Number.POSITIVE_INFINITY, tail: 0, range: undefine
 
 /** Files with at most this many bytes to hash are read on this thread; larger ones go to the worker pool. */
 const SMALL_READ = 64 * 1024;
-/** Small files hashed between two turns of the event loop (which deliver the pool's results). */
-const SMALL_SLICE = 256;
+/** Small files hashed between two turns of the event loop (which deliver the pool's and the helper's results). */
+const SMALL_SLICE = 512;
 
 /** The digest of `kind` of `file`; for a file the window covers whole, its full-content digest. */
 function digestOf(
@@ -135,6 +137,9 @@ async function hashMissing(
   if (failed !== undefined) throw failed.error;
 }
 
+/** Below this many small files a helper thread costs more to start than it saves. */
+const HELPER_MIN_FILES = 4096;
+
 async function hashSmall(
   files: readonly DedupFile[],
   ctx: StageContext,
@@ -143,29 +148,138 @@ async function hashSmall(
   store: (file: DedupFile, digest: string) => void,
 ): Promise<void> {
   if (files.length === 0) return;
-  const hasher = await createHasher(algorithm);
-  const buffer = Buffer.allocUnsafe(SMALL_READ + 1);
   const head = Math.min(window.head, SMALL_READ);
-  for (let i = 0; i < files.length; i++) {
-    if (i % SMALL_SLICE === 0 && i > 0) {
+  const chunks: DedupFile[][] = [];
+  for (let i = 0; i < files.length; i += SMALL_SLICE) chunks.push(files.slice(i, i + SMALL_SLICE));
+  let next = 0;
+  const take = () => (next < chunks.length ? chunks[next++] : undefined);
+  // One helper thread reads and hashes slices too: both threads take the next slice from the same queue.
+  const helper =
+    files.length >= HELPER_MIN_FILES && ctx.concurrency >= 2
+      ? startHelper(algorithm, head, window.tail, take, (chunk, reply) => {
+          ctx.addDone(chunk.length);
+          ctx.addBytes(reply.bytes);
+          for (const [index, code, message] of reply.errors) {
+            const path = chunk[index]!.path;
+            ctx.fail(new DedupError(code as DedupErrorCode, message, { path }));
+          }
+          for (let i = 0; i < chunk.length; i++) {
+            const digest = reply.digests[i];
+            if (digest !== null && digest !== undefined) store(chunk[i]!, digest);
+          }
+        })
+      : undefined;
+  try {
+    const hasher = await createHasher(algorithm);
+    const buffer = Buffer.allocUnsafe(SMALL_READ + 1);
+    const here = (chunk: readonly DedupFile[]) => {
+      for (const file of chunk) {
+        ctx.addDone(1);
+        let n: number;
+        try {
+          n = readSmall(file.path, file.size, head, window.tail, buffer);
+        } catch (error) {
+          if (!DedupError.is(error)) throw error;
+          ctx.fail(error);
+          continue;
+        }
+        ctx.addBytes(n);
+        const bytes = hasher.reset().update(buffer.subarray(0, n)).digestBytes();
+        // Buffer's hex is a flat string: concatenation gives a rope, which every Map lookup would flatten again.
+        store(file, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex'));
+      }
+    };
+    for (let chunk = take(); chunk !== undefined; chunk = take()) {
+      here(chunk);
+      // A turn of the event loop: the pool's and the helper's results come in, and an abort is noticed.
       await new Promise<void>((resolve) => setImmediate(resolve));
       ctx.signal?.throwIfAborted();
+      helper?.check();
     }
-    const file = files[i]!;
-    ctx.addDone(1);
-    let n: number;
-    try {
-      n = readSmall(file.path, file.size, head, window.tail, buffer);
-    } catch (error) {
-      if (!DedupError.is(error)) throw error;
-      ctx.fail(error);
-      continue;
-    }
-    ctx.addBytes(n);
-    const bytes = hasher.reset().update(buffer.subarray(0, n)).digestBytes();
-    // Buffer's hex is a flat string: string concatenation gives a rope, which every Map lookup would flatten again.
-    store(file, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex'));
+    if (helper !== undefined) for (const chunk of await helper.finish()) here(chunk);
+  } finally {
+    await helper?.stop();
   }
+}
+
+interface Helper {
+  /** Throws what handling a reply threw (e.g. `ctx.fail` for a file `onError` did not skip). */
+  check(): void;
+  /** Resolves once every slice sent is done; to the slices it could not do (the thread failed), for this thread. */
+  finish(): Promise<DedupFile[][]>;
+  stop(): Promise<void>;
+}
+
+function startHelper(
+  algorithm: HashAlgorithm,
+  head: number,
+  tail: number,
+  take: () => DedupFile[] | undefined,
+  onReply: (chunk: readonly DedupFile[], reply: SmallReply) => void,
+): Helper {
+  const worker = new Worker(new URL('./internal/small-worker.js', import.meta.url), { name: '@fsw/dedup' });
+  const outstanding = new Map<number, DedupFile[]>();
+  let nextId = 0;
+  let broken = false;
+  let failure: { error: unknown } | undefined;
+  let idle: (() => void) | undefined;
+  const send = () => {
+    // Two slices in flight: one is read while the other's reply travels back.
+    while (!broken && failure === undefined && outstanding.size < 2) {
+      const chunk = take();
+      if (chunk === undefined) break;
+      const job: SmallJob = {
+        id: nextId++,
+        algorithm,
+        head,
+        tail,
+        paths: chunk.map((f) => f.path),
+        sizes: chunk.map((f) => f.size),
+      };
+      outstanding.set(job.id, chunk);
+      worker.postMessage(job);
+    }
+    if (outstanding.size === 0 || broken || failure !== undefined) idle?.();
+  };
+  worker.on('message', (reply: SmallReply) => {
+    const chunk = outstanding.get(reply.id);
+    if (chunk === undefined) return;
+    outstanding.delete(reply.id);
+    try {
+      onReply(chunk, reply);
+    } catch (error) {
+      failure ??= { error };
+    }
+    send();
+  });
+  const lost = () => {
+    broken = true;
+    idle?.();
+  };
+  worker.on('error', lost);
+  worker.on('exit', lost);
+  send();
+  return {
+    check() {
+      if (failure !== undefined) throw failure.error;
+    },
+    async finish() {
+      if (outstanding.size > 0 && !broken && failure === undefined) {
+        await new Promise<void>((resolve) => {
+          idle = resolve;
+        });
+      }
+      this.check();
+      // A helper that died leaves its slices to the calling thread.
+      const left = [...outstanding.values()];
+      outstanding.clear();
+      return left;
+    },
+    async stop() {
+      worker.removeAllListeners('exit');
+      await worker.terminate();
+    },
+  };
 }
 
 async function hashLarge(

@@ -160,6 +160,32 @@ describe('custom pipelines', () => {
     expect(last.get('full')).toEqual({ stage: 'full', done: 2, total: 2, bytes: 100_000 });
   });
 
+  it('hashes thousands of small files on two threads with the same result, and skips a vanished one', async () => {
+    const list: string[] = [];
+    const pairs: string[][] = [];
+    for (let i = 0; i < 5000; i++) {
+      const data = bytes(17 + (i % 60));
+      list.push(put(dir, `d${i % 50}/f${i}`, data));
+      if (i % 250 === 0) {
+        const copy = put(dir, `d${i % 50}/f${i}-copy`, data);
+        list.push(copy);
+        pairs.push([list[list.length - 2]!, copy].sort());
+      }
+    }
+    const files = await statFiles(list);
+    rmSync(list[4000]!);
+    const errors: { code?: string; path?: string }[] = [];
+    const scan = await scanFiles(files, {
+      onError: (e) => {
+        errors.push(e);
+        return 'skip';
+      },
+    });
+    expect(paths(scan.groups).sort()).toEqual(pairs.sort());
+    expect(errors).toEqual([expect.objectContaining({ code: 'E_NOT_FOUND', path: list[4000] })]);
+    expect(scan.skipped).toBe(1);
+  });
+
   it('paranoid: true ends the default stages with the byte comparison', async () => {
     const data = bytes(10_000);
     const list = [put(dir, 'a', data), put(dir, 'b', data)];
