@@ -23,7 +23,13 @@ describe('Presence', () => {
     );
     const tree = await store.put(Buffer.from([0xee, 0x3e, 1, 0]), 'tree');
     let listed = 0;
-    const counting: Store = { ...store, hasMany: (d) => ((listed += d.length), store.hasMany(d)) };
+    const counting: Store = {
+      ...store,
+      hasMany: (d) => {
+        listed += d.length;
+        return store.hasMany(d);
+      },
+    };
     const presence = new Presence(counting);
     // Small questions go to the store.
     expect(await presence.hasMany([files[0]!, absent(1)[0]!, tree])).toEqual([true, false, true]);
@@ -42,7 +48,10 @@ describe('Presence', () => {
     const other: Store = {
       ...store,
       path: () => '/somewhere/else',
-      hasMany: (d) => ((asked += d.length), store.hasMany(d)),
+      hasMany: (d) => {
+        asked += d.length;
+        return store.hasMany(d);
+      },
     };
     const presence = new Presence(other);
     await presence.hasMany(absent(5000));
