@@ -85,6 +85,16 @@ describe.each(['grpc', 'http', 'file'] as const)('with @fsw/server over %s', (ki
 });
 
 describe('with @fsw/server', () => {
+  it("speaks the fstree C++ client's HTTP layout (<base>/bl/ake3:X/<rest>, HEAD per object)", async () => {
+    const server = await startServer();
+    const remote = remoteAt(urlFor(server, 'http'), { httpLayout: 'fstree' });
+    const pushed = await push(local, remote, BASIC);
+    expect(pushed.objectsUploaded).toBe(await expectComplete(server.dir, BASIC));
+    const back = openStore(join(tmp.dir, 'back-fstree-layout'));
+    expect((await pull(remote, back, BASIC)).objectsDownloaded).toBe(pushed.objectsUploaded);
+    expect(await remote.hasObjects([BASIC, `blake3:${'1'.repeat(64)}`])).toEqual([true, false]);
+  });
+
   it.each(['grpc', 'http'] as const)(
     'refuses a wrong or missing token over %s, accepts the right one',
     async (kind) => {
