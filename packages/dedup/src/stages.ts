@@ -23,7 +23,18 @@ export function splitBy(
 export function sizeStage(): DedupStage {
   return {
     name: 'size',
-    refine: (group) => splitBy(group, (file) => `size:${file.size}`),
+    refine(group) {
+      // Numeric keys: this stage sees every file of the tree at once.
+      const bySize = new Map<number, DedupFile[]>();
+      for (const file of group.files) {
+        const same = bySize.get(file.size);
+        if (same === undefined) bySize.set(file.size, [file]);
+        else same.push(file);
+      }
+      const out: CandidateGroup[] = [];
+      for (const [size, files] of bySize) if (files.length >= 2) out.push({ files, key: `size:${size}` });
+      return out;
+    },
   };
 }
 
