@@ -1,4 +1,4 @@
-import { unlink } from 'node:fs/promises';
+import { readdir, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -57,7 +57,7 @@ async function remoteFor(kind: Kind, serverStore: ReturnType<typeof openStore>, 
 describe.each<Kind>(['grpc', 'http', 'http-head', 'file'])('push and pull over %s', (kind) => {
   it('round-trips a tree: every object arrives intact, children before the trees naming them', async () => {
     const { local, server, back } = stores();
-    const root = await putSpec(local, sampleSpec(1, kind === 'grpc'));
+    const root = await putSpec(local, sampleSpec(1, kind === 'grpc' || kind === 'file'));
     const { fake, remote } = await remoteFor(kind, server);
     const progress: TransferProgress[] = [];
     const pushed = await push(local, remote, root, { onProgress: (p) => progress.push(p) });
@@ -167,6 +167,25 @@ describe.each<Kind>(['grpc', 'http', 'http-head', 'file'])('push and pull over %
     const ok = track(openRemote(fake!.url, { token: 's3cret' }));
     await push(local, ok, root);
     await expectSameObjects(local, server, root);
+  });
+});
+
+describe('file:// remote', () => {
+  it('streams a written object to disk, and refuses one that does not match its digest', async () => {
+    const { server } = stores();
+    const remote = track(openRemote(pathToFileURL(server.dir)));
+    const bytes = Buffer.alloc(3 * 1024 * 1024, 5);
+    const digest = await openStore(join(tmp.dir, 'scratch')).put(bytes);
+    async function* chunks(data: Buffer) {
+      for (let i = 0; i < data.length; i += 65536) yield data.subarray(i, i + 65536);
+    }
+    const wrong = Buffer.from(bytes);
+    wrong[12345] = 0;
+    await expect(remote.write(digest, chunks(wrong))).rejects.toMatchObject({ code: 'E_DIGEST_MISMATCH' });
+    expect(await server.has(digest)).toBe(false);
+    await remote.write(digest, () => chunks(bytes));
+    expect(Buffer.from(await server.get(digest)).equals(bytes)).toBe(true);
+    expect((await readdir(join(server.dir, 'objects'))).filter((n) => n.startsWith('.tmp'))).toEqual([]);
   });
 });
 

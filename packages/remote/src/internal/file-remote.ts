@@ -6,6 +6,7 @@ import type { Remote, RemoteCallOptions, RemoteWriteOptions, WriteSource } from 
 import { missingByWalking } from './missing-walk.js';
 import type { CallSettings } from './retry.js';
 import { openSource } from './source.js';
+import { streamIntoStore } from './spill.js';
 
 function mapStoreError(error: unknown, url: string): unknown {
   if (!TreeError.is(error)) return error;
@@ -64,14 +65,13 @@ export function openFileRemote(url: URL, settings: CallSettings): Remote {
       return guard(options.signal, async () => {
         const d = normalizeDigest(digest);
         const source = await openSource(data, false, settings, d);
-        let bytes: Uint8Array;
-        if (source instanceof Uint8Array) bytes = source;
-        else {
-          const parts: Uint8Array[] = [];
-          for await (const chunk of source) parts.push(chunk);
-          bytes = Buffer.concat(parts);
+        if (source instanceof Uint8Array) {
+          await store.putVerified(d, source, options.kind ?? guessKind(source));
+          return;
         }
-        await store.putVerified(d, bytes, options.kind ?? guessKind(bytes));
+        // A stream may be a large file: it goes to disk as it comes, verified before it is renamed into place.
+        if (await store.has(d)) return;
+        await streamIntoStore(store, d, options.kind ?? 'file', source, 'the writer');
       });
     },
     async close() {},
