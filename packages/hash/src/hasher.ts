@@ -36,7 +36,8 @@ export async function hashBytes(data: Uint8Array | string, options: HashBytesOpt
 
 /**
  * Which engine hashes each algorithm in this process: `'native'` (BLAKE3 from the optional dependency
- * `@napi-rs/blake-hash`), `'node:crypto'` (OpenSSL, for the SHA family and MD5) or `'hash-wasm'` (WebAssembly).
+ * `@napi-rs/blake-hash`), `'node:crypto'` (OpenSSL, for the SHA family and MD5), `'node:zlib'` (CRC-32, Node >= 20.15)
+ * or `'hash-wasm'` (WebAssembly).
  */
 export function engines(): Readonly<Record<HashAlgorithm, string>> {
   const out = {} as Record<HashAlgorithm, string>;

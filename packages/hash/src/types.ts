@@ -26,7 +26,7 @@ export interface HashResult {
   readonly digest: string;
   /** The file's size in bytes. */
   readonly size: number;
-  /** Which implementation ran, e.g. `'native'`, `'node:crypto'`, `'hash-wasm'`. */
+  /** Which implementation ran: `'native'`, `'node:crypto'`, `'node:zlib'` or `'hash-wasm'`. */
   readonly engine: string;
 }
 

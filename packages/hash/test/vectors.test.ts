@@ -96,12 +96,13 @@ describe('known-answer vectors', () => {
     }
   });
 
-  it('uses the native BLAKE3 engine when installed, node:crypto for the SHA family and MD5', () => {
+  it('uses the native BLAKE3 engine when installed, node:crypto for the SHA family and MD5, zlib for CRC-32', () => {
     const e = engines();
     expect(e.blake3).toBe('native');
     expect(e.sha256).toBe('node:crypto');
     expect(e.md5).toBe('node:crypto');
     expect(e.xxh3).toBe('hash-wasm');
+    expect(e.crc32).toBe('node:zlib');
   });
 
   it('falls back to hash-wasm for BLAKE3 without the native engine, with the same digests', () => {

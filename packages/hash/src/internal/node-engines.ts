@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createRequire } from 'node:module';
+import * as zlib from 'node:zlib';
 import type { HashAlgorithm } from '../types.js';
 import type { Engine, RawHasher } from './raw.js';
 import { wasmEngine } from './wasm.js';
@@ -84,10 +85,35 @@ const cryptoEngine: Engine = {
   },
 };
 
+// zlib.crc32 exists from Node 20.15 / 22.2; on older runtimes hash-wasm computes CRC-32.
+const zlibCrc32 = (zlib as { crc32?: (data: Uint8Array | string, value?: number) => number }).crc32;
+
+const zlibEngine: Engine = {
+  name: 'node:zlib',
+  create() {
+    const crc32 = zlibCrc32!;
+    let value = 0;
+    return {
+      update(data) {
+        value = crc32(data, value);
+      },
+      digest() {
+        const out = new Uint8Array(4);
+        new DataView(out.buffer).setUint32(0, value >>> 0);
+        return out;
+      },
+      reset() {
+        value = 0;
+      },
+    };
+  },
+};
+
 /** The fastest engine available here for `algorithm`. */
 export function engineFor(algorithm: HashAlgorithm): Engine {
   if (algorithm === 'blake3') return loadNative() !== null ? nativeEngine : wasmEngine;
   if (NODE_NAMES[algorithm] !== undefined) return cryptoEngine;
+  if (algorithm === 'crc32' && typeof zlibCrc32 === 'function') return zlibEngine;
   return wasmEngine;
 }
 
