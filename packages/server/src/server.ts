@@ -77,7 +77,9 @@ export async function createServer(options: CreateServerOptions = {}): Promise<C
   try {
     if (httpListen) {
       const handler = createHttpHandler(ctx);
-      http = createHttpServer(handler);
+      // No overall request timeout: a multi-gigabyte upload over a slow link may take longer than Node's default
+      // five minutes. Headers must still arrive promptly, and idle keep-alive connections are closed as usual.
+      http = createHttpServer({ requestTimeout: 0, headersTimeout: 60_000 }, handler);
       http.on('checkContinue', createContinueHandler(ctx, handler));
       addresses.http = await listenHttp(http, httpListen);
     }

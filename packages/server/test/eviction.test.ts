@@ -97,6 +97,53 @@ describe('eviction', () => {
     expect(await onDisk({ f1, f2, root, z, w })).toEqual(['f1', 'f2', 'w']);
   });
 
+  it('reports an evicted object missing below a tree that was complete before', async () => {
+    const { http, grpc } = await start({ maxBytes: 10_000, retentionMs: 0 });
+    const leafBytes = bytesOf(3000, 51);
+    const leaf = await upload(http, leafBytes);
+    const rootBytes = encodeTree([{ name: 'leaf', digest: leaf, type: 'file', mode: 0o644 }]);
+    const root = await digestOf(rootBytes);
+    await grpc.writeObject(root, rootBytes);
+    expect(await grpc.hasTree([root])).toMatchObject({ missingTrees: [], missingObjects: [] });
+    // The push is complete (nothing announced any more). Reading the root keeps it fresh; filling the store evicts the
+    // leaf, now the least recently used object.
+    expect((await fetch(`${http}/objects/${root}`)).status).toBe(200);
+    const fillers: Record<string, string> = {};
+    for (let i = 0; i < 3; i++) fillers[`filler${i}`] = await upload(http, bytesOf(2900, 52 + i));
+    await server?.evict();
+    expect(await onDisk({ leaf, root, ...fillers })).toEqual(['root', 'filler0', 'filler1', 'filler2']);
+    expect(await grpc.hasTree([root])).toMatchObject({ missingTrees: [], missingObjects: [leaf] });
+  });
+
+  it('keeps everything below a complete tree that a running push builds on', async () => {
+    const { http, grpc } = await start({ maxBytes: 12_000, retentionMs: 0 });
+    // An earlier push left a complete tree T (two files).
+    const t1 = await upload(http, bytesOf(3000, 61));
+    const t2 = await upload(http, bytesOf(3000, 62));
+    const tBytes = encodeTree([
+      { name: 't1', digest: t1, type: 'file', mode: 0o644 },
+      { name: 't2', digest: t2, type: 'file', mode: 0o644 },
+    ]);
+    const t = await digestOf(tBytes);
+    await grpc.writeObject(t, tBytes);
+    expect(await grpc.hasTree([t])).toMatchObject({ missingObjects: [] });
+    const filler = await upload(http, bytesOf(2000, 63));
+    // A new push of a root that reuses T (skipped by the walk: it is known complete) and adds a missing file.
+    const newBytes = bytesOf(1000, 64);
+    const added = await digestOf(newBytes);
+    const rootBytes = encodeTree([
+      { name: 'added', digest: added, type: 'file', mode: 0o644 },
+      { name: 't', digest: t, type: 'dir', mode: 0o755 },
+    ]);
+    const root = await digestOf(rootBytes);
+    await grpc.writeObject(root, rootBytes);
+    expect(await grpc.hasTree([root])).toMatchObject({ missingObjects: [added] });
+    // Pressure: t1 and t2 are the least recently used, but the running push announced T, so the filler goes first.
+    const more = await upload(http, bytesOf(4000, 65));
+    await server?.evict();
+    expect(await onDisk({ t1, t2, t, filler, root, more })).toEqual(['t1', 't2', 't', 'root', 'more']);
+  });
+
   it('keeps the objects named in an HTTP batch query, until announceTtlMs passes', async () => {
     const { http } = await start({ maxBytes: 10_000, retentionMs: 0, announceTtlMs: 300 });
     const p = await upload(http, bytesOf(3000, 31));

@@ -124,6 +124,30 @@ describe('gRPC fstree.CacheService', () => {
     expect(names).toEqual([`${hex(root).slice(2)}.tree`]);
   });
 
+  it('HasTree answers again correctly for trees it found complete before', async () => {
+    const file = Buffer.from('shared');
+    const f = await digestOf(file);
+    const subBytes = encodeTree([{ name: 'f', digest: f, type: 'file', mode: 0o644 }]);
+    const sub = await digestOf(subBytes);
+    await client.writeObject(f, file);
+    await client.writeObject(sub, subBytes);
+    expect(await client.hasTree([sub])).toMatchObject({ missingTrees: [], missingObjects: [] });
+    // A new root over the complete subtree and a new file: only the new file is missing.
+    const fresh = await digestOf('fresh');
+    const rootBytes = encodeTree([
+      { name: 'new', digest: fresh, type: 'file', mode: 0o644 },
+      { name: 'old', digest: sub, type: 'dir', mode: 0o755 },
+      { name: 'same', digest: f, type: 'file', mode: 0o644 },
+    ]);
+    const root = await digestOf(rootBytes);
+    await client.writeObject(root, rootBytes);
+    expect(await client.hasTree([root])).toMatchObject({ missingTrees: [], missingObjects: [fresh] });
+    expect(await client.hasTree([root])).toMatchObject({ missingTrees: [], missingObjects: [fresh] });
+    await client.writeObject(fresh, Buffer.from('fresh'));
+    expect(await client.hasTree([root])).toMatchObject({ missingTrees: [], missingObjects: [] });
+    expect(await client.hasTree([root, sub])).toMatchObject({ missingTrees: [], missingObjects: [] });
+  });
+
   it('HasTree refuses a directory entry naming an object that is not a tree', async () => {
     const notTree = Buffer.from('plain file');
     const digest = await digestOf(notTree);

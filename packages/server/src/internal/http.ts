@@ -192,6 +192,11 @@ async function download(
     etag: `"${digest.full}"`,
   });
   outcome.status = 200;
+  if (opened.bytes) {
+    outcome.sent = opened.bytes.byteLength;
+    res.end(opened.bytes);
+    return;
+  }
   opened.stream.on('data', (chunk: string | Buffer) => {
     outcome.sent += chunk.length;
   });

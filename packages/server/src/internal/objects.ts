@@ -10,13 +10,14 @@ import {
   rmdir,
   stat,
   unlink,
+  writeFile,
 } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fromErrno, RemoteError } from '@fsw/errors';
 import type { ObjectKind, Store } from '@fsw/tree';
 import { type Digest, parseDigest } from './digest.js';
 import { createObjectHasher, type ObjectHasher } from './hasher.js';
-import { isTreeObject } from './tree-codec.js';
+import { isTreeObject, treeEntries } from './tree-codec.js';
 
 /** What the server remembers about one stored object. */
 interface Entry {
@@ -29,6 +30,8 @@ interface Entry {
 /** A push in progress that announced objects (see {@link ObjectSet.announce}). */
 interface Announcement {
   readonly digests: Set<string>;
+  /** Complete trees the push builds on: everything below them is kept too. */
+  readonly trees: Set<string>;
   expiresAt: number;
 }
 
@@ -49,6 +52,11 @@ export interface StoredObject {
   readonly size: number;
   readonly kind: ObjectKind;
 }
+
+/** An object ready to be sent: its bytes (small objects) or a stream of them. */
+export type ReadableObject =
+  | { readonly size: number; readonly bytes: Uint8Array; readonly stream?: undefined }
+  | { readonly size: number; readonly stream: ReadStream; readonly bytes?: undefined };
 
 /** The result of one eviction pass. */
 export interface EvictionResult {
@@ -85,6 +93,8 @@ export class ObjectSet {
   #evicting: Promise<EvictionResult> | undefined;
   #scan: Promise<void> = Promise.resolve();
   #announceSeq = 0;
+  readonly #completeTrees = new Set<string>();
+  #removals = 0;
   #autoEvictAfter = 0;
   /** The startup scan is done: from now on the index knows every object written through this server. */
   #scanned = false;
@@ -202,8 +212,30 @@ export class ObjectSet {
     if (entry) {
       this.#entries.delete(key);
       this.#bytes -= entry.size;
+      // Some complete tree may have lost a descendant: forget them all (removals are rare, walks rebuild the set).
+      this.#completeTrees.clear();
+      this.#removals++;
     }
     return entry;
+  }
+
+  /**
+   * Whether a walk found everything below this tree present, with nothing removed from the store since: `HasTree`
+   * then answers for the whole subtree without reading it.
+   */
+  isCompleteTree(full: string): boolean {
+    return this.#completeTrees.has(full);
+  }
+
+  /** Counts removals, so that a walk can tell whether its findings still hold when it ends. */
+  get removals(): number {
+    return this.#removals;
+  }
+
+  /** Records trees a walk found complete, unless something was removed since the walk began (`removalsAtStart`). */
+  markComplete(trees: Iterable<string>, removalsAtStart: number): void {
+    if (removalsAtStart !== this.#removals) return;
+    for (const t of trees) this.#completeTrees.add(t);
   }
 
   /**
@@ -242,7 +274,20 @@ export class ObjectSet {
    * directory may then be reported missing, which only costs its re-upload.
    */
   async has(digest: Digest): Promise<boolean> {
-    return (await this.locate(digest, false)) !== undefined;
+    return this.hasIndexed(digest) ?? (await this.locate(digest, false)) !== undefined;
+  }
+
+  /**
+   * {@link has} without waiting, when the index can answer (the object is indexed, or the startup scan is done);
+   * undefined when only the disk can tell.
+   */
+  hasIndexed(digest: Digest): boolean | undefined {
+    const known = this.#entries.get(digest.full);
+    if (known) {
+      known.lastUsed = now();
+      return true;
+    }
+    return this.#scanned ? false : undefined;
   }
 
   /** The object's bytes, or undefined when missing. */
@@ -260,26 +305,30 @@ export class ObjectSet {
     }
   }
 
-  /** A stream of the object's bytes in `chunkBytes` pieces, or undefined when missing. */
-  async openRead(
-    digest: Digest,
-    chunkBytes = 64 * 1024,
-  ): Promise<{ stream: ReadStream; size: number } | undefined> {
+  /**
+   * The object's bytes for sending, or undefined when missing: objects up to 1 MiB are read whole (one system call,
+   * much cheaper than a stream for the many small objects of a tree), larger ones as a stream of `chunkBytes` pieces.
+   */
+  async openRead(digest: Digest, chunkBytes = 64 * 1024): Promise<ReadableObject | undefined> {
     const found = await this.locate(digest);
     if (!found) return undefined;
-    let handle: FileHandle;
     try {
-      handle = await open(found.path, 'r');
+      if (found.size <= SPILL_BYTES) {
+        const bytes = await readFile(found.path);
+        return { size: bytes.byteLength, bytes };
+      }
+      const handle = await open(found.path, 'r');
+      // Reading from an open handle: an eviction that unlinks the file now cannot cut the download short.
+      const size = (await handle.stat()).size;
+      return { size, stream: createReadStream('', { fd: handle, highWaterMark: chunkBytes }) };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        // Evicted (or removed by another process) since it was located.
         this.#remove(digest.full);
         return undefined;
       }
       throw error;
     }
-    // Reading from an open handle: an eviction that unlinks the file now cannot cut the download short.
-    const size = (await handle.stat()).size;
-    return { stream: createReadStream('', { fd: handle, highWaterMark: chunkBytes }), size };
   }
 
   #path(digest: Digest, kind: ObjectKind): string {
@@ -335,17 +384,17 @@ export class ObjectSet {
    * eviction keeps them until the push completes (`release` with the same key) or `announceTtlMs` passes without the
    * key being announced again.
    */
-  announce(key: string | undefined, digests: Iterable<string>): string {
+  announce(key: string | undefined, digests: Iterable<string>, completeTrees: Iterable<string> = []): string {
     const id = key ?? `batch-${++this.#announceSeq}`;
-    const set = new Set(digests);
     const expiresAt = now() + this.#options.announceTtlMs;
-    const existing = this.#announcements.get(id);
-    if (existing) {
-      for (const d of set) existing.digests.add(d);
-      existing.expiresAt = expiresAt;
-    } else {
-      this.#announcements.set(id, { digests: set, expiresAt });
+    let a = this.#announcements.get(id);
+    if (!a) {
+      a = { digests: new Set(), trees: new Set(), expiresAt };
+      this.#announcements.set(id, a);
     }
+    for (const d of digests) a.digests.add(d);
+    for (const t of completeTrees) a.trees.add(t);
+    a.expiresAt = expiresAt;
     return id;
   }
 
@@ -363,6 +412,35 @@ export class ObjectSet {
   #expireAnnouncements(): void {
     const at = now();
     for (const [key, a] of this.#announcements) if (a.expiresAt <= at) this.#announcements.delete(key);
+  }
+
+  /** Adds `trees` and every object below them (as far as the store has them) to `into`. */
+  async #addDescendants(trees: readonly string[], into: Set<string>): Promise<void> {
+    const visited = new Set<string>();
+    let level = trees.filter((t) => !visited.has(t) && visited.add(t));
+    while (level.length > 0) {
+      const next: string[] = [];
+      for (const full of level) {
+        into.add(full);
+        const digest = parseDigest(full);
+        const bytes = digest && (await this.readAll(digest));
+        if (!bytes) continue;
+        let entries: ReturnType<typeof treeEntries>;
+        try {
+          entries = treeEntries(bytes);
+        } catch {
+          continue;
+        }
+        for (const e of entries) {
+          if (e.type === 'file') into.add(e.digest);
+          else if (e.type === 'dir' && !visited.has(e.digest)) {
+            visited.add(e.digest);
+            next.push(e.digest);
+          }
+        }
+      }
+      level = next;
+    }
   }
 
   #maybeEvict(): void {
@@ -394,7 +472,12 @@ export class ObjectSet {
     const target = Math.floor(maxBytes * LOW_WATER);
     this.#expireAnnouncements();
     const pinned = new Set<string>();
-    for (const a of this.#announcements.values()) for (const d of a.digests) pinned.add(d);
+    const pinnedTrees: string[] = [];
+    for (const a of this.#announcements.values()) {
+      for (const d of a.digests) pinned.add(d);
+      pinnedTrees.push(...a.trees);
+    }
+    await this.#addDescendants(pinnedTrees, pinned);
     const candidates = [...this.#entries].sort((a, b) => a[1].lastUsed - b[1].lastUsed);
     let removed = 0;
     let bytesFreed = 0;
@@ -518,12 +601,7 @@ export class ObjectWriter {
         const bytes = concat(this.#chunks, this.#size);
         if (looksLikeTree(this.#head) && isTreeObject(bytes)) kind = 'tree';
         this.#temp = this.#objects.tempPath();
-        const handle = await open(this.#temp, 'wx');
-        try {
-          await writeAll(handle, bytes);
-        } finally {
-          await handle.close();
-        }
+        await writeFile(this.#temp, bytes, { flag: 'wx' });
         this.#chunks = [];
       }
       const created = await this.#objects.commit(this.#digest, this.#temp as string, this.#size, kind);
