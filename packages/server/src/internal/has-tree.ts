@@ -145,7 +145,9 @@ export async function findMissing(
     for (let i = 0; i < unsure.length; i += LOOKUP_CONCURRENCY) {
       const slice = unsure.slice(i, i + LOOKUP_CONCURRENCY);
       const present = await Promise.all(slice.map((f) => objects.has(f)));
-      slice.forEach((f, j) => record(f, present[j] === true));
+      slice.forEach((f, j) => {
+        record(f, present[j] === true);
+      });
       await flush(false);
     }
     await flush(false);
