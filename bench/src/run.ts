@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { copy } from './benchmarks/copy.js';
 import { dedup } from './benchmarks/dedup.js';
 import { remoteBenchmark } from './benchmarks/remote.js';
+import { serverBenchmark } from './benchmarks/server.js';
 import { startup } from './benchmarks/startup.js';
 import { treeBenchmark } from './benchmarks/tree.js';
 import { walkBenchmark } from './benchmarks/walk.js';
@@ -25,6 +26,7 @@ export const benchmarks: readonly Benchmark[] = [
   treeBenchmark,
   dedup,
   remoteBenchmark,
+  serverBenchmark,
 ];
 
 const selected = process.argv.slice(2);
