@@ -568,8 +568,9 @@ async function planDir(
       }
     }
   }
-  await Promise.all(checks);
-  plan.dirs.push(...(await Promise.all(subdirs)));
+  // One Promise.all over both, so that a failure in either is handled at once (no unhandled rejection).
+  const [, planned] = await Promise.all([Promise.all(checks), Promise.all(subdirs)]);
+  plan.dirs.push(...planned);
   return plan;
 }
 

@@ -146,6 +146,16 @@ describe('writeTree', () => {
     },
   );
 
+  it('stops at the first file it cannot store, with that error', async () => {
+    await mkdir(join(src, 'd'));
+    for (let i = 0; i < 300; i++) await writeFile(join(src, 'd', `f${i}`), `${i}`);
+    // A store whose root is a regular file: every write fails.
+    await writeFile(join(tmp, 'not-a-dir'), 'x');
+    const broken = openStore(join(tmp, 'not-a-dir'));
+    const err = await writeTree(src, { store: broken, index: false }).catch((e: unknown) => e);
+    expect(TreeError.is(err) && err.code).toBe('E_NOT_DIR');
+  });
+
   it('throws signal.reason when aborted', async () => {
     for (let i = 0; i < 50; i++) await writeFile(join(src, `f${i}`), `${i}`);
     const reason = new Error('stop');

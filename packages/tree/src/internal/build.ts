@@ -203,17 +203,22 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
     });
   };
 
+  // A failed file stops the walk at once (its error is the abort reason) instead of after the whole tree.
+  const stopWalk = new AbortController();
+  const walkSignal = signal === undefined ? stopWalk.signal : AbortSignal.any([signal, stopWalk.signal]);
   const track = (job: Promise<void>) => {
-    jobs.push(
-      job.catch((error: unknown) => {
-        failed = true;
-        throw error;
-      }),
-    );
+    const tracked = job.catch((error: unknown) => {
+      failed = true;
+      stopWalk.abort(error);
+      throw error;
+    });
+    // Handled here so that a failure before the final Promise.all is not an unhandled rejection.
+    tracked.catch(() => {});
+    jobs.push(tracked);
   };
 
   try {
-    await scanTree(dir, { ignore, concurrency: options.concurrency, signal }, (e) => {
+    await scanTree(dir, { ignore, concurrency: options.concurrency, signal: walkSignal }, (e) => {
       if (e.type === 'dir') {
         nodeOf(e.relativePath).mode = e.mode & 0o7777;
         newIndex.set(e.relativePath, {
