@@ -128,6 +128,13 @@ describe('findDuplicates', () => {
     expect(followed[0]!.wastedBytes).toBe(7000);
   });
 
+  it('finds files with unicode, space and newline names through the walk', async () => {
+    const data = bytes(4000);
+    const a = put(dir, 'фото/ünï cødé 🐘.jpg', data);
+    const b = put(dir, 'new\nline\ndir/na\nme', data);
+    expect(paths(await findDuplicates(dir))).toEqual([[a, b].sort()]);
+  });
+
   it('lists hard links together without counting them as waste', async () => {
     const data = bytes(7000);
     const a = put(dir, 'a', data);
