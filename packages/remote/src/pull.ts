@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fromErrno, RemoteError, TreeError } from '@fsw/errors';
-import { createHasher } from '@fsw/hash';
+import { createHasher, hashBytes, type StreamHasher } from '@fsw/hash';
 import { decodeTree, type ObjectKind, type Store, splitDigest } from '@fsw/tree';
 import { Presence } from './internal/presence.js';
 import { linkedController, ProgressMeter, TaskPool } from './internal/progress.js';
@@ -56,26 +56,32 @@ async function fetchOnce(
   const chunks: Buffer[] = [];
   let size = 0;
   let spill: { path: string; handle: import('node:fs/promises').FileHandle } | undefined;
-  const hasher = await createHasher(algorithm);
+  // Objects kept in memory are verified by `putVerified`; only a spilled one is hashed here, as it streams.
+  let hasher: StreamHasher | undefined;
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
-      hasher.update(chunk);
       size += chunk.length;
       if (spill === undefined && size > IN_MEMORY_MAX && kind === 'file') {
+        hasher = await createHasher(algorithm);
         const objects = join(store.dir, 'objects');
         await mkdir(objects, { recursive: true });
         // The store's temp-file prefix: eviction cleans up what a crash leaves behind.
         const path = join(objects, `.tmp-${process.pid}-pull-${randomBytes(6).toString('hex')}`);
         spill = { path, handle: await open(path, 'wx', 0o644) };
-        for (const c of chunks) await spill.handle.write(c);
+        for (const c of chunks) {
+          hasher.update(c);
+          await spill.handle.write(c);
+        }
         chunks.length = 0;
       }
-      if (spill) await spill.handle.write(chunk);
-      else chunks.push(chunk);
+      if (spill) {
+        hasher!.update(chunk);
+        await spill.handle.write(chunk);
+      } else chunks.push(chunk);
     }
-    const actual = hasher.digest();
-    if (actual !== hex) throw mismatch(digest, `${algorithm}:${actual}`, remote);
     if (spill) {
+      const actual = hasher!.digest();
+      if (actual !== hex) throw mismatch(digest, `${algorithm}:${actual}`, remote);
       await spill.handle.close();
       const final = store.path(digest, kind);
       await mkdir(dirname(final), { recursive: true });
@@ -87,7 +93,9 @@ async function fetchOnce(
     try {
       await store.putVerified(digest, bytes, kind);
     } catch (error) {
-      if (TreeError.is(error) && error.code === 'E_CORRUPT') throw mismatch(digest, 'other bytes', remote);
+      if (TreeError.is(error) && error.code === 'E_CORRUPT') {
+        throw mismatch(digest, `${algorithm}:${await hashBytes(bytes, { algorithm })}`, remote);
+      }
       throw error;
     }
     return { size, bytes };
