@@ -98,6 +98,15 @@ describe('HTTP object API', () => {
     expect(server.stats()).toMatchObject({ objects: 1, bytes: body.length });
   });
 
+  it('accepts sha1 digests (from sha1 builds of fstree), verified with SHA-1', async () => {
+    const { createHash } = await import('node:crypto');
+    const body = 'sha1 content\n';
+    const digest = `sha1:${createHash('sha1').update(body).digest('hex')}`;
+    expect((await put(`/objects/${digest}`, 'other bytes')).status).toBe(400);
+    expect((await put(`/objects/${digest}`, body)).status).toBe(201);
+    expect(await (await fetch(`${base}/objects/${digest.slice(5)}`)).text()).toBe(body);
+  });
+
   it('stores the empty object', async () => {
     const digest = await digestOf('');
     expect(digest).toBe('blake3:af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262');
