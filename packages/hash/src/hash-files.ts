@@ -123,28 +123,43 @@ export async function* hashFilesIter(
   const inline = concurrency === 1 || (isArray && (paths as readonly string[]).length <= 1);
   const pool = inline ? undefined : getPool();
   const batch = pool?.batch() ?? 0;
-  const local = inline ? new AbortController() : undefined;
+  // Cancels files hashed on this thread (all of them when inline; only fallbacks otherwise).
+  const local = new AbortController();
   const onAbort = () => {
     pool?.cancelBatch(batch);
-    local?.abort(signal?.reason);
+    local.abort(signal?.reason);
   };
   signal?.addEventListener('abort', onAbort, { once: true });
 
-  const start = (index: number, path: string): Promise<Settled> => {
-    if (pool !== undefined) {
-      return pool
-        .run(concurrency, batch, path, algorithm, range, onBytes, onPlanned)
-        .then((outcome) => ({ index, outcome }));
-    }
-    return hashFileAsync(path, algorithm, range, local!.signal, onBytes, onPlanned).then(
+  const here = (index: number, path: string): Promise<Settled> =>
+    hashFileAsync(path, algorithm, range, local.signal, onBytes, onPlanned).then(
       (result): Settled => ({ index, outcome: { ok: true, result } }),
       (error: unknown): Settled => {
-        if (local!.signal.aborted) return { index, outcome: { ok: false, cancelled: true } };
+        if (local.signal.aborted) return { index, outcome: { ok: false, cancelled: true } };
         const err = HashError.is(error)
           ? error
           : new HashError('E_IO', `cannot hash ${path}: ${String(error)}`, { path, cause: error });
         return { index, outcome: { ok: false, error: err } };
       },
+    );
+  // Files hashed on this thread as a fallback run `concurrency` at a time (each holds two 1 MiB buffers).
+  let hereActive = 0;
+  const hereWaiting: (() => void)[] = [];
+  const hereLimited = async (index: number, path: string): Promise<Settled> => {
+    if (hereActive >= concurrency) await new Promise<void>((resolve) => hereWaiting.push(resolve));
+    hereActive++;
+    try {
+      return await here(index, path);
+    } finally {
+      hereActive--;
+      hereWaiting.shift()?.();
+    }
+  };
+  const start = (index: number, path: string): Promise<Settled> => {
+    if (pool === undefined) return here(index, path);
+    return pool.run(concurrency, batch, path, algorithm, range, onBytes, onPlanned).then((outcome) =>
+      // No worker could load (a bundle without dist/internal/worker.js): hash on this thread instead.
+      'unavailable' in outcome ? hereLimited(index, path) : { index, outcome },
     );
   };
 
@@ -227,7 +242,7 @@ export async function* hashFilesIter(
     signal?.removeEventListener('abort', onAbort);
     if (!finished) {
       pool?.cancelBatch(batch);
-      local?.abort(new Error('cancelled'));
+      local.abort(new Error('cancelled'));
       await Promise.allSettled(all);
       if (!exhausted) await (iterator as AsyncIterator<string>).return?.();
     }

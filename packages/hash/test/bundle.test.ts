@@ -60,6 +60,23 @@ describe('bundling @fsw/hash', () => {
     expect(r.digest).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
   });
 
+  it('a Node bundle without the worker script still hashes batches, on the calling thread', async () => {
+    const { code } = await bundle(`export { hashFiles } from '@fsw/hash';`, 'node');
+    const out = join(dir, 'batch.mjs');
+    writeFileSync(out, code);
+    const files = ['a', 'b', 'c', 'd'].map((n) => {
+      const p = join(dir, n);
+      writeFileSync(p, n.repeat(1000));
+      return p;
+    });
+    const { hashFiles } = (await import(pathToFileURL(out).href)) as typeof import('@fsw/hash');
+    const res = await hashFiles(files, { algorithm: 'sha256', concurrency: 2 });
+    const { createHash } = await import('node:crypto');
+    expect(res.map((r) => r.digest)).toEqual(
+      ['a', 'b', 'c', 'd'].map((n) => createHash('sha256').update(n.repeat(1000)).digest('hex')),
+    );
+  });
+
   it('`import { hashBytes }` for browsers takes the browser entry: hash-wasm only, no node: built-ins', async () => {
     const { code, meta } = await bundle(`export { hashBytes } from '@fsw/hash';`, 'browser');
     expect([...owners(meta)].sort()).toEqual(['@fsw/errors', '@fsw/hash', 'hash-wasm']);

@@ -15,7 +15,9 @@ import {
 export type JobOutcome =
   | { readonly ok: true; readonly result: HashResult }
   | { readonly ok: false; readonly error: HashError }
-  | { readonly ok: false; readonly cancelled: true };
+  | { readonly ok: false; readonly cancelled: true }
+  /** No worker thread could start (e.g. a bundle without `worker.js`): the caller hashes the file itself. */
+  | { readonly ok: false; readonly unavailable: true };
 
 interface Pending {
   readonly onBytes: (n: number) => void;
@@ -30,6 +32,8 @@ interface QueuedJob {
 
 interface Slot {
   readonly worker: Worker;
+  /** Set by the worker's first message (it sends one when loaded). */
+  started: boolean;
   /** Jobs sent to this worker and not settled yet. */
   readonly pending: Map<number, Pending>;
 }
@@ -98,8 +102,9 @@ class Pool {
         name: '@fsw/hash',
         execArgv: workerExecArgv(),
       });
-      const slot: Slot = { worker, pending: new Map() };
+      const slot: Slot = { worker, pending: new Map(), started: false };
       worker.on('message', (replies: ReplyBatch) => {
+        slot.started = true;
         for (const m of replies) this.onMessage(slot, m);
         // Refill this worker at once, from inside the message handler: no round trip through the batch's loop.
         this.dispatch();
@@ -129,6 +134,19 @@ class Pool {
     const i = this.slots.indexOf(slot);
     if (i < 0) return;
     this.slots.splice(i, 1);
+    if (!slot.started) {
+      // The worker never loaded: workers cannot run here. Every job, sent or queued, goes back to its caller.
+      this.unavailable = true;
+      for (const p of slot.pending.values()) p.resolve({ ok: false, unavailable: true });
+      slot.pending.clear();
+      for (let j = this.queueHead; j < this.queue.length; j++) {
+        this.queue[j]!.pending.resolve({ ok: false, unavailable: true });
+      }
+      this.queue.length = 0;
+      this.queueHead = 0;
+      void slot.worker.terminate();
+      return;
+    }
     for (const p of slot.pending.values()) {
       p.resolve({
         ok: false,
@@ -141,6 +159,8 @@ class Pool {
     this.dispatch();
   }
 
+  /** True once a worker failed to load: later jobs resolve `unavailable` at once. */
+  unavailable = false;
   private readonly queue: QueuedJob[] = [];
   private queueHead = 0;
   private target = 1;
@@ -189,6 +209,7 @@ class Pool {
     onBytes: (n: number) => void,
     onPlanned: (n: number) => void,
   ): Promise<JobOutcome> {
+    if (this.unavailable) return Promise.resolve({ ok: false, unavailable: true });
     this.target = workers;
     const id = this.nextId++;
     return new Promise<JobOutcome>((resolve) => {

@@ -107,6 +107,9 @@ async function drain(): Promise<void> {
   running = false;
 }
 
+// An empty batch tells the pool that this worker loaded; a worker that fails before it is not retried.
+port.postMessage([]);
+
 port.on('message', (jobs: JobBatch) => {
   queue.push(...jobs);
   if (!running) void drain();
