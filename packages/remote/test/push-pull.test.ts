@@ -206,6 +206,19 @@ describe('pull', () => {
     await expectSameObjects(local, back, root);
   });
 
+  it('refuses a corrupted large object that was streaming to disk, leaving no temp file', async () => {
+    const { local, server, back } = stores();
+    const big = Buffer.alloc(12 * 1024 * 1024, 9);
+    const root = await putSpec(local, { 'big.bin': big });
+    const bigDigest = await local.put(big);
+    await push(local, (await remoteFor('grpc', server)).remote, root);
+    const { remote } = await remoteFor('grpc', server, { corrupt: (d) => d === bigDigest });
+    await expect(pull(remote, back, root)).rejects.toMatchObject({ code: 'E_DIGEST_MISMATCH' });
+    expect(await back.has(bigDigest)).toBe(false);
+    const names = await readdir(join(back.dir, 'objects'), { recursive: true });
+    expect(names.filter((n) => n.includes('.tmp'))).toEqual([]);
+  });
+
   it('throws signal.reason when cancelled', async () => {
     const { local, server, back } = stores();
     const root = await putSpec(local, sampleSpec(7));
