@@ -297,7 +297,7 @@ async function hashLarge(
   for await (const result of hashFilesIter(todo.keys(), {
     algorithm,
     ...(window.range ? { range: window.range } : {}),
-    // Never more workers than files: a pool worker that never got a job keeps the process alive (@fsw/hash 0.1).
+    // Never more workers than files: a worker that gets no file costs its start-up for nothing.
     concurrency: Math.min(ctx.concurrency, todo.size),
     signal,
     onProgress: (p) => {
