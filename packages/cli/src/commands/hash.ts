@@ -370,7 +370,10 @@ export const register: Register = (program: Command, ctx) => {
       .argument('[path...]', "files to hash; '-' or nothing reads stdin")
       .option('-a, --algo <name>', `algorithm: ${ALGORITHMS.join(', ')}`, 'blake3')
       .option('-r, --recursive', 'hash every regular file under directories (sorted by name)')
-      .option('-c, --check <file>', "verify the checksums listed in FILE ('-' for stdin), like sha256sum -c")
+      .option(
+        '-c, --check <file>',
+        "verify the checksums listed in FILE ('-' for stdin), like sha256sum -c; plain lines use --algo, BSD tags name theirs",
+      )
       .option('-j, --jobs <n>', 'files hashed at once (default: one per core)'),
   ).action(async (paths: string[], flags: HashFlags) => {
     if (flags.check !== undefined) {
