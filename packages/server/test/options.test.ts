@@ -1,9 +1,11 @@
+import { readdirSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { RemoteError } from '@fsw/errors';
 import { createServer } from '@fsw/server';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startServer, tempDir } from './helpers.js';
+import { bytesOf, digestOf, startServer, storedObjects, strayFiles, tempDir } from './helpers.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -67,6 +69,31 @@ describe('createServer options', () => {
     const error = await failure(createServer({ dir: file, grpc: { port: 0 }, http: { port: 0 } }));
     expect(error.code).toMatch(/^E_(NOT_DIR|EXISTS)$/);
     expect(error.path).toContain(file);
+  });
+
+  it('close() cuts uploads still running after the grace period, leaving nothing behind', async () => {
+    const server = await startServer(dir);
+    const url = server.addresses.http?.url as string;
+    const big = bytesOf(3 * 1024 * 1024, 1);
+    const digest = await digestOf(big);
+    const req = request(`${url}/objects/${digest}`, {
+      method: 'PUT',
+      headers: { 'content-length': big.length },
+    });
+    const failed = new Promise((resolve) => req.on('error', resolve));
+    req.write(big.subarray(0, 2 * 1024 * 1024));
+    // Wait until the body has started streaming into a temp file.
+    const tempRoot = join(dir, '.fsw-server-tmp');
+    const spilled = () =>
+      readdirSync(tempRoot, { recursive: true, encoding: 'utf8' }).some((name) => {
+        const path = join(tempRoot, name);
+        return statSync(path).isFile() && statSync(path).size >= 1024 * 1024;
+      });
+    await expect.poll(spilled, { timeout: 10_000 }).toBe(true);
+    await server.close({ graceMs: 200 });
+    await failed;
+    expect(await strayFiles(dir)).toEqual([]);
+    expect((await storedObjects(dir)).size).toBe(0);
   });
 
   it('closes when its signal is aborted, and close() is idempotent', async () => {
