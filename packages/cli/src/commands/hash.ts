@@ -220,16 +220,21 @@ async function runHash(ctx: CommandContext, paths: readonly string[], flags: Has
   // stdin is read first, so that the files can be hashed in one parallel batch; output keeps the argument order.
   const stdinResult = list.includes('-') ? await hashStdin(algorithm) : undefined;
   const bar = out.progress({ unit: 'bytes', label: algorithm });
+  // Progress costs a stat of every listed file up front: ask for it only when a bar is drawn (the rule of
+  // Output.progress: stderr is a terminal, no --json/--quiet, not CI).
+  const drawn = !out.json && !out.quiet && ctx.io.stderr.isTTY === true && ctx.io.env.CI !== 'true';
   try {
     for await (const o of hashInOrder(
       flags.recursive === true ? expand(list, out) : list,
       algorithm,
       concurrency,
       stdinResult,
-      (p) => {
-        bar.setTotal(p.bytesTotal);
-        bar.update(p.bytesDone);
-      },
+      drawn
+        ? (p) => {
+            bar.setTotal(p.bytesTotal);
+            bar.update(p.bytesDone);
+          }
+        : undefined,
     )) {
       // Leaving the loop cancels the files still being hashed.
       if (writer.closed) break;
