@@ -123,7 +123,12 @@ function tempName(): string {
 // machinery of node:fs/promises costs several times the syscalls themselves (measured: ~4x on 20k small files),
 // while the walk keeps the thread pool busy in parallel. Larger files stream asynchronously.
 const SYNC_MAX = 1024 * 1024;
-const syncBuffer = Buffer.allocUnsafe(SYNC_MAX);
+let sharedBuffer: Buffer | undefined;
+/** The one read buffer of the synchronous path, allocated on first use (importing the codec alone costs nothing). */
+function syncBuffer(): Buffer {
+  sharedBuffer ??= Buffer.allocUnsafe(SYNC_MAX);
+  return sharedBuffer;
+}
 let blake3: StreamHasher | undefined;
 async function syncHasher(): Promise<StreamHasher> {
   blake3 ??= await createHasher('blake3');
@@ -356,7 +361,7 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
       if (st.size < SYNC_MAX) {
         // Read to EOF (the file may have grown since fstat); a file that outgrows the buffer goes the slow way.
         for (;;) {
-          const n = readSync(fd, syncBuffer, length, SYNC_MAX - length, null);
+          const n = readSync(fd, syncBuffer(), length, SYNC_MAX - length, null);
           if (n === 0) break;
           length += n;
           if (length === SYNC_MAX) break;
@@ -372,13 +377,13 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
       return putLargeFile(path);
     }
     closeSync(fd);
-    const hex = hasher.reset().update(syncBuffer.subarray(0, length)).digest();
+    const hex = hasher.reset().update(syncBuffer().subarray(0, length)).digest();
     let written: boolean;
     try {
       // A copy: the shared read buffer is reused by the next file while this one is written on the thread pool.
       written = await writeObjectPooled(
         { algorithm: 'blake3', hex },
-        Buffer.from(syncBuffer.subarray(0, length)),
+        Buffer.from(syncBuffer().subarray(0, length)),
         'file',
       );
     } catch (error) {
