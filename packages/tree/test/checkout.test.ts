@@ -120,7 +120,17 @@ describe('checkout', () => {
     for (let i = 0; i < 20; i++) await writeFile(join(src, `f${i}`), `content ${i}`);
     const t = await writeTree(src, { store, index: false });
     const out = join(tmp, 'out');
-    expect((await checkout(t, out, { store })).filesWritten).toBe(20);
+    const reports: {
+      filesDone: number;
+      filesTotal: number;
+      bytesDone: number;
+      bytesTotal: number;
+      done: boolean;
+    }[] = [];
+    expect((await checkout(t, out, { store, onProgress: (p) => reports.push(p) })).filesWritten).toBe(20);
+    expect(reports.at(-1)).toMatchObject({ done: true, filesDone: 20, filesTotal: 20 });
+    expect(reports.at(-1)?.bytesDone).toBe(reports.at(-1)?.bytesTotal);
+    expect(reports.at(-1)?.bytesTotal).toBe(20 * 'content 0'.length + 10);
     await writeFile(join(out, 'f3'), 'tampered');
     const again = await checkout(t, out, { store });
     expect(again).toMatchObject({ filesWritten: 1, filesUnchanged: 19 });
