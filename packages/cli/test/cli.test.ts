@@ -90,3 +90,35 @@ describe('units', () => {
     expect(() => parseDurationMs('soon')).toThrow(UsageError);
   });
 });
+
+describe('pipes', () => {
+  it('stops quietly when the reader closes the pipe early', async () => {
+    const { spawn } = await import('node:child_process');
+    const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { FSW_BIN } = await import('./run-fsw.js');
+    const dir = await mkdtemp(join(tmpdir(), 'fsw-pipe-'));
+    try {
+      // 3,000 equal files: `fsw dedup` lists them all (well over a pipe buffer) to a reader that leaves at once.
+      await Promise.all(
+        Array.from({ length: 3000 }, (_, i) =>
+          writeFile(join(dir, `a-rather-long-file-name-${i}.txt`), 'same'),
+        ),
+      );
+      const child = spawn('bash', [
+        '-c',
+        `"${process.execPath}" "${FSW_BIN}" dedup "${dir}" | head -c 1 >/dev/null; echo "\${PIPESTATUS[0]}"`,
+      ]);
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d: Buffer) => (out += d));
+      child.stderr.on('data', (d: Buffer) => (err += d));
+      await new Promise((r) => child.on('close', r));
+      expect(err).not.toMatch(/EPIPE|Error/);
+      expect(out.trim()).toBe('0');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
