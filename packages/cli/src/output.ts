@@ -1,5 +1,5 @@
+import { createRequire } from 'node:module';
 import type { Writable } from 'node:stream';
-import cliProgress from 'cli-progress';
 
 /** Where a command writes, and how. Built once per command run from its `--json`/`--quiet` flags. */
 export interface Output {
@@ -110,6 +110,8 @@ export function createOutput(io: Io, flags: { json?: boolean; quiet?: boolean })
 
 function createBar(stream: Writable, options: ProgressOptions, color: boolean): Progress {
   const bytes = options.unit === 'bytes';
+  // cli-progress is loaded only when a bar is really drawn: it is dead weight for `--json`, pipes and CI.
+  const cliProgress = createRequire(import.meta.url)('cli-progress') as typeof import('cli-progress');
   const bar = new cliProgress.SingleBar(
     {
       stream,

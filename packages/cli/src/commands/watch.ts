@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { delimiter, isAbsolute, join, relative, resolve } from 'node:path';
@@ -47,6 +46,8 @@ async function findExecutable(name: string, env: NodeJS.ProcessEnv): Promise<boo
 
 /** Runs the command once with the changed paths; resolves to its exit code (or signal name). */
 function runOnce(command: readonly string[], changed: readonly string[], ctx: Parameters<Register>[1]) {
+  // Loaded here, not at the top: every `fsw` command would otherwise pay for child_process at start-up.
+  const { spawn } = process.getBuiltinModule('node:child_process');
   const child = spawn(command[0]!, command.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...ctx.io.env, FSW_CHANGED: changed.join('\n') },
