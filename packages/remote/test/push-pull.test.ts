@@ -1,4 +1,5 @@
-import { readdir, unlink } from 'node:fs/promises';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readdir, readFile, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -167,6 +168,48 @@ describe.each<Kind>(['grpc', 'http', 'http-head', 'file'])('push and pull over %
     const ok = track(openRemote(fake!.url, { token: 's3cret' }));
     await push(local, ok, root);
     await expectSameObjects(local, server, root);
+  });
+});
+
+const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
+
+// A TLS server needs a certificate; it is made with the openssl command, absent on some CI images.
+describe.skipIf(!hasOpenssl)('grpcs:// remote', () => {
+  it('pushes and pulls over TLS, trusting the given root certificate, and refuses an unknown one', async () => {
+    const { local, server, back } = stores();
+    const key = join(tmp.dir, 'key.pem');
+    const cert = join(tmp.dir, 'cert.pem');
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+      ],
+      { stdio: 'ignore' },
+    );
+    const tls = { key: await readFile(key), cert: await readFile(cert) };
+    const fake = track(await startFakeGrpc(server, { tls }));
+    expect(fake.url).toMatch(/^grpcs:/);
+    const root = await putSpec(local, sampleSpec(9, false, 2));
+    const untrusted = track(openRemote(fake.url, { retries: 0, timeoutMs: 5_000 }));
+    await expect(push(local, untrusted, root)).rejects.toMatchObject({ name: 'RemoteError' });
+    const remote = track(openRemote(fake.url, { rootCerts: tls.cert }));
+    await push(local, remote, root);
+    await pull(remote, back, root);
+    await expectSameObjects(local, back, root);
   });
 });
 

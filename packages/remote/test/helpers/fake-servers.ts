@@ -24,6 +24,8 @@ export interface FakeOptions {
   readonly refuseWritesAfter?: number;
   /** HTTP only: offer the batch query. @default true */
   readonly batch?: boolean;
+  /** gRPC only: serve TLS with this PEM key and certificate. */
+  readonly tls?: { readonly key: Buffer; readonly cert: Buffer };
 }
 
 export interface Fake {
@@ -182,11 +184,18 @@ export async function startFakeGrpc(store: Store, options: FakeOptions = {}): Pr
     },
   });
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
-      e ? reject(e) : resolve(p),
+    server.bindAsync(
+      '127.0.0.1:0',
+      options.tls
+        ? grpc.ServerCredentials.createSsl(null, [
+            { private_key: options.tls.key, cert_chain: options.tls.cert },
+          ])
+        : grpc.ServerCredentials.createInsecure(),
+      (e, p) => (e ? reject(e) : resolve(p)),
     ),
   );
-  return Object.assign(fake, { url: `jolt://127.0.0.1:${port}`, port });
+  const url = options.tls ? `grpcs://localhost:${port}` : `jolt://127.0.0.1:${port}`;
+  return Object.assign(fake, { url, port });
 }
 
 export async function startFakeHttp(store: Store, options: FakeOptions = {}): Promise<Fake> {
