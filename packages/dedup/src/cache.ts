@@ -33,24 +33,29 @@ export function defaultCachePath(env: NodeJS.ProcessEnv = process.env): string {
  * a truncated or edited file is detected and rebuilt instead of trusted.
  */
 export class DigestCache implements DigestStore {
-  // dev -> ino -> entry, with numeric keys; files without an inode number are keyed by path, for this run only.
+  // dev -> ino -> entry, with numeric keys: what was loaded, and what is saved.
   readonly #byDev = new Map<number, Map<number, Entry>>();
-  readonly #byPath = new Map<string, Entry>();
+  // The entries of this run, keyed by the file object: one lookup by identity per access, where dev -> ino costs
+  // two hashed lookups of (often large) numbers. Files without an inode number live here only.
+  readonly #byFile = new Map<DedupFile, Entry>();
   #dirty = false;
   /** True when a cache file existed but was unreadable or corrupt, and was therefore ignored. */
   rebuilt = false;
 
   #entry(file: DedupFile): Entry | undefined {
-    return file.ino === 0 ? this.#byPath.get(file.path) : this.#byDev.get(file.dev)?.get(file.ino);
+    const known = this.#byFile.get(file);
+    if (known !== undefined || this.#byDev.size === 0 || file.ino === 0) return known;
+    const loaded = this.#byDev.get(file.dev)?.get(file.ino);
+    if (loaded !== undefined) this.#byFile.set(file, loaded);
+    return loaded;
   }
 
-  #put(dev: number, ino: number, path: string, entry: Entry): void {
-    if (ino === 0) {
-      this.#byPath.set(path, entry);
-      return;
-    }
+  #put(dev: number, ino: number, entry: Entry): void {
     let inodes = this.#byDev.get(dev);
-    if (inodes === undefined) this.#byDev.set(dev, (inodes = new Map()));
+    if (inodes === undefined) {
+      inodes = new Map();
+      this.#byDev.set(dev, inodes);
+    }
     inodes.set(ino, entry);
   }
 
@@ -68,13 +73,7 @@ export class DigestCache implements DigestStore {
     this.#dirty = true;
     const entry = this.#entry(file);
     if (entry === undefined || entry.size !== file.size || entry.mtimeMs !== file.mtimeMs) {
-      this.#put(file.dev, file.ino, file.path, {
-        size: file.size,
-        mtimeMs: file.mtimeMs,
-        kind,
-        digest,
-        more: undefined,
-      });
+      this.#byFile.set(file, { size: file.size, mtimeMs: file.mtimeMs, kind, digest, more: undefined });
     } else addDigest(entry, kind, digest);
   }
 
@@ -139,14 +138,17 @@ export class DigestCache implements DigestStore {
         if (eq <= field) return false;
         const name = text.slice(field, eq);
         let kind = kinds.get(name);
-        if (kind === undefined) kinds.set(name, (kind = name));
+        if (kind === undefined) {
+          kind = name;
+          kinds.set(name, kind);
+        }
         const digest = text.slice(eq + 1, stop);
         if (entry === undefined) entry = { size, mtimeMs, kind, digest, more: undefined };
         else addDigest(entry, kind, digest);
         field = stop + 1;
       }
       if (entry === undefined) return false;
-      this.#put(dev, ino, '', entry);
+      this.#put(dev, ino, entry);
       count++;
       at = end + 1;
     }
@@ -159,6 +161,7 @@ export class DigestCache implements DigestStore {
    */
   async save(path: string): Promise<void> {
     if (!this.#dirty) return;
+    for (const [file, entry] of this.#byFile) if (file.ino !== 0) this.#put(file.dev, file.ino, entry);
     const parts: string[] = [`${MAGIC}\n`];
     for (const [dev, inodes] of this.#byDev) {
       for (const [ino, entry] of inodes) {
@@ -188,7 +191,8 @@ function addDigest(entry: Entry, kind: string, digest: string): void {
     entry.digest = digest;
     return;
   }
-  const more = (entry.more ??= []);
+  if (entry.more === undefined) entry.more = [];
+  const more = entry.more;
   for (let i = 0; i < more.length; i += 2) {
     if (more[i] === kind) {
       more[i + 1] = digest;

@@ -10,6 +10,8 @@ export interface FileFacts {
   readonly mtimeMs: number;
   readonly dev?: number | undefined;
   readonly ino?: number | undefined;
+  /** The number of hard links; 1 lets {@link mergeFiles} skip its inode lookup when paths cannot repeat. */
+  readonly nlink?: number | undefined;
 }
 
 function comparePaths(a: string, b: string): number {
@@ -19,13 +21,19 @@ function comparePaths(a: string, b: string): number {
 /**
  * Turns listed files into distinct files: paths naming the same inode (hard links, or one file reached through
  * overlapping roots) become one {@link DedupFile}; the same path given twice (even spelled differently) counts once.
+ * With `pathsAreDistinct` (one root walked without following symlinks: no file is listed twice), a file with one
+ * link cannot have another name and skips the inode lookup, which is most of this function's cost on a large tree.
  */
-export function mergeFiles(listed: Iterable<FileFacts>): DedupFile[] {
+export function mergeFiles(listed: Iterable<FileFacts>, pathsAreDistinct = false): DedupFile[] {
   // dev -> ino -> the paths naming that inode. Numeric keys: this runs once per file of the tree.
   const byDev = new Map<number, Map<number, { facts: FileFacts; paths: string[] }>>();
   const noInode = new Map<string, { facts: FileFacts; paths: string[] }>();
   const all: { facts: FileFacts; paths: string[] }[] = [];
   for (const facts of listed) {
+    if (pathsAreDistinct && facts.nlink === 1) {
+      all.push({ facts, paths: [facts.path] });
+      continue;
+    }
     const ino = facts.ino ?? 0;
     if (ino === 0) {
       const absolute = resolve(facts.path);
@@ -37,7 +45,10 @@ export function mergeFiles(listed: Iterable<FileFacts>): DedupFile[] {
     }
     const dev = facts.dev ?? 0;
     let inodes = byDev.get(dev);
-    if (inodes === undefined) byDev.set(dev, (inodes = new Map()));
+    if (inodes === undefined) {
+      inodes = new Map();
+      byDev.set(dev, inodes);
+    }
     const known = inodes.get(ino);
     if (known === undefined) {
       const record = { facts, paths: [facts.path] };

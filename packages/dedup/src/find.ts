@@ -110,11 +110,16 @@ export async function scanDuplicates(
         mtimeMs: stats.mtimeMs,
         dev: stats.dev,
         ino: stats.ino,
+        nlink: stats.nlink,
       });
     }
   }
   options.onProgress?.({ stage: 'stat', done: total, total, bytes: 0 });
-  const scan = await runScan(mergeFiles(facts), { ...options, onError }, loading);
+  const scan = await runScan(
+    mergeFiles(facts, roots.length === 1 && options.followSymlinks !== true),
+    { ...options, onError },
+    loading,
+  );
   return { ...scan, skipped };
 }
 

@@ -1,13 +1,7 @@
 import { Worker } from 'node:worker_threads';
-import { DedupError, type DedupErrorCode, type FswError } from '@fsw/errors';
-import {
-  ALGORITHMS,
-  createHasher,
-  type HashAlgorithm,
-  type HashRange,
-  hashFilesIter,
-  isHashAlgorithm,
-} from '@fsw/hash';
+import { DedupError, type DedupErrorCode } from '@fsw/errors';
+import { ALGORITHMS, createHasher, type HashAlgorithm, type HashRange, isHashAlgorithm } from '@fsw/hash';
+import { hashFileRange, readBuffer } from './internal/read-large.js';
 import { readSmall } from './internal/read-small.js';
 import type { SmallJob, SmallReply } from './internal/small-worker.js';
 import { byteCompareStage, sizeStage, splitBy } from './stages.js';
@@ -87,9 +81,9 @@ function bytesToRead(file: DedupFile, window: Window): number {
 }
 
 /**
- * Hashes every file of every group that has no digest of `kind` yet and stores the digests. Large files are hashed
- * in one batch on `@fsw/hash`'s worker pool while small ones (most of a source tree) are read and hashed here, with
- * one reused hasher and buffer: for a file of a few KiB a round trip to a worker costs several times the reading.
+ * Hashes every file of every group that has no digest of `kind` yet and stores the digests, on this thread with
+ * reused hashers and buffers (plus a helper thread for thousands of small files): for a file of a few KiB a round
+ * trip to a worker costs several times the reading, and native BLAKE3 outruns the reads of a large one.
  * Files the window covers entirely also get their full-content digest, so the full stage never reads them again.
  */
 async function hashMissing(
@@ -282,6 +276,11 @@ function startHelper(
   };
 }
 
+/**
+ * Hashes the large files one after the other on this thread, with synchronous reads into one reused buffer and a
+ * turn of the event loop between files. Native BLAKE3 hashes several GB/s, so a worker pool would mostly add its
+ * start-up (tens of ms of CPU per worker) and the transfer of every result.
+ */
 async function hashLarge(
   todo: ReadonlyMap<string, DedupFile>,
   ctx: StageContext,
@@ -290,46 +289,34 @@ async function hashLarge(
   stop: AbortSignal,
   store: (file: DedupFile, digest: string) => void,
 ): Promise<void> {
-  let reported = 0;
-  let filesReported = 0;
-  const signal = ctx.signal ? AbortSignal.any([ctx.signal, stop]) : stop;
-  // An iterator (not an array) so that @fsw/hash does not stat every file up front to plan a byte total.
-  for await (const result of hashFilesIter(todo.keys(), {
-    algorithm,
-    ...(window.range ? { range: window.range } : {}),
-    // Never more workers than files: a worker that gets no file costs its start-up for nothing.
-    concurrency: Math.min(ctx.concurrency, todo.size),
-    signal,
-    onProgress: (p) => {
-      ctx.addBytes(p.bytesDone - reported);
-      reported = p.bytesDone;
-      ctx.addDone(p.filesDone - filesReported);
-      filesReported = p.filesDone;
-    },
-    onError: (error) => decide(ctx, error),
-  })) {
-    const file = todo.get(result.path);
-    if (file === undefined) continue;
-    if (result.size !== file.size) {
-      // Changed since it was listed: its digest belongs to no size we grouped by.
-      decide(
-        ctx,
-        new DedupError('E_CHANGED', `file changed during the scan: ${file.path}`, { path: file.path }),
-      );
+  const hasher = await createHasher(algorithm);
+  const buffer = readBuffer();
+  let sinceYield = 0;
+  for (const file of todo.values()) {
+    if (sinceYield >= YIELD_BYTES) {
+      sinceYield = 0;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    ctx.signal?.throwIfAborted();
+    stop.throwIfAborted();
+    ctx.addDone(1);
+    let n: number;
+    try {
+      n = hashFileRange(file.path, file.size, window.head, window.tail, hasher, buffer);
+    } catch (error) {
+      if (!DedupError.is(error)) throw error;
+      ctx.fail(error);
       continue;
     }
-    store(file, Buffer.from(result.digest, 'hex').toString('hex'));
+    sinceYield += n;
+    ctx.addBytes(n);
+    const bytes = hasher.digestBytes();
+    store(file, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex'));
   }
 }
 
-function decide(ctx: StageContext, error: FswError): 'skip' | 'throw' {
-  try {
-    ctx.fail(error);
-    return 'skip';
-  } catch {
-    return 'throw';
-  }
-}
+/** Bytes hashed between two turns of the event loop (progress, abort, the small-file helper's replies). */
+const YIELD_BYTES = 8 * 1024 * 1024;
 
 /**
  * The cheap second stage: hashes the first and/or last `bytes` of each file, so files of equal size that differ

@@ -302,6 +302,30 @@ describe('errors', () => {
     });
   });
 
+  it('hashes large files in several reads with the digest of @fsw/hash, and skips one that grew or shrank', async () => {
+    // 2.5 MiB: three reads of the full stage; a fourth file differs in its middle chunk only.
+    const data = bytes(2.5 * 1024 * 1024);
+    const list = ['a', 'b', 'c', 'd', 'e'].map((name) => put(dir, name, data));
+    put(dir, 'd', flip(data, 1_500_000));
+    const files = await statFiles(list);
+    put(dir, 'b', Buffer.concat([data, data.subarray(0, 1)]));
+    put(dir, 'c', data.subarray(0, data.length - 1));
+    const errors: { code?: string; path?: string }[] = [];
+    const groups = await groupDuplicates(files, {
+      stages: [sizeStage(), fullHashStage()],
+      onError: (e) => {
+        errors.push(e);
+        return 'skip';
+      },
+    });
+    expect(paths(groups)).toEqual([[list[0], list[4]]]);
+    expect(groups[0]!.digest).toBe((await hashFile(list[0]!, { algorithm: 'blake3' })).digest);
+    expect(errors.map((e) => [e.code, e.path]).sort()).toEqual([
+      ['E_CHANGED', list[1]],
+      ['E_CHANGED', list[2]],
+    ]);
+  });
+
   it('skips a file that changed size between listing and hashing', async () => {
     const data = bytes(5000);
     const list = [put(dir, 'a', data), put(dir, 'b', data), put(dir, 'c', data)];

@@ -27,7 +27,10 @@ const buffer = Buffer.allocUnsafe(64 * 1024 + 1);
 
 async function run(job: SmallJob): Promise<SmallReply> {
   let hasher = hashers.get(job.algorithm);
-  if (hasher === undefined) hashers.set(job.algorithm, (hasher = await createHasher(job.algorithm)));
+  if (hasher === undefined) {
+    hasher = await createHasher(job.algorithm);
+    hashers.set(job.algorithm, hasher);
+  }
   const digests: (string | null)[] = new Array(job.paths.length);
   const errors: [number, string, string][] = [];
   let bytes = 0;
