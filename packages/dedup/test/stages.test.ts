@@ -113,11 +113,24 @@ describe('default stages', () => {
     expect(paths(groups)).toEqual([list.slice(3, 5), list.slice(0, 3), list.slice(5)]);
   });
 
-  it('reuses the partial digest of a file no longer than head+tail instead of reading it again', async () => {
+  it('reuses the partial digest of a file no longer than head+tail when both stages use one algorithm', async () => {
     const data = bytes(8192);
-    const scan = await scanFiles(await statFiles([put(dir, 'a', data), put(dir, 'b', data)]));
+    const list = [put(dir, 'a', data), put(dir, 'b', data)];
+    const scan = await scanFiles(await statFiles(list), {
+      stages: defaultStages({ partialAlgorithm: 'blake3' }),
+    });
     expect(scan.groups).toHaveLength(1);
     expect(scan.bytesRead).toBe(2 * 8192);
+  });
+
+  it('filters with CRC-32 by default: small files are read again only when their checksums match', async () => {
+    const data = bytes(8192);
+    const list = [put(dir, 'a', data), put(dir, 'b', data), put(dir, 'c', flip(data, 5000))];
+    const scan = await scanFiles(await statFiles(list));
+    expect(paths(scan.groups)).toEqual([list.slice(0, 2)]);
+    // a, b and c once by the partial stage, then only a and b by the full stage.
+    expect(scan.bytesRead).toBe(3 * 8192 + 2 * 8192);
+    expect(scan.groups[0]!.digest).toBe((await hashFile(list[0]!, { algorithm: 'blake3' })).digest);
   });
 });
 

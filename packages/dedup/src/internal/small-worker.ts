@@ -1,6 +1,7 @@
 import { parentPort } from 'node:worker_threads';
 import { DedupError } from '@fsw/errors';
-import { createHasher, type HashAlgorithm, type StreamHasher } from '@fsw/hash';
+import type { HashAlgorithm } from '@fsw/hash';
+import { digester } from './digest.js';
 import { readSmall } from './read-small.js';
 
 /** A slice of small files to read and hash. */
@@ -22,14 +23,14 @@ export interface SmallReply {
   readonly bytes: number;
 }
 
-const hashers = new Map<HashAlgorithm, StreamHasher>();
+const digesters = new Map<HashAlgorithm, (bytes: Uint8Array) => string>();
 const buffer = Buffer.allocUnsafe(64 * 1024 + 1);
 
 async function run(job: SmallJob): Promise<SmallReply> {
-  let hasher = hashers.get(job.algorithm);
-  if (hasher === undefined) {
-    hasher = await createHasher(job.algorithm);
-    hashers.set(job.algorithm, hasher);
+  let digest = digesters.get(job.algorithm);
+  if (digest === undefined) {
+    digest = await digester(job.algorithm);
+    digesters.set(job.algorithm, digest);
   }
   const digests: (string | null)[] = new Array(job.paths.length);
   const errors: [number, string, string][] = [];
@@ -38,8 +39,7 @@ async function run(job: SmallJob): Promise<SmallReply> {
     try {
       const n = readSmall(job.paths[i]!, job.sizes[i]!, job.head, job.tail, buffer);
       bytes += n;
-      const d = hasher.reset().update(buffer.subarray(0, n)).digestBytes();
-      digests[i] = Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('hex');
+      digests[i] = digest(buffer.subarray(0, n));
     } catch (error) {
       digests[i] = null;
       const e = DedupError.is(error) ? error : new DedupError('E_IO', String(error));
