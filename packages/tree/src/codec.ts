@@ -58,6 +58,64 @@ export function compareNames(a: string, b: string): number {
  *   without a target
  */
 export function encodeTree(entries: readonly TreeEntry[]): Uint8Array {
+  return encodeFast(entries) ?? encodeGeneral(entries);
+}
+
+function hasSurrogate(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdfff) return true;
+  }
+  return false;
+}
+
+interface FastEntry {
+  readonly name: string;
+  readonly nameBytes: number;
+  readonly digest: string;
+  readonly status: number;
+}
+
+/**
+ * The common case, without a Buffer per field: files and directories (no symlink) whose names hold no surrogate,
+ * so that UTF-16 order is UTF-8 byte order and equal strings are equal bytes. `undefined` for anything else (or any
+ * problem), which {@link encodeGeneral} then handles and reports.
+ */
+function encodeFast(entries: readonly TreeEntry[]): Uint8Array | undefined {
+  const list: FastEntry[] = [];
+  let size = 4;
+  for (const entry of entries) {
+    if ((entry.type !== 'file' && entry.type !== 'dir') || nameProblem(entry.name) !== undefined)
+      return undefined;
+    if (hasSurrogate(entry.name)) return undefined;
+    const parts = tryParseDigest(entry.digest);
+    if (parts === undefined) return undefined;
+    const digest = `${parts.algorithm}:${parts.hex}`;
+    const nameBytes = Buffer.byteLength(entry.name, 'utf8');
+    list.push({ name: entry.name, nameBytes, digest, status: entryStatus(entry.type, entry.mode) });
+    size += 8 + nameBytes + 8 + digest.length + 4;
+  }
+  list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (let i = 1; i < list.length; i++) if (list[i - 1]!.name === list[i]!.name) return undefined;
+  const out = Buffer.allocUnsafe(size);
+  out.writeUInt16LE(TREE_MAGIC, 0);
+  out.writeUInt16LE(TREE_VERSION, 2);
+  let at = 4;
+  for (const e of list) {
+    // Lengths are u64 little-endian; a name or digest is far below 2^32 bytes.
+    out.writeUInt32LE(e.nameBytes, at);
+    out.writeUInt32LE(0, at + 4);
+    at += 8 + out.write(e.name, at + 8, 'utf8');
+    out.writeUInt32LE(e.digest.length, at);
+    out.writeUInt32LE(0, at + 4);
+    at += 8 + out.write(e.digest, at + 8, 'latin1');
+    out.writeUInt32LE(e.status, at);
+    at += 4;
+  }
+  return new Uint8Array(out.buffer, out.byteOffset, out.length);
+}
+
+function encodeGeneral(entries: readonly TreeEntry[]): Uint8Array {
   const encoded = entries.map((entry) => {
     const problem = nameProblem(entry.name);
     if (problem !== undefined) throw new TreeError('E_INVALID_ARGUMENT', `cannot encode tree: ${problem}`);

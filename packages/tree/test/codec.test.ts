@@ -83,6 +83,30 @@ describe('encodeTree / decodeTree', () => {
     expect(Buffer.from(encodeTree(decoded))).toEqual(buf);
   });
 
+  it('writes files and folders in UTF-8 byte order, with the same bytes as a hand-built object', () => {
+    // Without a symlink or an astral character the encoder sorts strings directly: check it against the format.
+    const entries: TreeEntry[] = [
+      { name: '\u00e9t\u00e9', digest: D1, type: 'file', mode: 0o644 },
+      { name: 'Zoo', digest: D2, type: 'dir', mode: 0o755 },
+      { name: '\u4e2d', digest: `sha1:${'B'.repeat(40)}`, type: 'file', mode: 0o600 },
+      { name: 'a', digest: '2'.repeat(64), type: 'file', mode: 0o755 },
+    ];
+    const field = (text: string) => Buffer.concat([u64(Buffer.byteLength(text)), Buffer.from(text, 'utf8')]);
+    const entry = (name: string, digest: string, status: number) =>
+      Buffer.concat([field(name), field(digest), u32(status)]);
+    const expected = Buffer.concat([
+      HEADER,
+      entry('Zoo', D2, 0x020001ed),
+      entry('a', D2, 0x010001ed),
+      entry('\u00e9t\u00e9', D1, 0x010001a4),
+      entry('\u4e2d', `sha1:${'b'.repeat(40)}`, 0x01000180),
+    ]);
+    expect(Buffer.from(encodeTree(entries))).toEqual(expected);
+    expect(() => encodeTree([...entries, { name: 'a', digest: D1, type: 'file', mode: 0o644 }])).toThrow(
+      /duplicate name 'a'/,
+    );
+  });
+
   it('normalises digests it writes and rejects invalid entries', () => {
     const bare = encodeTree([{ name: 'a', digest: 'F'.repeat(64), type: 'file', mode: 0o644 }]);
     expect(decodeTree(bare)[0]?.digest).toBe(`blake3:${'f'.repeat(64)}`);

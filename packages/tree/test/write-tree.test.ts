@@ -92,6 +92,28 @@ describe('writeTree', () => {
     expect((await run()).digest).toBe(first.digest);
   });
 
+  it('without an ignore file, leaves out .fstree folders at any depth but keeps a file of that name', async () => {
+    await writeFile(join(src, 'a'), 'a');
+    await mkdir(join(src, 'nested', '.fstree'), { recursive: true });
+    await writeFile(join(src, 'nested', '.fstree', 'index'), 'junk');
+    await mkdir(join(src, 'other'));
+    await writeFile(join(src, 'other', '.fstree'), 'a plain file');
+    await mkdir(join(src, 'other', 'deep', 'er'), { recursive: true });
+    await writeFile(join(src, 'other', 'deep', 'er', 'z'), 'z');
+    const first = await run();
+    expect(await names(first.digest)).toEqual([
+      'a',
+      'nested',
+      'other',
+      'other/.fstree',
+      'other/deep',
+      'other/deep/er',
+      'other/deep/er/z',
+    ]);
+    expect(first.progress.filesTotal).toBe(3);
+    expect((await run()).digest).toBe(first.digest);
+  });
+
   it('leaves out the store when it lives inside the tree', async () => {
     await writeFile(join(src, 'a'), 'a');
     const inside = openStore(join(src, 'cache [1]*'));
