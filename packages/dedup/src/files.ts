@@ -25,22 +25,27 @@ function comparePaths(a: string, b: string): number {
  * link cannot have another name and skips the inode lookup, which is most of this function's cost on a large tree.
  */
 export function mergeFiles(listed: Iterable<FileFacts>, pathsAreDistinct = false): DedupFile[] {
-  // dev -> ino -> the paths naming that inode. Numeric keys: this runs once per file of the tree.
-  const byDev = new Map<number, Map<number, { facts: FileFacts; paths: string[] }>>();
-  const noInode = new Map<string, { facts: FileFacts; paths: string[] }>();
-  const all: { facts: FileFacts; paths: string[] }[] = [];
+  const files: DedupFile[] = [];
+  // dev -> ino -> the paths naming that inode, and where its file goes. Numeric keys: this runs once per file.
+  const byDev = new Map<number, Map<number, Merging>>();
+  const noInode = new Map<string, Merging>();
+  const merging: Merging[] = [];
+  const later = (facts: FileFacts): Merging => {
+    const record = { facts, paths: [facts.path], index: files.length };
+    // A placeholder, replaced below once every name of the inode is known.
+    files.push(undefined as unknown as DedupFile);
+    merging.push(record);
+    return record;
+  };
   for (const facts of listed) {
     if (pathsAreDistinct && facts.nlink === 1) {
-      all.push({ facts, paths: [facts.path] });
+      files.push(toFile(facts, [facts.path]));
       continue;
     }
     const ino = facts.ino ?? 0;
     if (ino === 0) {
       const absolute = resolve(facts.path);
-      if (noInode.has(absolute)) continue;
-      const record = { facts, paths: [facts.path] };
-      noInode.set(absolute, record);
-      all.push(record);
+      if (!noInode.has(absolute)) noInode.set(absolute, later(facts));
       continue;
     }
     const dev = facts.dev ?? 0;
@@ -51,29 +56,35 @@ export function mergeFiles(listed: Iterable<FileFacts>, pathsAreDistinct = false
     }
     const known = inodes.get(ino);
     if (known === undefined) {
-      const record = { facts, paths: [facts.path] };
-      inodes.set(ino, record);
-      all.push(record);
+      inodes.set(ino, later(facts));
       continue;
     }
     // Another name of a known inode: a hard link, unless it is a path already seen spelled differently.
     const absolute = resolve(facts.path);
     if (!known.paths.some((p) => resolve(p) === absolute)) known.paths.push(facts.path);
   }
-  const files: DedupFile[] = new Array(all.length);
-  for (let i = 0; i < all.length; i++) {
-    const { facts, paths } = all[i]!;
+  for (const { facts, paths, index } of merging) {
     if (paths.length > 1) paths.sort(comparePaths);
-    files[i] = {
-      path: paths[0]!,
-      paths,
-      size: facts.size,
-      dev: facts.dev ?? 0,
-      ino: facts.ino ?? 0,
-      mtimeMs: facts.mtimeMs,
-    };
+    files[index] = toFile(facts, paths);
   }
   return files;
+}
+
+interface Merging {
+  readonly facts: FileFacts;
+  readonly paths: string[];
+  readonly index: number;
+}
+
+function toFile(facts: FileFacts, paths: string[]): DedupFile {
+  return {
+    path: paths[0]!,
+    paths,
+    size: facts.size,
+    dev: facts.dev ?? 0,
+    ino: facts.ino ?? 0,
+    mtimeMs: facts.mtimeMs,
+  };
 }
 
 /** Options of {@link statFiles}. */

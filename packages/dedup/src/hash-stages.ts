@@ -176,18 +176,24 @@ async function hashSmall(
     const digest = await digester(algorithm);
     const buffer = Buffer.allocUnsafe(SMALL_READ + 1);
     const here = (chunk: readonly DedupFile[]) => {
-      for (const file of chunk) {
-        ctx.addDone(1);
-        let n: number;
-        try {
-          n = readSmall(file.path, file.size, head, window.tail, buffer);
-        } catch (error) {
-          if (!DedupError.is(error)) throw error;
-          ctx.fail(error);
-          continue;
+      // Progress once per slice: a clock read per file would cost more than hashing a small one.
+      let bytes = 0;
+      try {
+        for (const file of chunk) {
+          let n: number;
+          try {
+            n = readSmall(file.path, file.size, head, window.tail, buffer);
+          } catch (error) {
+            if (!DedupError.is(error)) throw error;
+            ctx.fail(error);
+            continue;
+          }
+          bytes += n;
+          store(file, digest(buffer.subarray(0, n)));
         }
-        ctx.addBytes(n);
-        store(file, digest(buffer.subarray(0, n)));
+      } finally {
+        ctx.addDone(chunk.length);
+        ctx.addBytes(bytes);
       }
     };
     for (let chunk = take(); chunk !== undefined; chunk = take()) {

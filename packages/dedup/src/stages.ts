@@ -6,16 +6,24 @@ export function splitBy(
   group: CandidateGroup,
   keyOf: (file: DedupFile) => string | undefined,
 ): CandidateGroup[] {
-  const buckets = new Map<string, DedupFile[]>();
-  for (const file of group.files) {
+  const files = group.files;
+  if (files.length === 2) {
+    // The common case after the size stage, without a Map.
+    const a = keyOf(files[0]!);
+    return a !== undefined && a === keyOf(files[1]!) ? [{ files, key: a }] : [];
+  }
+  // A key seen once maps to its file, and to an array only once a second file shares it: most keys are unique.
+  const buckets = new Map<string, DedupFile | DedupFile[]>();
+  for (const file of files) {
     const key = keyOf(file);
     if (key === undefined) continue;
     const bucket = buckets.get(key);
-    if (bucket === undefined) buckets.set(key, [file]);
-    else bucket.push(file);
+    if (bucket === undefined) buckets.set(key, file);
+    else if (Array.isArray(bucket)) bucket.push(file);
+    else buckets.set(key, [bucket, file]);
   }
   const out: CandidateGroup[] = [];
-  for (const [key, files] of buckets) if (files.length >= 2) out.push({ files, key });
+  for (const [key, bucket] of buckets) if (Array.isArray(bucket)) out.push({ files: bucket, key });
   return out;
 }
 
