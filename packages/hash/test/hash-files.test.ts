@@ -171,6 +171,33 @@ describe('hashFilesIter', () => {
   });
 });
 
+describe('many small files', () => {
+  it('are hashed in order with the right digests, and an abort midway rejects with signal.reason', async () => {
+    const small = Array.from({ length: 600 }, (_, i) => {
+      const p = join(dir, `s${i}`);
+      writeFileSync(p, Buffer.alloc(1000 + i * 37, i % 251));
+      return p;
+    });
+    const want = await Promise.all(
+      small.map((_p, i) => hashBytes(Buffer.alloc(1000 + i * 37, i % 251), { algorithm: 'sha256' })),
+    );
+    const res = await hashFiles([...small, files[0]!, ...small.slice(0, 5)], { algorithm: 'sha256' });
+    expect(res.map((r) => r.digest)).toEqual([
+      ...want,
+      await hashBytes(Buffer.alloc(sizes[0]!, 1), { algorithm: 'sha256' }),
+      ...want.slice(0, 5),
+    ]);
+    const ac = new AbortController();
+    const reason = new Error('stop here');
+    let seen = 0;
+    const run = (async () => {
+      for await (const _ of hashFilesIter(small, { signal: ac.signal })) if (++seen === 50) ac.abort(reason);
+    })();
+    await expect(run).rejects.toBe(reason);
+    expect(seen).toBe(50);
+  });
+});
+
 describe('the warm pool', () => {
   it('never keeps the process alive once a batch is done, even with workers that got no file', async () => {
     const { spawnSync } = await import('node:child_process');

@@ -1,7 +1,9 @@
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { HashError } from '@fsw/errors';
 import type { HashAlgorithm, HashRange, HashResult } from '../types.js';
+import { CHUNK_BYTES, takeBuffer } from './file-checks.js';
+import { engineFor } from './node-engines.js';
 import {
   CANCEL_SLOTS,
   deserializeError,
@@ -10,6 +12,8 @@ import {
   type ReplyMessage,
   type WorkerData,
 } from './protocol.js';
+import type { RawHasher } from './raw.js';
+import { hashFileSync } from './read-sync.js';
 
 /** The settled outcome of one job; `cancelled` when its batch was cancelled before or while it ran. */
 export type JobOutcome =
@@ -30,6 +34,11 @@ interface QueuedJob {
   readonly pending: Pending;
 }
 
+interface LaneHasher {
+  readonly hasher: RawHasher;
+  readonly engine: string;
+}
+
 interface Slot {
   readonly worker: Worker;
   /** Set by the worker's first message (it sends one when loaded). */
@@ -42,6 +51,25 @@ interface Slot {
 const WORKER_QUEUE = 32;
 
 const WORKER_URL = new URL('./worker.js', import.meta.url);
+
+/**
+ * The main thread hashes queued files itself, with blocking reads, in slices of this many milliseconds between
+ * which the event loop runs. Small files from the page cache take microseconds each, and hashing them here costs
+ * far less than a worker's start-up and the messages to and from it.
+ */
+const LANE_SLICE_MS = 4;
+/** Files planned to hash more than this (one read) are left to the worker threads. */
+const LANE_MAX_BYTES = CHUNK_BYTES;
+/** Workers start only once the main thread has hashed this long with files still queued. */
+const LANE_ALONE_MS = 50;
+
+/**
+ * True when the machine has a core to spare for a worker thread. On a machine already loaded to every core, another
+ * thread of small files does not finish sooner: it only adds its start-up and its messages to the CPU time.
+ */
+function coreToSpare(): boolean {
+  return loadavg()[0]! < Math.max(1, availableParallelism()) - 0.5;
+}
 
 /**
  * The parent's Node options minus those about the main script (`-e`, `--input-type`...), which a worker inherits by
@@ -92,6 +120,10 @@ class Pool {
     }
     this.queue.splice(0, this.queue.length, ...kept);
     this.queueHead = 0;
+    for (const q of this.bigQueue.splice(0)) {
+      if (q.message.batch === batch) q.pending.resolve({ ok: false, cancelled: true });
+      else this.bigQueue.push(q);
+    }
   }
 
   private grow(size: number): void {
@@ -142,6 +174,7 @@ class Pool {
       for (let j = this.queueHead; j < this.queue.length; j++) {
         this.queue[j]!.pending.resolve({ ok: false, unavailable: true });
       }
+      for (const q of this.bigQueue.splice(0)) q.pending.resolve({ ok: false, unavailable: true });
       this.queue.length = 0;
       this.queueHead = 0;
       void slot.worker.terminate();
@@ -169,19 +202,32 @@ class Pool {
   /** Sends queued jobs to workers with room, one message per worker; starts a worker when all are full. */
   private dispatch(): void {
     this.scheduled = false;
-    while (this.queueHead < this.queue.length) {
+    while (this.bigQueue.length > 0 || this.queueHead < this.queue.length) {
       let best: Slot | undefined;
       for (const s of this.slots) {
         if (best === undefined || s.pending.size < best.pending.size) best = s;
       }
-      // Another worker only when every running one is busy: a batch of one file costs one worker start-up.
-      if ((best === undefined || best.pending.size > 0) && this.slots.length < this.target) {
+      // Another worker only when every running one is busy and the main thread cannot keep up alone (big files,
+      // or a long run of small ones): a few small files cost no worker start-up at all.
+      // The main thread counts as one of the `target` hashing threads, except for big files, which it leaves alone.
+      if (
+        (best === undefined || best.pending.size > 0) &&
+        (this.bigQueue.length > 0
+          ? this.slots.length < this.target
+          : this.slots.length < this.target - 1 && this.laneBusyMs >= LANE_ALONE_MS && coreToSpare())
+      ) {
         this.grow(this.slots.length + 1);
         best = this.slots.at(-1);
       }
       if (best === undefined || best.pending.size >= WORKER_QUEUE) break;
       const room = WORKER_QUEUE - best.pending.size;
       const jobs: JobMessage[] = [];
+      // Big files first: only workers take them.
+      while (jobs.length < room && this.bigQueue.length > 0) {
+        const q = this.bigQueue.shift()!;
+        best.pending.set(q.message.id, q.pending);
+        jobs.push(q.message);
+      }
       while (jobs.length < room && this.queueHead < this.queue.length) {
         const q = this.queue[this.queueHead++]!;
         best.pending.set(q.message.id, q.pending);
@@ -194,6 +240,114 @@ class Pool {
       this.queue.length = 0;
       this.queueHead = 0;
     }
+    this.scheduleLane();
+  }
+
+  /** Big files handed back by the main thread's lane: for workers only. */
+  private readonly bigQueue: QueuedJob[] = [];
+  /** Milliseconds the lane has hashed in this process (workers, once started, are kept warm). */
+  private laneBusyMs = 0;
+  private laneScheduled = false;
+  private laneBuf: Buffer | undefined;
+  private readonly laneHashers = new Map<HashAlgorithm, LaneHasher>();
+
+  private scheduleLane(): void {
+    if (this.laneScheduled || this.queueHead >= this.queue.length) return;
+    this.laneScheduled = true;
+    setImmediate(() => void this.lane());
+  }
+
+  private async laneHasher(algorithm: HashAlgorithm): Promise<LaneHasher> {
+    let h = this.laneHashers.get(algorithm);
+    if (h === undefined) {
+      const engine = engineFor(algorithm);
+      h = { hasher: await engine.create(algorithm), engine: engine.name };
+      this.laneHashers.set(algorithm, h);
+    }
+    return h;
+  }
+
+  /**
+   * One slice of the main thread's lane: hashes queued files with blocking reads for up to LANE_SLICE_MS, hands
+   * big ones to the workers, then lets the event loop run and comes back while files are left.
+   */
+  private async lane(): Promise<void> {
+    const started = performance.now();
+    this.laneBuf ??= takeBuffer();
+    const buf = this.laneBuf;
+    let handedOver = false;
+    while (this.queueHead < this.queue.length && performance.now() - started < LANE_SLICE_MS) {
+      const q = this.queue[this.queueHead]!;
+      const { message, pending } = q;
+      const h = this.laneHashers.get(message.algorithm);
+      if (h === undefined) {
+        // First file of this algorithm here: create the hasher (hash-wasm compiles its module) and look again.
+        try {
+          await this.laneHasher(message.algorithm);
+        } catch {
+          // Creating it failed here: the workers hash this algorithm (and report what fails).
+          this.queueHead++;
+          this.bigQueue.push(q);
+          handedOver = true;
+        }
+        continue;
+      }
+      this.queueHead++;
+      const batch = message.batch;
+      const cancelled = () => Atomics.load(this.flags, batch % CANCEL_SLOTS) === batch;
+      if (cancelled()) {
+        pending.resolve({ ok: false, cancelled: true });
+        continue;
+      }
+      let planned = 0;
+      try {
+        const result = hashFileSync(
+          message.path,
+          message.algorithm,
+          message.range,
+          h.hasher,
+          h.engine,
+          buf,
+          () => undefined,
+          cancelled,
+          (n) => {
+            planned = n;
+          },
+          LANE_MAX_BYTES,
+        );
+        if (result === null) {
+          this.bigQueue.push(q);
+          handedOver = true;
+        } else if (result === undefined) {
+          pending.resolve({ ok: false, cancelled: true });
+        } else {
+          pending.onPlanned(planned);
+          pending.onBytes(planned);
+          pending.resolve({ ok: true, result });
+        }
+      } catch (e) {
+        pending.resolve({
+          ok: false,
+          error: HashError.is(e)
+            ? e
+            : new HashError('E_IO', `cannot hash ${message.path}: ${String(e)}`, {
+                path: message.path,
+                cause: e,
+              }),
+        });
+      }
+    }
+    this.laneBusyMs += performance.now() - started;
+    this.laneScheduled = false;
+    if (this.queueHead === this.queue.length) {
+      this.queue.length = 0;
+      this.queueHead = 0;
+    }
+    if (handedOver && this.unavailable) {
+      for (const q of this.bigQueue.splice(0)) q.pending.resolve({ ok: false, unavailable: true });
+    }
+    if (handedOver || this.laneBusyMs >= LANE_ALONE_MS) this.dispatch();
+    else this.scheduleLane();
   }
 
   /**
@@ -230,6 +384,7 @@ class Pool {
     for (let i = this.queueHead; i < this.queue.length; i++) {
       this.queue[i]!.pending.resolve({ ok: false, cancelled: true });
     }
+    for (const q of this.bigQueue.splice(0)) q.pending.resolve({ ok: false, cancelled: true });
     this.queue.length = 0;
     this.queueHead = 0;
     const slots = this.slots.splice(0);

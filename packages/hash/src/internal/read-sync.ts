@@ -7,7 +7,9 @@ import type { RawHasher } from './raw.js';
 
 /**
  * Hashes one file with blocking reads: for worker threads, where blocking costs nothing and saves the
- * promise round-trips. `onBytes` reports progress; `cancelled` is polled between chunks.
+ * promise round-trips, and for small files on the main thread (see `Pool`). `onBytes` reports progress;
+ * `cancelled` is polled between chunks. With `maxBytes`, a file (or range) planned to hash more than that is not
+ * read: the result is `null`.
  */
 export function hashFileSync(
   path: string,
@@ -19,7 +21,8 @@ export function hashFileSync(
   onBytes: (n: number) => void,
   cancelled: () => boolean,
   onPlanned?: (bytes: number) => void,
-): HashResult | undefined {
+  maxBytes = Number.POSITIVE_INFINITY,
+): HashResult | undefined | null {
   let fd: number;
   try {
     fd = openSync(path, OPEN_FLAGS);
@@ -36,7 +39,9 @@ export function hashFileSync(
     checkRegular(before, path);
     hasher.reset();
     const segments = planSegments(before.size, range);
-    onPlanned?.(segments.reduce((n, s) => n + s.length, 0));
+    const planned = segments.reduce((n, s) => n + s.length, 0);
+    if (planned > maxBytes) return null;
+    onPlanned?.(planned);
     for (const seg of segments) {
       const end = seg.offset + seg.length;
       let pos = seg.offset;

@@ -96,7 +96,8 @@ async function drain(): Promise<void> {
           else planned = bytes;
         },
       );
-      if (result === undefined) post({ type: 'cancelled', id, bytes: unreported });
+      // null (too big) cannot happen: no size limit is passed here.
+      if (result === undefined || result === null) post({ type: 'cancelled', id, bytes: unreported });
       else
         post({ type: 'done', id, bytes: unreported, result, ...(planned !== undefined ? { planned } : {}) });
     } catch (e) {
