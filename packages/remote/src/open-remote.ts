@@ -1,6 +1,5 @@
 import { RemoteError } from '@fsw/errors';
 import { openFileRemote } from './internal/file-remote.js';
-import { openGrpcRemote } from './internal/grpc-remote.js';
 import { openHttpRemote } from './internal/http-remote.js';
 import type { CallSettings } from './internal/retry.js';
 import type { OpenRemoteOptions, Remote } from './types.js';
@@ -13,6 +12,43 @@ export const DEFAULT_CONCURRENCY = 16;
 export const DEFAULT_TIMEOUT_MS = 30_000;
 /** Default of `OpenRemoteOptions.retries`. */
 export const DEFAULT_RETRIES = 4;
+
+/**
+ * A Remote whose implementation is loaded on first use: `@grpc/grpc-js` costs start-up time that HTTP and file://
+ * users (and `fsw --help`) should not pay.
+ */
+function lazyRemote(url: string, protocol: Remote['protocol'], load: () => Promise<Remote>): Remote {
+  let loaded: Promise<Remote> | undefined;
+  let closed = false;
+  const get = () => {
+    loaded ??= load();
+    return loaded;
+  };
+  const remote: Remote = {
+    url,
+    protocol,
+    hasObjects: async (digests, options) => (await get()).hasObjects(digests, options),
+    missing: async (digests, options) => (await get()).missing(digests, options),
+    read: async (digest, options) => (await get()).read(digest, options),
+    write: async (digest, data, options) => (await get()).write(digest, data, options),
+    async close() {
+      if (closed) return;
+      closed = true;
+      const current = loaded;
+      loaded = Promise.reject(
+        new RemoteError('E_UNAVAILABLE', `the remote ${url} was closed`, { path: url }),
+      );
+      loaded.catch(() => {});
+      // A load that failed has nothing to close.
+      const inner = await current?.catch(() => undefined);
+      await inner?.close();
+    },
+    async [Symbol.asyncDispose]() {
+      await remote.close();
+    },
+  };
+  return remote;
+}
 
 function positiveInt(name: string, value: number | undefined, fallback: number, min: number): number {
   if (value === undefined) return fallback;
@@ -67,7 +103,9 @@ export function openRemote(url: string | URL, options: OpenRemoteOptions = {}): 
     case 'grpcs:':
       if (parsed.hostname === '')
         throw new RemoteError('E_INVALID_ARGUMENT', `remote URL has no host: '${parsed.href}'`);
-      return openGrpcRemote(parsed, settings, options.rootCerts);
+      return lazyRemote(parsed.href, 'grpc', async () =>
+        (await import('./internal/grpc-remote.js')).openGrpcRemote(parsed, settings, options.rootCerts),
+      );
     case 'http:':
     case 'https:':
       return openHttpRemote(parsed, settings, options.httpLayout ?? 'jolt');

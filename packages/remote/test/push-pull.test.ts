@@ -295,6 +295,17 @@ describe('dead and silent servers', () => {
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 
+  it.each(['jolt', 'http'])('a closed %s remote refuses further calls with E_UNAVAILABLE', async (scheme) => {
+    const { server } = stores();
+    const fake = track(scheme === 'jolt' ? await startFakeGrpc(server) : await startFakeHttp(server));
+    const remote = openRemote(fake.url);
+    const d = `blake3:${'0'.repeat(64)}`;
+    expect(await remote.hasObjects([d])).toEqual([false]);
+    await remote.close();
+    await remote.close();
+    await expect(remote.hasObjects([d])).rejects.toMatchObject({ code: 'E_UNAVAILABLE' });
+  });
+
   it.each(['jolt', 'http'])(
     'a %s server that accepts but never answers fails within the timeout',
     async (scheme) => {
