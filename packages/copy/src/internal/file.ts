@@ -154,8 +154,12 @@ async function copyBytes(
         throw error;
       }
     }
-    // copyFile gives the copy the source's full mode; without preserve it gets what a new file would.
-    if (!preserveMode) await chmod(tmp, job.mode & 0o777 & ~engine.umask);
+    // copyFile gives the copy the source's full mode; without preserve it gets what a new file would (often the
+    // same bits: then the chmod is skipped, one thread-pool request less per file).
+    if (!preserveMode) {
+      const wanted = job.mode & 0o777 & ~engine.umask;
+      if (wanted !== (job.mode & 0o7777)) await chmod(tmp, wanted);
+    }
     if (preserveTimes) await utimes(tmp, Date.now() / 1000, job.mtimeMs / 1000);
     if (fsync) await syncPath(tmp);
     // copyFile copies to the end of the source as it finds it; the plan's size is what progress counts, and a move
