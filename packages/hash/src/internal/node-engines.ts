@@ -7,6 +7,7 @@ import { wasmEngine } from './wasm.js';
 
 interface NativeBlake3 {
   update(input: Uint8Array | string): unknown;
+  digest(format: 'hex'): string;
   digestBuffer(): Uint8Array;
   reset(): void;
 }
@@ -51,6 +52,9 @@ const nativeEngine: Engine = {
       digest() {
         return new Uint8Array(h.digestBuffer());
       },
+      digestHex() {
+        return h.digest('hex');
+      },
       reset() {
         h.reset();
       },
@@ -77,6 +81,9 @@ const cryptoEngine: Engine = {
       },
       digest() {
         return new Uint8Array(h.digest());
+      },
+      digestHex() {
+        return h.digest('hex');
       },
       reset() {
         h = createHash(name);

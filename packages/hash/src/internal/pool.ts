@@ -68,8 +68,15 @@ const LANE_ALONE_MS = 50;
  * thread of small files does not finish sooner: it only adds its start-up and its messages to the CPU time.
  */
 function coreToSpare(): boolean {
-  return loadavg()[0]! < Math.max(1, availableParallelism()) - 0.5;
+  const now = performance.now();
+  if (now - spareCheckedAt >= 250) {
+    spareCheckedAt = now;
+    spare = loadavg()[0]! < Math.max(1, availableParallelism()) - 0.5;
+  }
+  return spare;
 }
+let spareCheckedAt = Number.NEGATIVE_INFINITY;
+let spare = false;
 
 /**
  * The parent's Node options minus those about the main script (`-e`, `--input-type`...), which a worker inherits by

@@ -4,6 +4,8 @@ import type { HashAlgorithm } from '../types.js';
 export interface RawHasher {
   update(data: Uint8Array | string): void;
   digest(): Uint8Array;
+  /** The digest in lowercase hex, where the engine makes it directly (cheaper than `toHex(digest())`). */
+  digestHex?(): string;
   /** Starts over, so one instance can hash many inputs (hash-wasm instances are costly to create). */
   reset(): void;
 }

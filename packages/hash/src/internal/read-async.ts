@@ -85,7 +85,13 @@ export async function hashFileAsync(
       }
     }
     checkUnchanged(before, await statFd(fd, path), path);
-    return { path, algorithm, digest: toHex(hasher.digest()), size: before.size, engine };
+    return {
+      path,
+      algorithm,
+      digest: hasher.digestHex?.() ?? toHex(hasher.digest()),
+      size: before.size,
+      engine,
+    };
   } finally {
     // A read may still be in flight into one of the buffers: let it land before the buffers are reused.
     await pending?.catch(() => undefined);

@@ -66,7 +66,13 @@ export function hashFileSync(
       throw ioError(e, path, 'stat');
     }
     checkUnchanged(before, after, path);
-    return { path, algorithm, digest: toHex(hasher.digest()), size: before.size, engine };
+    return {
+      path,
+      algorithm,
+      digest: hasher.digestHex?.() ?? toHex(hasher.digest()),
+      size: before.size,
+      engine,
+    };
   } finally {
     closeSync(fd);
   }
