@@ -206,6 +206,20 @@ describe('the index', () => {
     return path;
   }
 
+  it('keeps index records of any name, and only rewrites the index when something changed', async () => {
+    await mkdir(join(src, 'd\u00e9j\u00e0 vu', '\u{1F600} sub'), { recursive: true });
+    await fileWithStat('d\u00e9j\u00e0 vu/\u{1F600} sub/na\u00efve\nname', 'x');
+    await fileWithStat('plain', 'y');
+    const first = await run();
+    expect(first.progress).toMatchObject({ filesHashed: 2, filesReused: 0 });
+    const index = join(src, '.fstree', 'index');
+    const before = await stat(index);
+    const second = await run();
+    expect(second.progress).toMatchObject({ filesHashed: 0, filesReused: 2 });
+    expect(second.digest).toBe(first.digest);
+    expect((await stat(index)).ino).toBe(before.ino);
+  });
+
   it('reuses digests of unchanged files without reading them, and re-hashes changed ones', async () => {
     for (let i = 0; i < 10; i++) await fileWithStat(`f${i}`, `content ${i}`);
     const first = await run();

@@ -138,22 +138,26 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
   const jobs: Promise<void>[] = [];
   let failed = false;
 
-  const record = (e: ScanEntry, digest: string, racy: boolean) => {
+  const record = (e: ScanEntry, digest: string, racy: boolean, same?: IndexRecord) => {
     nodeOf(parentOf(e.relativePath)).children.push({
       name: e.name,
       digest,
       type: 'file',
       mode: e.mode & 0o7777,
     });
-    newIndex.set(e.relativePath, {
-      type: 'file',
-      digest,
-      mode: e.mode,
-      size: e.size,
-      mtimeMs: e.mtimeMs,
-      ino: e.ino,
-      racy,
-    });
+    // An unchanged file keeps its record object: no allocation on the warm path.
+    newIndex.set(
+      e.relativePath,
+      same ?? {
+        type: 'file',
+        digest,
+        mode: e.mode,
+        size: e.size,
+        mtimeMs: e.mtimeMs,
+        ino: e.ino,
+        racy,
+      },
+    );
     progress.filesDone++;
     progress.bytesDone += e.size;
     report(false);
@@ -166,7 +170,7 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
       return false;
     }
     progress.filesReused++;
-    record(e, previous.digest, false);
+    record(e, previous.digest, false, previous);
     return true;
   };
 
