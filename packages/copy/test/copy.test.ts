@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { chmod, lstat, mkdir, readFile, readlink, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type CopyProgress, copy, move } from '@fsw/copy';
@@ -216,6 +217,18 @@ describe('copy: refusals', () => {
     );
     expect((err as CopyError).code).toBe('E_INVALID_ARGUMENT');
     expect(await readFile(join(dir, 'a.txt'), 'utf8')).toBe('a');
+  });
+
+  it('refuses FIFOs, sockets and devices below a source with E_NOT_FILE (or skips them through onError)', async () => {
+    await makeTree(dir, { 'src/a': 'a' });
+    execFileSync('mkfifo', [join(dir, 'src/pipe')]);
+    const err = await copy(join(dir, 'src'), join(dir, 'out')).catch((e: unknown) => e);
+    expect(CopyError.is(err)).toBe(true);
+    expect(err).toMatchObject({ code: 'E_NOT_FILE', path: join(dir, 'src/pipe') });
+    await expect(stat(join(dir, 'out'))).rejects.toMatchObject({ code: 'ENOENT' });
+    const r = await copy(join(dir, 'src'), join(dir, 'out'), { onError: () => 'skip' });
+    expect(r).toMatchObject({ files: 1, errors: 1 });
+    expect(await listAll(join(dir, 'out'))).toEqual(['a']);
   });
 
   it('rejects bad options with E_INVALID_ARGUMENT', async () => {
