@@ -361,10 +361,11 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
       if (st.size < SYNC_MAX) {
         // Read to EOF (the file may have grown since fstat); a file that outgrows the buffer goes the slow way.
         for (;;) {
-          const n = readSync(fd, syncBuffer(), length, SYNC_MAX - length, null);
-          if (n === 0) break;
+          const want = SYNC_MAX - length;
+          const n = readSync(fd, syncBuffer(), length, want, null);
           length += n;
-          if (length === SYNC_MAX) break;
+          // A regular file reads short only at its end: no second read just to see 0 (one syscall less per file).
+          if (n < want || length === SYNC_MAX) break;
         }
       }
     } catch (error) {
