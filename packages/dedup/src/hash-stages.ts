@@ -1,9 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { DedupError, type DedupErrorCode } from '@fsw/errors';
-import { ALGORITHMS, createHasher, type HashAlgorithm, type HashRange, isHashAlgorithm } from '@fsw/hash';
-import { digester } from './internal/digest.js';
-import { hashFileRange, readBuffer } from './internal/read-large.js';
-import { readSmall } from './internal/read-small.js';
+import { ALGORITHMS, type HashAlgorithm, type HashRange, isHashAlgorithm } from '@fsw/hash';
+import { hashOne, hashTools } from './internal/hash-one.js';
 import type { SmallJob, SmallReply } from './internal/small-worker.js';
 import { byteCompareStage, sizeStage, splitBy } from './stages.js';
 import type { CandidateGroup, DedupFile, DedupStage, StageContext } from './types.js';
@@ -68,11 +66,6 @@ interface Window {
 
 const WHOLE: Window = { head: Number.POSITIVE_INFINITY, tail: 0, range: undefined };
 
-/** Files with at most this many bytes to hash are read on this thread; larger ones go to the worker pool. */
-const SMALL_READ = 64 * 1024;
-/** Small files hashed between two turns of the event loop (which deliver the pool's and the helper's results). */
-const SMALL_SLICE = 512;
-
 /** The digest of `kind` of `file`; for a file the window covers whole, its full-content digest. */
 function digestOf(
   ctx: StageContext,
@@ -103,111 +96,97 @@ async function hashMissing(
   window: Window,
 ): Promise<void> {
   const full = fullKind(algorithm);
-  const small: DedupFile[] = [];
-  const large = new Map<string, DedupFile>();
+  const todo: DedupFile[] = [];
   let known = 0;
   for (const group of groups) {
     for (const file of group.files) {
-      if (digestOf(ctx, file, kind, full, window) !== undefined) {
-        known++;
-        continue;
-      }
-      if (bytesToRead(file, window) <= SMALL_READ) small.push(file);
-      else large.set(file.path, file);
+      if (digestOf(ctx, file, kind, full, window) !== undefined) known++;
+      else todo.push(file);
     }
   }
   ctx.addDone(known);
+  if (todo.length === 0) return;
   // A file the window covers whole is stored once, under its full digest: the cache stays half the size.
   const store = (file: DedupFile, digest: string) =>
     ctx.digests.set(file, bytesToRead(file, window) === file.size ? full : kind, digest);
-  // The pool runs while this thread reads the small files; its failure is rethrown once they are done.
-  const stop = new AbortController();
-  const pool =
-    large.size === 0
-      ? Promise.resolve(undefined)
-      : hashLarge(large, ctx, algorithm, window, stop.signal, store).then(
-          () => undefined,
-          (error: unknown) => ({ error }),
-        );
-  try {
-    await hashSmall(small, ctx, algorithm, window, store);
-  } catch (error) {
-    stop.abort(error);
-    await pool;
-    throw error;
-  }
-  const failed = await pool;
-  if (failed !== undefined) throw failed.error;
-}
-
-/** Below this many small files a helper thread costs more to start than it saves. */
-const HELPER_MIN_FILES = 4096;
-
-async function hashSmall(
-  files: readonly DedupFile[],
-  ctx: StageContext,
-  algorithm: HashAlgorithm,
-  window: Window,
-  store: (file: DedupFile, digest: string) => void,
-): Promise<void> {
-  if (files.length === 0) return;
-  const head = Math.min(window.head, SMALL_READ);
+  // Slices of at most SLICE_FILES files or about SLICE_BYTES bytes: the unit of work of both threads.
   const chunks: DedupFile[][] = [];
-  for (let i = 0; i < files.length; i += SMALL_SLICE) chunks.push(files.slice(i, i + SMALL_SLICE));
+  let chunk: DedupFile[] = [];
+  let chunkBytes = 0;
+  let totalBytes = 0;
+  for (const file of todo) {
+    const n = bytesToRead(file, window);
+    chunk.push(file);
+    chunkBytes += n;
+    totalBytes += n;
+    if (chunk.length >= SLICE_FILES || chunkBytes >= SLICE_BYTES) {
+      chunks.push(chunk);
+      chunk = [];
+      chunkBytes = 0;
+    }
+  }
+  if (chunk.length > 0) chunks.push(chunk);
   let next = 0;
   const take = () => (next < chunks.length ? chunks[next++] : undefined);
   // One helper thread reads and hashes slices too: both threads take the next slice from the same queue.
   const helper =
-    files.length >= HELPER_MIN_FILES && ctx.concurrency >= 2
-      ? startHelper(algorithm, head, window.tail, take, (chunk, reply) => {
-          ctx.addDone(chunk.length);
+    ctx.concurrency >= 2 && (todo.length >= HELPER_MIN_FILES || totalBytes >= HELPER_MIN_BYTES)
+      ? startHelper(algorithm, window.head, window.tail, take, (slice, reply) => {
+          ctx.addDone(slice.length);
           ctx.addBytes(reply.bytes);
           for (const [index, code, message] of reply.errors) {
-            const path = chunk[index]!.path;
+            const path = slice[index]!.path;
             ctx.fail(new DedupError(code as DedupErrorCode, message, { path }));
           }
-          for (let i = 0; i < chunk.length; i++) {
+          for (let i = 0; i < slice.length; i++) {
             const digest = reply.digests[i];
-            if (digest !== null && digest !== undefined) store(chunk[i]!, digest);
+            if (digest !== null && digest !== undefined) store(slice[i]!, digest);
           }
         })
       : undefined;
   try {
-    const digest = await digester(algorithm);
-    const buffer = Buffer.allocUnsafe(SMALL_READ + 1);
-    const here = (chunk: readonly DedupFile[]) => {
+    const tools = await hashTools(algorithm);
+    const here = (slice: readonly DedupFile[]) => {
       // Progress once per slice: a clock read per file would cost more than hashing a small one.
       let bytes = 0;
       try {
-        for (const file of chunk) {
-          let n: number;
+        for (const file of slice) {
+          let digest: string;
           try {
-            n = readSmall(file.path, file.size, head, window.tail, buffer);
+            digest = hashOne(file.path, file.size, window.head, window.tail, tools);
           } catch (error) {
             if (!DedupError.is(error)) throw error;
             ctx.fail(error);
             continue;
           }
-          bytes += n;
-          store(file, digest(buffer.subarray(0, n)));
+          bytes += bytesToRead(file, window);
+          store(file, digest);
         }
       } finally {
-        ctx.addDone(chunk.length);
+        ctx.addDone(slice.length);
         ctx.addBytes(bytes);
       }
     };
-    for (let chunk = take(); chunk !== undefined; chunk = take()) {
-      here(chunk);
-      // A turn of the event loop: the pool's and the helper's results come in, and an abort is noticed.
+    for (let slice = take(); slice !== undefined; slice = take()) {
+      here(slice);
+      // A turn of the event loop: the helper's results come in, and an abort is noticed.
       await new Promise<void>((resolve) => setImmediate(resolve));
       ctx.signal?.throwIfAborted();
       helper?.check();
     }
-    if (helper !== undefined) for (const chunk of await helper.finish()) here(chunk);
+    if (helper !== undefined) for (const slice of await helper.finish()) here(slice);
   } finally {
     await helper?.stop();
   }
 }
+
+/** Files per slice. */
+const SLICE_FILES = 512;
+/** Bytes per slice (a slice is hashed without a turn of the event loop). */
+const SLICE_BYTES = 8 * 1024 * 1024;
+/** Below this many files and bytes, a helper thread costs more to start (~0.1 s of CPU) than it saves. */
+const HELPER_MIN_FILES = 4096;
+const HELPER_MIN_BYTES = 256 * 1024 * 1024;
 
 interface Helper {
   /** Throws what handling a reply threw (e.g. `ctx.fail` for a file `onError` did not skip). */
@@ -288,48 +267,6 @@ function startHelper(
     },
   };
 }
-
-/**
- * Hashes the large files one after the other on this thread, with synchronous reads into one reused buffer and a
- * turn of the event loop between files. Native BLAKE3 hashes several GB/s, so a worker pool would mostly add its
- * start-up (tens of ms of CPU per worker) and the transfer of every result.
- */
-async function hashLarge(
-  todo: ReadonlyMap<string, DedupFile>,
-  ctx: StageContext,
-  algorithm: HashAlgorithm,
-  window: Window,
-  stop: AbortSignal,
-  store: (file: DedupFile, digest: string) => void,
-): Promise<void> {
-  const hasher = await createHasher(algorithm);
-  const buffer = readBuffer();
-  let sinceYield = 0;
-  for (const file of todo.values()) {
-    if (sinceYield >= YIELD_BYTES) {
-      sinceYield = 0;
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
-    ctx.signal?.throwIfAborted();
-    stop.throwIfAborted();
-    ctx.addDone(1);
-    let n: number;
-    try {
-      n = hashFileRange(file.path, file.size, window.head, window.tail, hasher, buffer);
-    } catch (error) {
-      if (!DedupError.is(error)) throw error;
-      ctx.fail(error);
-      continue;
-    }
-    sinceYield += n;
-    ctx.addBytes(n);
-    const bytes = hasher.digestBytes();
-    store(file, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex'));
-  }
-}
-
-/** Bytes hashed between two turns of the event loop (progress, abort, the small-file helper's replies). */
-const YIELD_BYTES = 8 * 1024 * 1024;
 
 /**
  * The cheap second stage: hashes the first and/or last `bytes` of each file, so files of equal size that differ

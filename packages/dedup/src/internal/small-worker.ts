@@ -1,10 +1,9 @@
 import { parentPort } from 'node:worker_threads';
 import { DedupError } from '@fsw/errors';
 import type { HashAlgorithm } from '@fsw/hash';
-import { digester } from './digest.js';
-import { readSmall } from './read-small.js';
+import { type HashTools, hashOne, hashTools } from './hash-one.js';
 
-/** A slice of small files to read and hash. */
+/** A slice of files to read and hash (the first `head` and last `tail` bytes of each). */
 export interface SmallJob {
   readonly id: number;
   readonly algorithm: HashAlgorithm;
@@ -23,23 +22,22 @@ export interface SmallReply {
   readonly bytes: number;
 }
 
-const digesters = new Map<HashAlgorithm, (bytes: Uint8Array) => string>();
-const buffer = Buffer.allocUnsafe(64 * 1024 + 1);
+const toolsOf = new Map<HashAlgorithm, HashTools>();
 
 async function run(job: SmallJob): Promise<SmallReply> {
-  let digest = digesters.get(job.algorithm);
-  if (digest === undefined) {
-    digest = await digester(job.algorithm);
-    digesters.set(job.algorithm, digest);
+  let tools = toolsOf.get(job.algorithm);
+  if (tools === undefined) {
+    tools = await hashTools(job.algorithm);
+    toolsOf.set(job.algorithm, tools);
   }
   const digests: (string | null)[] = new Array(job.paths.length);
   const errors: [number, string, string][] = [];
   let bytes = 0;
   for (let i = 0; i < job.paths.length; i++) {
     try {
-      const n = readSmall(job.paths[i]!, job.sizes[i]!, job.head, job.tail, buffer);
-      bytes += n;
-      digests[i] = digest(buffer.subarray(0, n));
+      const size = job.sizes[i]!;
+      digests[i] = hashOne(job.paths[i]!, size, job.head, job.tail, tools);
+      bytes += Math.min(job.head + job.tail, size);
     } catch (error) {
       digests[i] = null;
       const e = DedupError.is(error) ? error : new DedupError('E_IO', String(error));
