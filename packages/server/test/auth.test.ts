@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import type { CacheServer } from '@fsw/server';
 import { status } from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -70,6 +71,25 @@ describe('token authentication', () => {
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     const ok = await fetch(`${base}/objects/${stored}`, { headers: { authorization: `bearer ${TOKEN}` } });
     expect(await ok.text()).toBe('stored object');
+  });
+
+  it('HTTP: an upload with Expect: 100-continue and no token is refused before its body is sent', async () => {
+    const digest = await digestOf('would be uploaded');
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(`${base}/objects/${digest}`, {
+        method: 'PUT',
+        headers: { expect: '100-continue', 'content-length': 17, authorization: 'Bearer nope' },
+      });
+      req.on('continue', () => reject(new Error('the server asked an unauthenticated client for the body')));
+      req.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.flushHeaders();
+    });
+    expect(status).toBe(401);
+    expect((await storedObjects(dir)).has(digest)).toBe(false);
   });
 
   it('gRPC: every method without the right token gets UNAUTHENTICATED', async () => {

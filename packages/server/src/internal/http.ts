@@ -56,8 +56,11 @@ export function createHttpHandler(ctx: ServiceContext) {
 export function createContinueHandler(ctx: ServiceContext, handler: ReturnType<typeof createHttpHandler>) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     const early = async (): Promise<number | undefined> => {
-      if (req.method !== 'PUT' || !ctx.authorized(req.headers.authorization)) return undefined;
-      const digest = objectDigest(new URL(req.url ?? '/', 'http://localhost').pathname);
+      const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+      // Refused callers never get to send a body (and learn nothing about the store).
+      if (path !== '/healthz' && !ctx.authorized(req.headers.authorization)) return 401;
+      if (req.method !== 'PUT') return undefined;
+      const digest = objectDigest(path);
       if (!digest) return undefined;
       if (Number(req.headers['content-length'] ?? 0) > ctx.maxObjectBytes) return 413;
       return (await ctx.objects.has(digest)) ? 200 : undefined;
@@ -69,10 +72,13 @@ export function createContinueHandler(ctx: ServiceContext, handler: ReturnType<t
           handler(req, res);
           return;
         }
-        ctx.metrics.request('http', 'PUT', status >= 400);
+        ctx.metrics.request('http', req.method ?? 'PUT', status >= 400);
         res.shouldKeepAlive = false;
+        if (status === 401) res.setHeader('www-authenticate', 'Bearer');
         res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
-        res.end(status === 200 ? 'already stored\n' : 'object too large\n');
+        res.end(
+          status === 200 ? 'already stored\n' : status === 401 ? 'unauthorized\n' : 'object too large\n',
+        );
       },
       () => {
         res.writeContinue();
