@@ -262,8 +262,14 @@ export const serverBenchmark: Benchmark = {
         }),
       );
     } finally {
-      stop(server);
-      stop(rsyncd);
+      // Each step on its own: a failure to stop one process must not leave the other running.
+      for (const child of [server, rsyncd]) {
+        try {
+          stop(child);
+        } catch {
+          child?.kill('SIGKILL');
+        }
+      }
       rmSync(work, { recursive: true, force: true });
       rmSync(join(root, '.fstree'), { recursive: true, force: true });
     }
