@@ -54,9 +54,11 @@ function isSyncIterable(x: unknown): x is Iterable<string> {
 
 /**
  * Hashes many files in parallel and yields each result as it finishes (or in input order with `ordered: true`).
- * Files are hashed on a pool of worker threads kept warm between batches, each with a reused buffer and one read
- * for files up to 1 MiB. `paths` may be an array, any iterable, or an async iterable (e.g. a directory walk), which
- * is consumed only as fast as the workers take files.
+ * Small files (up to 1 MiB) are hashed on the calling thread with blocking reads, in slices of a few milliseconds
+ * between which the event loop runs; bigger files, and long runs of small ones when a core is free, go to a pool of
+ * worker threads kept warm between batches. Each thread reuses one buffer and reads a file up to 1 MiB at once.
+ * `paths` may be an array, any iterable, or an async iterable (e.g. a directory walk), which is consumed only as
+ * fast as the files are taken.
  *
  * A file that fails goes to `onError`: `'throw'` (the default) ends the iteration with that error, `'skip'` leaves it
  * out of the results — the callback is then the place to record it; `filesFailed` of the progress counts it.
@@ -250,7 +252,7 @@ export async function* hashFilesIter(
 }
 
 /**
- * Hashes many files in parallel on a warm pool of worker threads and resolves to the results in input order.
+ * Hashes many files in parallel (as {@link hashFilesIter}) and resolves to the results in input order.
  * Files skipped by `onError` are left out of the array and listed, with their errors, in `result.skipped`.
  *
  * @throws {HashError} as {@link hashFilesIter}: `E_INVALID_ARGUMENT`, and per-file errors `onError` does not skip.

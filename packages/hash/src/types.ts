@@ -66,8 +66,10 @@ export interface HashProgress {
 /** Options of `hashFiles` and `hashFilesIter`. */
 export interface HashFilesOptions extends HashFileOptions {
   /**
-   * How many files are hashed at once, each on a worker thread of a pool kept warm between batches.
-   * `1` hashes on the calling thread with asynchronous reads, without workers.
+   * How many threads hash files at once: the calling thread, which hashes small files (up to 1 MiB) itself in
+   * short slices between turns of the event loop, plus worker threads of a pool kept warm between batches, started
+   * for files over 1 MiB and, when a core is free, for long runs of small files. `1` hashes on the calling thread
+   * with asynchronous reads only, without workers.
    * @default os.availableParallelism()
    */
   readonly concurrency?: number;
