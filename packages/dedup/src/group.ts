@@ -58,6 +58,7 @@ export async function runScan(
     defaultStages({
       ...(options.algorithm ? { algorithm: options.algorithm } : {}),
       ...(options.partialBytes !== undefined ? { partialBytes: options.partialBytes } : {}),
+      ...(options.partialAlgorithm !== undefined ? { partialAlgorithm: options.partialAlgorithm } : {}),
       ...(options.paranoid !== undefined ? { paranoid: options.paranoid } : {}),
     });
   const cache = cachePath === undefined ? new DigestCache() : await (loading ?? DigestCache.load(cachePath));

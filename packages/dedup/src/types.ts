@@ -106,13 +106,21 @@ export type DedupCacheOption = string | boolean;
 export interface GroupDuplicatesOptions {
   /** The stages to run, in order. @default defaultStages(options) */
   readonly stages?: readonly DedupStage[];
-  /** Hash algorithm of the default stages. @default 'blake3' */
+  /** Hash algorithm of the default full stage, whose digest names each group. @default 'blake3' */
   readonly algorithm?: HashAlgorithm;
   /** Bytes of the head and of the tail hashed by the default partial stage. @default 4096 */
   readonly partialBytes?: number;
+  /**
+   * Hash of the default partial stage, a filter only (files it finds equal are then hashed whole with `algorithm`).
+   * @default 'crc32'
+   */
+  readonly partialAlgorithm?: HashAlgorithm;
   /** End the default stages with a byte-for-byte comparison (`byteCompareStage`), as `jdupes` does. @default false */
   readonly paranoid?: boolean;
-  /** Hashing worker threads, and groups refined at once. @default max(2, os.availableParallelism()) */
+  /**
+   * Groups refined at once; from 2 on, one helper thread hashes alongside the calling thread when there are
+   * thousands of files or hundreds of MiB to hash. @default max(2, os.availableParallelism())
+   */
   readonly concurrency?: number;
   /** Keep digests on disk so an unchanged file is never read twice: a path, or `true` for the default path. @default false */
   readonly cache?: DedupCacheOption;

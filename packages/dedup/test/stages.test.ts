@@ -121,6 +121,8 @@ describe('default stages', () => {
     });
     expect(scan.groups).toHaveLength(1);
     expect(scan.bytesRead).toBe(2 * 8192);
+    const viaOption = await scanFiles(await statFiles(list), { partialAlgorithm: 'blake3' });
+    expect(viaOption.bytesRead).toBe(2 * 8192);
   });
 
   it('filters with CRC-32 by default: small files are read again only when their checksums match', async () => {
