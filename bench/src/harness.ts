@@ -19,6 +19,8 @@ export interface Measured {
   readonly maxMs: number;
   /** Peak resident memory in KiB from `/usr/bin/time`, when it is installed. */
   readonly peakRssKiB?: number;
+  /** Median user+system CPU time from `/usr/bin/time`: steadier than wall time on a loaded machine. */
+  readonly cpuMs?: number;
 }
 
 /** The outcome of {@link compare}: our median over the peer's median. */
@@ -47,9 +49,15 @@ export interface CompareOptions {
 
 const TIME = '/usr/bin/time';
 
-function runOnce(r: Runnable): { ms: number; rss?: number } {
+interface Sample {
+  ms: number;
+  rss?: number;
+  cpu?: number;
+}
+
+function runOnce(r: Runnable): Sample {
   const argv = typeof r.command === 'string' ? ['bash', '-c', r.command] : [...r.command];
-  const timed = existsSync(TIME) ? [TIME, '-f', '%M', ...argv] : argv;
+  const timed = existsSync(TIME) ? [TIME, '-f', '%M %U %S', ...argv] : argv;
   const start = process.hrtime.bigint();
   const res = spawnSync(timed[0]!, timed.slice(1), {
     env: { ...process.env, ...r.env },
@@ -62,8 +70,9 @@ function runOnce(r: Runnable): { ms: number; rss?: number } {
     throw new Error(`${r.label} failed (exit ${res.status}): ${res.stderr?.toString().slice(-500)}`);
   }
   const lastLine = res.stderr?.toString().trim().split('\n').pop() ?? '';
-  const rss = existsSync(TIME) && /^\d+$/.test(lastLine) ? Number(lastLine) : undefined;
-  return rss === undefined ? { ms } : { ms, rss };
+  const usage = existsSync(TIME) ? /^(\d+) ([\d.]+) ([\d.]+)$/.exec(lastLine) : null;
+  if (!usage) return { ms };
+  return { ms, rss: Number(usage[1]), cpu: (Number(usage[2]) + Number(usage[3])) * 1000 };
 }
 
 function median(values: readonly number[]): number {
@@ -72,15 +81,17 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-function summarise(label: string, samples: { ms: number; rss?: number }[]): Measured {
+function summarise(label: string, samples: Sample[]): Measured {
   const ms = samples.map((s) => s.ms);
   const rss = samples.map((s) => s.rss).filter((v): v is number => v !== undefined);
+  const cpu = samples.map((s) => s.cpu).filter((v): v is number => v !== undefined);
   return {
     label,
     medianMs: median(ms),
     minMs: Math.min(...ms),
     maxMs: Math.max(...ms),
     ...(rss.length ? { peakRssKiB: Math.max(...rss) } : {}),
+    ...(cpu.length ? { cpuMs: median(cpu) } : {}),
   };
 }
 
@@ -93,8 +104,8 @@ export function compare(options: CompareOptions): Comparison {
     options.before?.();
     runOnce(options.peer);
   }
-  const ours: { ms: number; rss?: number }[] = [];
-  const peer: { ms: number; rss?: number }[] = [];
+  const ours: Sample[] = [];
+  const peer: Sample[] = [];
   for (let i = 0; i < runs; i++) {
     // Alternate which side goes first so that neither always inherits the other's cache state.
     const order = i % 2 === 0 ? (['ours', 'peer'] as const) : (['peer', 'ours'] as const);
@@ -122,15 +133,16 @@ export function have(command: string): boolean {
 /** One Markdown table row per comparison. */
 export function toMarkdown(rows: readonly Comparison[]): string {
   const head =
-    '| benchmark | ours | median | peer | median | ratio (ours/peer) | target | peak RSS ours / peer |\n|---|---|---:|---|---:|---:|---|---:|\n';
+    '| benchmark | ours | median | peer | median | ratio (ours/peer) | target | CPU ours / peer | peak RSS ours / peer |\n|---|---|---:|---|---:|---:|---|---:|---:|\n';
   const fmt = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
+  const cpu = (ms?: number) => (ms === undefined ? '?' : fmt(ms));
   const mem = (k?: number) => (k === undefined ? '?' : `${(k / 1024).toFixed(0)} MiB`);
   return (
     head +
     rows
       .map(
         (r) =>
-          `| ${r.name} | \`${r.ours.label}\` | ${fmt(r.ours.medianMs)} | \`${r.peer.label}\` | ${fmt(r.peer.medianMs)} | ${r.ratio.toFixed(2)} | ${r.target ?? ''} | ${mem(r.ours.peakRssKiB)} / ${mem(r.peer.peakRssKiB)} |`,
+          `| ${r.name} | \`${r.ours.label}\` | ${fmt(r.ours.medianMs)} | \`${r.peer.label}\` | ${fmt(r.peer.medianMs)} | ${r.ratio.toFixed(2)} | ${r.target ?? ''} | ${cpu(r.ours.cpuMs)} / ${cpu(r.peer.cpuMs)} | ${mem(r.ours.peakRssKiB)} / ${mem(r.peer.peakRssKiB)} |`,
       )
       .join('\n') +
     '\n'
