@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { copy } from './benchmarks/copy.js';
 import { dedup } from './benchmarks/dedup.js';
+import { hash } from './benchmarks/hash.js';
 import { remoteBenchmark } from './benchmarks/remote.js';
 import { serverBenchmark } from './benchmarks/server.js';
 import { startup } from './benchmarks/startup.js';
@@ -22,6 +23,7 @@ export const benchmarks: readonly Benchmark[] = [
   startup,
   walkBenchmark,
   copy,
+  hash,
   watchBench,
   treeBenchmark,
   dedup,
