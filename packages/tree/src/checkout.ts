@@ -177,26 +177,31 @@ export async function checkout(
   const fileDigests = new Set<string>();
   for (const entries of trees.values())
     for (const e of entries) if (e.type === 'file') fileDigests.add(e.digest);
-  const checkLimit = pLimit(32);
-  await Promise.all(
-    [...fileDigests].map((d) =>
-      checkLimit(async () => {
-        signal?.throwIfAborted();
-        if (isLocalStore(store)) {
-          const found = store.locateSync(d);
-          if (found !== undefined) {
-            sources.set(d, found.path);
-            sizes.set(d, found.size);
-            modes.set(d, found.mode);
-            return;
-          }
-        } else if (await store.has(d)) {
-          return;
-        }
-        throw new TreeError('E_MISSING_OBJECT', `object ${d} of tree ${rootDigest} is not in the store`);
-      }),
-    ),
-  );
+  const missingObject = (d: string) =>
+    new TreeError('E_MISSING_OBJECT', `object ${d} of tree ${rootDigest} is not in the store`);
+  if (isLocalStore(store)) {
+    // One synchronous stat per object: no promise per file (hundreds of thousands of them cost more than the stats).
+    let n = 0;
+    for (const d of fileDigests) {
+      if (++n % 1024 === 0) signal?.throwIfAborted();
+      const found = store.locateSync(d);
+      if (found === undefined) throw missingObject(d);
+      sources.set(d, found.path);
+      sizes.set(d, found.size);
+      modes.set(d, found.mode);
+    }
+    signal?.throwIfAborted();
+  } else {
+    const checkLimit = pLimit(32);
+    await Promise.all(
+      [...fileDigests].map((d) =>
+        checkLimit(async () => {
+          signal?.throwIfAborted();
+          if (!(await store.has(d))) throw missingObject(d);
+        }),
+      ),
+    );
+  }
 
   // 2. Look at the folder as it is: plan every change, and refuse before writing anything.
   let rootExists = false;
@@ -303,12 +308,13 @@ export async function checkout(
       lastReport = now;
       options.onProgress({ ...progress, done });
     };
-    const writeLimit = pLimit(options.concurrency ?? defaultConcurrency());
-    let stop = false;
-    const results = await Promise.allSettled(
-      fileJobs.map((job) =>
-        writeLimit(async () => {
-          if (stop) return;
+    // A fixed set of workers taking the next job: no promise per file waits in a queue (memory stays flat).
+    let next = 0;
+    let failure: { readonly reason: unknown } | undefined;
+    const worker = async () => {
+      while (failure === undefined && next < fileJobs.length) {
+        const job = fileJobs[next++]!;
+        try {
           signal?.throwIfAborted();
           const st = await writeFile(
             store,
@@ -322,14 +328,14 @@ export async function checkout(
           progress.filesDone++;
           progress.bytesDone += st.size;
           report(false);
-        }).catch((error: unknown) => {
-          stop = true;
-          throw error;
-        }),
-      ),
-    );
-    const failure = results.find((r) => r.status === 'rejected');
-    if (failure !== undefined) throw (failure as PromiseRejectedResult).reason;
+        } catch (error) {
+          failure ??= { reason: error };
+        }
+      }
+    };
+    const workers = Math.max(1, Math.min(options.concurrency ?? defaultConcurrency(), fileJobs.length));
+    await Promise.all(Array.from({ length: workers }, worker));
+    if (failure !== undefined) throw failure.reason;
 
     // Deepest first, so that a read-only folder is closed only after everything inside it is written.
     for (const p of allDirs.sort((a, b) => b.rel.split('/').length - a.rel.split('/').length)) {
