@@ -18,6 +18,40 @@ interface Entry {
 }
 
 /**
+ * Digests for one run without a cache file: per kind, a map from the file object to its digest. No entry object
+ * per file (and no size or mtime to check: the files do not change identity within a run), which over 200,000 files
+ * is noticeably less work for the garbage collector than {@link DigestCache}.
+ */
+export class MemoryDigests implements DigestStore {
+  readonly #byKind = new Map<string, Map<DedupFile, string>>();
+  #lastKind = '';
+  #last: Map<DedupFile, string> | undefined;
+
+  #of(kind: string): Map<DedupFile, string> | undefined {
+    if (kind === this.#lastKind && this.#last !== undefined) return this.#last;
+    const map = this.#byKind.get(kind);
+    if (map !== undefined) {
+      this.#lastKind = kind;
+      this.#last = map;
+    }
+    return map;
+  }
+
+  get(file: DedupFile, kind: string): string | undefined {
+    return this.#of(kind)?.get(file);
+  }
+
+  set(file: DedupFile, kind: string, digest: string): void {
+    let map = this.#of(kind);
+    if (map === undefined) {
+      map = new Map();
+      this.#byKind.set(kind, map);
+    }
+    map.set(file, digest);
+  }
+}
+
+/**
  * The default location of the hash cache: `$XDG_CACHE_HOME/fsw/dedup-cache.txt`, else
  * `~/.cache/fsw/dedup-cache.txt`.
  */

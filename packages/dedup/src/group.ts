@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { DedupError } from '@fsw/errors';
-import { DigestCache, defaultCachePath } from './cache.js';
+import { DigestCache, defaultCachePath, MemoryDigests } from './cache.js';
 import { defaultStages } from './hash-stages.js';
 import { runPipeline } from './pipeline.js';
 import type { DedupFile, DuplicateGroup, DuplicateScan, GroupDuplicatesOptions } from './types.js';
@@ -61,22 +61,22 @@ export async function runScan(
       ...(options.partialAlgorithm !== undefined ? { partialAlgorithm: options.partialAlgorithm } : {}),
       ...(options.paranoid !== undefined ? { paranoid: options.paranoid } : {}),
     });
-  const cache = cachePath === undefined ? new DigestCache() : await (loading ?? DigestCache.load(cachePath));
+  const cache = cachePath === undefined ? undefined : await (loading ?? DigestCache.load(cachePath));
   const result = await runPipeline(files, {
     stages,
     concurrency,
-    digests: cache,
+    digests: cache ?? new MemoryDigests(),
     signal: options.signal,
     onProgress: options.onProgress,
     onError: options.onError,
   });
-  if (cachePath !== undefined) await cache.save(cachePath);
+  if (cachePath !== undefined && cache !== undefined) await cache.save(cachePath);
   return {
     groups: result.groups,
     files: files.length,
     bytesRead: result.bytesRead,
     skipped: result.skipped,
-    cacheRebuilt: cache.rebuilt,
+    cacheRebuilt: cache?.rebuilt ?? false,
   };
 }
 

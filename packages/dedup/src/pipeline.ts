@@ -1,5 +1,5 @@
 import type { FswError } from '@fsw/errors';
-import { DigestCache } from './cache.js';
+import { MemoryDigests } from './cache.js';
 import type {
   CandidateGroup,
   DedupFile,
@@ -39,7 +39,7 @@ export async function runPipeline(
 ): Promise<PipelineResult> {
   const { signal, onProgress } = options;
   const onError = options.onError ?? (() => 'throw' as const);
-  const digests = options.digests ?? new DigestCache();
+  const digests = options.digests ?? new MemoryDigests();
   let groups: readonly CandidateGroup[] = files.length >= 2 ? [{ files, key: '' }] : [];
   let bytesRead = 0;
   let skipped = 0;
