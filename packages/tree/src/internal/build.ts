@@ -135,7 +135,6 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
   };
 
   const limit = pLimit(options.concurrency);
-  const jobs: Promise<void>[] = [];
   let failed = false;
 
   const record = (e: ScanEntry, digest: string, racy: boolean, same?: IndexRecord) => {
@@ -210,15 +209,43 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
   // A failed file stops the walk at once (its error is the abort reason) instead of after the whole tree.
   const stopWalk = new AbortController();
   const walkSignal = signal === undefined ? stopWalk.signal : AbortSignal.any([signal, stopWalk.signal]);
-  const track = (job: Promise<void>) => {
-    const tracked = job.catch((error: unknown) => {
-      failed = true;
-      stopWalk.abort(error);
-      throw error;
-    });
-    // Handled here so that a failure before the final Promise.all is not an unhandled rejection.
-    tracked.catch(() => {});
-    jobs.push(tracked);
+  // Files to read and symlinks to resolve wait in a queue served by at most `concurrency` workers: no promise per
+  // entry (a cold write-tree of 200,000 files queued that many in p-limit, ~0.5 GB).
+  const queue: (ScanEntry | undefined)[] = [];
+  let head = 0;
+  const workers = new Set<Promise<void>>();
+  let firstError: { readonly reason: unknown } | undefined;
+  const work = async () => {
+    while (head < queue.length && firstError === undefined) {
+      const e = queue[head]!;
+      queue[head++] = undefined;
+      if (head >= 4096) {
+        queue.splice(0, head);
+        head = 0;
+      }
+      try {
+        if (e.type === 'file') await addFile(e);
+        else await addSymlink(e);
+      } catch (error) {
+        if (firstError === undefined) {
+          firstError = { reason: error };
+          failed = true;
+          stopWalk.abort(error);
+        }
+      }
+    }
+  };
+  const enqueue = (e: ScanEntry) => {
+    queue.push(e);
+    if (workers.size < options.concurrency) {
+      const worker: Promise<void> = work().then(() => {
+        workers.delete(worker);
+      });
+      workers.add(worker);
+    }
+  };
+  const drain = async () => {
+    while (workers.size > 0) await Promise.all([...workers]);
   };
 
   try {
@@ -237,17 +264,18 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
       } else if (e.type === 'file') {
         progress.filesTotal++;
         progress.bytesTotal += e.size;
-        if (!reuse(e)) track(limit(() => addFile(e)));
+        if (!reuse(e)) enqueue(e);
       } else {
-        track(limit(() => addSymlink(e)));
+        enqueue(e);
       }
     });
-    await Promise.all(jobs);
+    await drain();
   } catch (error) {
     failed = true;
-    await Promise.allSettled(jobs);
-    throw error;
+    await drain();
+    throw firstError === undefined ? error : firstError.reason;
   }
+  if (firstError !== undefined) throw firstError.reason;
 
   // Deepest level first, so every child tree's digest is known when its parent is serialised; one level at a time
   // in parallel.
