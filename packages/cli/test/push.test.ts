@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFsw } from './run-fsw.js';
 
 // fsw push / pull / write-tree-push / pull-checkout against a real @fsw/server on 127.0.0.1.
-const VECTORS = resolve(import.meta.dirname, '../../remote/test/fixtures/fstree-vectors.sh');
+const VECTORS = resolve(import.meta.dirname, '../../tree/test/fixtures/fstree-vectors.sh');
 const BASIC = 'blake3:077e66938168aa46e05b274c044f4bdec0eeeac15deeed621e077755c90eece9';
 const IGNORE = 'blake3:99af46374945808eec71de1df182d48c065bce036b93627d75a7343b8e7bbe55';
 

@@ -9,8 +9,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { putSpec, reachable, type Spec, sampleSpec, tempDir } from './helpers/fixtures.js';
 
 // Round trips against the real cache server (@fsw/server), on 127.0.0.1 with OS-picked ports.
-// The vectors script is a verbatim copy of shared/fixtures/fstree-vectors.sh; the digests were produced by fstree.
-const SCRIPT = resolve(import.meta.dirname, 'fixtures/fstree-vectors.sh');
+// The vectors script (kept once, in the tree package's fixtures) is a verbatim copy of shared/fixtures/fstree-vectors.sh; the digests were produced by fstree.
+const SCRIPT = resolve(import.meta.dirname, '../../tree/test/fixtures/fstree-vectors.sh');
 const BASIC = 'blake3:077e66938168aa46e05b274c044f4bdec0eeeac15deeed621e077755c90eece9';
 const IGNORE = 'blake3:99af46374945808eec71de1df182d48c065bce036b93627d75a7343b8e7bbe55';
 

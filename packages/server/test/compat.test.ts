@@ -16,8 +16,8 @@ import { loadSync } from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, storedObjects, tempDir } from './helpers.js';
 
-// The fstree test vectors (a copy of shared/fixtures/fstree-vectors.sh, so that a clean checkout has it).
-const SCRIPT = resolve(import.meta.dirname, 'fixtures/fstree-vectors.sh');
+// The fstree test vectors (one copy of shared/fixtures/fstree-vectors.sh, kept in the tree package's fixtures).
+const SCRIPT = resolve(import.meta.dirname, '../../tree/test/fixtures/fstree-vectors.sh');
 const VECTORS = {
   basic: 'blake3:077e66938168aa46e05b274c044f4bdec0eeeac15deeed621e077755c90eece9',
   ignore: 'blake3:99af46374945808eec71de1df182d48c065bce036b93627d75a7343b8e7bbe55',
