@@ -1,5 +1,6 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** A small, fast, seeded PRNG (mulberry32): the same seed gives the same dataset on every machine. */
 export function rng(seed: number): () => number {
@@ -115,4 +116,26 @@ export function generatePhotoLibrary(
     writeFileSync(join(dir, `IMG_${String(i).padStart(5, '0')}.jpg`), data);
   }
   return { files, bytes, duplicates, nearDuplicates };
+}
+
+/** The built `fsw` entry point the benchmarks run. */
+export const FSW_BIN = fileURLToPath(new URL('../../packages/cli/dist/bin.js', import.meta.url));
+
+/** Where generated datasets live (git-ignored). */
+export const DATA_ROOT = fileURLToPath(new URL('../.data', import.meta.url));
+
+/**
+ * Generates a dataset once under {@link DATA_ROOT} and reuses it on later runs: a `<name>.complete` marker is
+ * written only after `generate` finished, so an interrupted generation is redone, never half-used.
+ */
+export function cachedDataset(name: string, generate: (root: string) => void): string {
+  const root = join(DATA_ROOT, name);
+  const marker = join(DATA_ROOT, `${name}.complete`);
+  if (existsSync(marker)) return root;
+  rmSync(root, { recursive: true, force: true });
+  mkdirSync(root, { recursive: true });
+  process.stderr.write(`bench: generating ${root}...\n`);
+  generate(root);
+  writeFileSync(marker, '');
+  return root;
 }

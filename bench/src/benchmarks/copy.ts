@@ -1,16 +1,19 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { generatePhotoLibrary, generateSmallFiles, rng } from '../dataset.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  cachedDataset,
+  DATA_ROOT,
+  FSW_BIN,
+  generatePhotoLibrary,
+  generateSmallFiles,
+  rng,
+} from '../dataset.js';
 import { type Comparison, compare, have } from '../harness.js';
 import type { Benchmark } from '../run.js';
 
-const fswBin = createRequire(import.meta.url)
-  .resolve('@fsw/cli/package.json')
-  .replace(/package\.json$/, 'dist/bin.js');
-const dataRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '.data');
+const fswBin = FSW_BIN;
+const dataRoot = DATA_ROOT;
 
 /**
  * Scale: `FSW_BENCH_COPY_SMALL` files of 0-4 KiB (default 200,000), `FSW_BENCH_COPY_PHOTOS` photo-like files
@@ -22,18 +25,6 @@ const PHOTOS = Number(process.env.FSW_BENCH_COPY_PHOTOS ?? 3_000);
 const BIG = Number(process.env.FSW_BENCH_COPY_BIG ?? 4);
 const BIG_MIB = Number(process.env.FSW_BENCH_COPY_BIG_MIB ?? 1024);
 const RUNS = Number(process.env.FSW_BENCH_COPY_RUNS ?? 3);
-
-function dataset(name: string, generate: (root: string) => void): string {
-  const root = join(dataRoot, name);
-  const marker = join(dataRoot, `${name}.complete`);
-  if (existsSync(marker)) return root;
-  rmSync(root, { recursive: true, force: true });
-  mkdirSync(root, { recursive: true });
-  process.stderr.write(`bench: generating ${root}...\n`);
-  generate(root);
-  writeFileSync(marker, '');
-  return root;
-}
 
 /** `count` files of `mib` MiB of seeded bytes (one 1 MiB block repeated with a counter, written in large chunks). */
 function generateBigFiles(root: string, count: number, mib: number): void {
@@ -107,13 +98,13 @@ export const copy: Benchmark = {
   run: () => {
     const out = join(dataRoot, 'copy-out');
     const rows: Comparison[] = [];
-    const small = dataset(`copy-small-${SMALL}`, (root) =>
+    const small = cachedDataset(`copy-small-${SMALL}`, (root) =>
       generateSmallFiles(root, { files: SMALL, seed: 11 }),
     );
     rows.push(
       ...sides(`${SMALL.toLocaleString('en')} files of 0-4 KiB`, small, out, ['cp', 'rsync'], 'ratio <= 1'),
     );
-    const photos = dataset(`copy-photos-${PHOTOS}`, (root) =>
+    const photos = cachedDataset(`copy-photos-${PHOTOS}`, (root) =>
       generatePhotoLibrary(root, { files: PHOTOS, seed: 12 }),
     );
     rows.push(
@@ -125,7 +116,7 @@ export const copy: Benchmark = {
         'ratio <= 1.1',
       ),
     );
-    const big = dataset(`copy-big-${BIG}x${BIG_MIB}m`, (root) => generateBigFiles(root, BIG, BIG_MIB));
+    const big = cachedDataset(`copy-big-${BIG}x${BIG_MIB}m`, (root) => generateBigFiles(root, BIG, BIG_MIB));
     const bigLabel =
       BIG_MIB % 1024 === 0 ? `${BIG} x ${BIG_MIB / 1024} GiB files` : `${BIG} x ${BIG_MIB} MiB files`;
     rows.push(...sides(bigLabel, big, out, ['cp'], 'ratio <= 1.1'));

@@ -1,16 +1,12 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { generatePhotoLibrary, generateSmallFiles } from '../dataset.js';
+import { join } from 'node:path';
+import { cachedDataset, DATA_ROOT, FSW_BIN, generatePhotoLibrary, generateSmallFiles } from '../dataset.js';
 import { type Comparison, compare, have } from '../harness.js';
 import type { Benchmark } from '../run.js';
 
-const fswBin = createRequire(import.meta.url)
-  .resolve('@fsw/cli/package.json')
-  .replace(/package\.json$/, 'dist/bin.js');
-const dataRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '.data');
+const fswBin = FSW_BIN;
+const _dataRoot = DATA_ROOT;
 
 /**
  * Scale: `FSW_BENCH_DEDUP_PHOTOS` (default 8,000 files, log-normal around 400 KiB: ~5 GB, 8% exact duplicates and
@@ -20,18 +16,6 @@ const dataRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '.dat
 const PHOTOS = Number(process.env.FSW_BENCH_DEDUP_PHOTOS ?? 8_000);
 const SMALL = Number(process.env.FSW_BENCH_DEDUP_SMALL ?? 200_000);
 const RUNS = Number(process.env.FSW_BENCH_DEDUP_RUNS ?? 3);
-
-function dataset(name: string, generate: (root: string) => void): string {
-  const root = join(dataRoot, name);
-  const marker = join(dataRoot, `${name}.complete`);
-  if (existsSync(marker)) return root;
-  rmSync(root, { recursive: true, force: true });
-  mkdirSync(root, { recursive: true });
-  process.stderr.write(`bench: generating ${root}...\n`);
-  generate(root);
-  writeFileSync(marker, '');
-  return root;
-}
 
 function sides(label: string, root: string, scratch: string): Comparison[] {
   const fsw = (args: string[]) => [process.execPath, fswBin, 'dedup', ...args, root];
@@ -83,7 +67,7 @@ export const dedup: Benchmark = {
     try {
       const rows: Comparison[] = [];
       if (PHOTOS > 0) {
-        const photos = dataset(`dedup-photos-${PHOTOS}`, (root) => {
+        const photos = cachedDataset(`dedup-photos-${PHOTOS}`, (root) => {
           const made = generatePhotoLibrary(root, { files: PHOTOS });
           process.stderr.write(
             `bench: ${made.files} files, ${(made.bytes / 2 ** 30).toFixed(2)} GiB, ${made.duplicates} duplicates, ${made.nearDuplicates} near-duplicates\n`,
@@ -92,7 +76,7 @@ export const dedup: Benchmark = {
         rows.push(...sides(`photos (${PHOTOS} files)`, photos, scratch));
       }
       if (SMALL > 0) {
-        const small = dataset(`dedup-small-${SMALL}`, (root) =>
+        const small = cachedDataset(`dedup-small-${SMALL}`, (root) =>
           generateSmallFiles(root, { files: SMALL, dirs: Math.max(1, Math.round(SMALL / 50)), seed: 5 }),
         );
         rows.push(...sides(`small files (${SMALL})`, small, scratch));

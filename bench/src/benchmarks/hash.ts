@@ -1,16 +1,12 @@
 import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { rng } from '../dataset.js';
+import { join } from 'node:path';
+import { DATA_ROOT, FSW_BIN, rng } from '../dataset.js';
 import { type Comparison, compare, have } from '../harness.js';
 import type { Benchmark } from '../run.js';
 
-const fswBin = createRequire(import.meta.url)
-  .resolve('@fsw/cli/package.json')
-  .replace(/package\.json$/, 'dist/bin.js');
+const fswBin = FSW_BIN;
 // bench/dist/benchmarks/hash.js -> bench/.data
-const dataRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '.data');
+const dataRoot = DATA_ROOT;
 
 /**
  * Scale: `FSW_BENCH_HASH_BIG_MIB` (size of the big file, default 1024 = 1 GiB), `FSW_BENCH_HASH_FILES` (default

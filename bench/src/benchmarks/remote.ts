@@ -1,16 +1,15 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { generatePhotoLibrary, generateSmallFiles } from '../dataset.js';
+import { join } from 'node:path';
+import { DATA_ROOT, FSW_BIN, generatePhotoLibrary, generateSmallFiles } from '../dataset.js';
 import { type Comparison, compare, have } from '../harness.js';
 import type { Benchmark } from '../run.js';
 
-const require = createRequire(import.meta.url);
-const fswBin = require.resolve('@fsw/cli/package.json').replace(/package\.json$/, 'dist/bin.js');
+const _require = createRequire(import.meta.url);
+const fswBin = FSW_BIN;
 // bench/dist/benchmarks/remote.js -> bench/.data
-const dataRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '.data');
+const dataRoot = DATA_ROOT;
 
 /**
  * Scale: `FSW_BENCH_REMOTE_FILES` small files (default 200,000), `FSW_BENCH_REMOTE_PHOTOS` photo-like files

@@ -2,15 +2,14 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { generateSmallFiles } from '../dataset.js';
+import { join } from 'node:path';
+import { DATA_ROOT, FSW_BIN, generateSmallFiles } from '../dataset.js';
 import { type Comparison, compare, have } from '../harness.js';
 import type { Benchmark } from '../run.js';
 
-const require = createRequire(import.meta.url);
-const fswBin = require.resolve('@fsw/cli/package.json').replace(/package\.json$/, 'dist/bin.js');
-const dataRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '.data');
+const _require = createRequire(import.meta.url);
+const fswBin = FSW_BIN;
+const dataRoot = DATA_ROOT;
 
 /**
  * Scale: `FSW_BENCH_SERVER_FILES` small files (default 200,000, the same tree as the `tree` benchmark, reused when it

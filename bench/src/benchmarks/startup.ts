@@ -1,10 +1,8 @@
-import { createRequire } from 'node:module';
+import { FSW_BIN } from '../dataset.js';
 import { compare } from '../harness.js';
 import type { Benchmark } from '../run.js';
 
-const fswBin = createRequire(import.meta.url)
-  .resolve('@fsw/cli/package.json')
-  .replace(/package\.json$/, 'dist/bin.js');
+const fswBin = FSW_BIN;
 
 /** The floor every `fsw` command pays: start-up of the CLI against a bare Node.js start-up. */
 export const startup: Benchmark = {

@@ -1,18 +1,18 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { walkAll } from '@fsw/walk';
 import { fdir } from 'fdir';
-import { generateSmallFiles } from '../dataset.js';
+import { DATA_ROOT, FSW_BIN, generateSmallFiles } from '../dataset.js';
 import { type Comparison, compare, have, type Measured } from '../harness.js';
 import type { Benchmark } from '../run.js';
 
 const require = createRequire(import.meta.url);
-const fswBin = require.resolve('@fsw/cli/package.json').replace(/package\.json$/, 'dist/bin.js');
+const fswBin = FSW_BIN;
 const walkEntry = pathToFileURL(require.resolve('@fsw/walk')).href;
 // bench/dist/benchmarks/walk.js -> bench/.data
-const dataRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '.data');
+const dataRoot = DATA_ROOT;
 
 /** Scale: `FSW_BENCH_WALK_FILES` (default 200,000 files in ~4,000 folders) and `FSW_BENCH_WALK_MEMORY_FILES` (1,000,000; 0 skips). */
 const FILES = Number(process.env.FSW_BENCH_WALK_FILES ?? 200_000);

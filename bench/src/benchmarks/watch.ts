@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { generateSmallFiles } from '../dataset.js';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { DATA_ROOT, generateSmallFiles } from '../dataset.js';
 import type { Comparison, Measured } from '../harness.js';
 import type { Benchmark } from '../run.js';
 
@@ -11,7 +11,7 @@ const require = createRequire(import.meta.url);
 const watchEntry = pathToFileURL(require.resolve('@fsw/watch')).href;
 const chokidarEntry = pathToFileURL(require.resolve('chokidar')).href;
 // bench/dist/benchmarks/watch.js -> bench/.data
-const dataRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '.data');
+const dataRoot = DATA_ROOT;
 
 /**
  * Scale: `FSW_BENCH_WATCH_FILES` (default 100,000 files in 2,000 folders for start-up and memory),
