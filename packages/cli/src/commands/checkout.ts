@@ -4,6 +4,7 @@ import type { Register } from './index.js';
 import {
   cacheDir,
   digestArg,
+  filesBar,
   ignoreFile,
   type TreeFlags,
   threads,
@@ -45,10 +46,7 @@ export const register: Register = (program: Command, ctx) => {
         index: flags.index,
         force: flags.force === true,
         ...(concurrency === undefined ? {} : { concurrency }),
-        onProgress: (p) => {
-          bar.setTotal(p.bytesTotal);
-          bar.update(p.bytesDone, `${p.filesDone}/${p.filesTotal} files`);
-        },
+        onProgress: filesBar(bar),
       });
       bar.stop();
       if (out.json) out.record({ digest, ...result });

@@ -5,6 +5,7 @@ import { type RemoteFlags, remoteSettings, transferBar, withRemoteOptions } from
 import {
   cacheDir,
   digestArg,
+  filesBar,
   ignoreFile,
   threads,
   withCacheOption,
@@ -94,10 +95,7 @@ export const register: Register = (program: Command, ctx) => {
         index: flags.index,
         force: flags.force === true,
         ...(concurrency === undefined ? {} : { concurrency }),
-        onProgress: (p) => {
-          bar.setTotal(p.bytesTotal);
-          bar.update(p.bytesDone, `${p.filesDone}/${p.filesTotal} files`);
-        },
+        onProgress: filesBar(bar),
       });
       bar.stop();
       if (out.json) out.record({ ...pulled, checkout: checked, remote: url });

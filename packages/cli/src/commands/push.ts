@@ -5,6 +5,7 @@ import { type RemoteFlags, remoteSettings, transferBar, withRemoteOptions } from
 import {
   cacheDir,
   digestArg,
+  filesBar,
   ignoreFile,
   threads,
   withCacheOption,
@@ -82,10 +83,7 @@ export const register: Register = (program: Command, ctx) => {
         ignoreFile: ignoreFile(ctx, flags),
         index: flags.index,
         ...(concurrency === undefined ? {} : { concurrency }),
-        onProgress: (p) => {
-          hashing.setTotal(p.bytesTotal);
-          hashing.update(p.bytesDone, `${p.filesDone}/${p.filesTotal} files`);
-        },
+        onProgress: filesBar(hashing),
       });
       hashing.stop();
       bar = out.progress({ unit: 'bytes', label: 'push' });

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
 import { parseBytes, parseCount, parseDurationMs, UsageError } from '../format.js';
+import type { Progress } from '../output.js';
 
 /** Flags shared by the tree commands (each also read from its `FSTREE_*` variable, as fstree does). */
 export interface TreeFlags {
@@ -78,4 +79,20 @@ export async function digestArg(text: string): Promise<string> {
     throw new UsageError(`invalid digest '${text}' (expected blake3:<64 hex>, sha1:<40 hex> or bare hex)`);
   }
   return `${parts.algorithm}:${parts.hex}`;
+}
+
+/** Feeds a tree progress report (write-tree, checkout) into a bar: bytes, with files done as its detail. */
+export function filesBar(bar: Progress): (p: FilesProgress) => void {
+  return (p) => {
+    bar.setTotal(p.bytesTotal);
+    bar.update(p.bytesDone, `${p.filesDone}/${p.filesTotal} files`);
+  };
+}
+
+/** The shape of write-tree's and checkout's progress reports that a bar needs. */
+export interface FilesProgress {
+  readonly bytesDone: number;
+  readonly bytesTotal: number;
+  readonly filesDone: number;
+  readonly filesTotal: number;
 }

@@ -3,6 +3,7 @@ import { outputFor, withOutputOptions } from '../context.js';
 import type { Register } from './index.js';
 import {
   cacheDir,
+  filesBar,
   ignoreFile,
   type TreeFlags,
   threads,
@@ -38,6 +39,7 @@ export const register: Register = (program: Command, ctx) => {
       bytesTotal: number;
       trees: number;
     } = { filesTotal: 0, filesHashed: 0, filesReused: 0, bytesTotal: 0, trees: 0 };
+    const toBar = filesBar(bar);
     try {
       const digest = await writeTree(dir, {
         store: openStore(cacheDir(ctx, flags)),
@@ -46,8 +48,7 @@ export const register: Register = (program: Command, ctx) => {
         ...(concurrency === undefined ? {} : { concurrency }),
         onProgress: (p) => {
           final = p;
-          bar.setTotal(p.bytesTotal);
-          bar.update(p.bytesDone, `${p.filesDone}/${p.filesTotal} files`);
+          toBar(p);
         },
       });
       bar.stop();
