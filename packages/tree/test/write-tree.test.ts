@@ -1,8 +1,10 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, open, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { TreeError } from '@fsw/errors';
 import {
   diffTrees,
@@ -29,6 +31,35 @@ beforeEach(async () => {
 afterEach(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
+
+/** The built `@fsw/tree`, as a URL a child process can import. */
+const TREE_ENTRY = pathToFileURL(createRequire(import.meta.url).resolve('@fsw/tree')).href;
+
+/** Runs an ES module script in a child node process as the given user. */
+function runAs(
+  uid: number,
+  gid: number,
+  source: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', source], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      uid,
+      gid,
+      cwd: '/',
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
 
 async function names(digest: string): Promise<string[]> {
   return (await lsTree(digest, { store, recursive: true })).map((e) => e.path);
@@ -156,17 +187,44 @@ describe('writeTree', () => {
     expect(String(err)).toMatch(/not valid UTF-8/);
   });
 
-  it.skipIf(process.getuid?.() === 0)(
-    'reports an unreadable file as E_PERMISSION (skipped as root: root reads anything)',
-    async () => {
-      await writeFile(join(src, 'locked'), 'x');
-      await chmod(join(src, 'locked'), 0);
-      await expect(writeTree(src, { store })).rejects.toMatchObject({
-        name: 'TreeError',
-        code: 'E_PERMISSION',
-      });
-    },
-  );
+  it('reports an unreadable file as E_PERMISSION naming it (as root, run in a child as nobody)', async (ctx) => {
+    const locked = join(src, 'locked');
+    await writeFile(join(src, 'ok'), 'o');
+    await writeFile(locked, 'x');
+    await chmod(locked, 0);
+    let out: { name?: unknown; code?: unknown; path?: unknown; digest?: unknown; loadError?: unknown };
+    if (process.getuid?.() !== 0) {
+      try {
+        out = { digest: await writeTree(src, { store }) };
+      } catch (e) {
+        const err = e as { name?: unknown; code?: unknown; path?: unknown };
+        out = { name: err.name, code: err.code, path: err.path };
+      }
+    } else {
+      // Root reads anything, so the check runs in a child as `nobody`, on a tree and store it can reach.
+      const storeDir = join(tmp, 'nobody-store');
+      await mkdir(storeDir);
+      await chmod(storeDir, 0o777);
+      await chmod(tmp, 0o755);
+      await chmod(src, 0o755);
+      await chmod(join(src, 'ok'), 0o644);
+      const script = `let tree;
+try { tree = await import(${JSON.stringify(TREE_ENTRY)}); }
+catch (e) { console.log(JSON.stringify({ loadError: String(e) })); process.exit(0); }
+try {
+  const digest = await tree.writeTree(${JSON.stringify(src)}, { store: tree.openStore(${JSON.stringify(storeDir)}) });
+  console.log(JSON.stringify({ digest }));
+} catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, path: e.path })); }`;
+      const r = await runAs(65534, 65534, script);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      out = JSON.parse(r.stdout);
+      // Skip only where `nobody` cannot load the built package (e.g. a checkout under a private home directory).
+      if (out.loadError !== undefined)
+        ctx.skip(`user nobody cannot load @fsw/tree: ${String(out.loadError)}`);
+    }
+    expect(out).toEqual({ name: 'TreeError', code: 'E_PERMISSION', path: locked });
+  });
 
   it('stops at the first file it cannot store, with that error', async () => {
     await mkdir(join(src, 'd'));
