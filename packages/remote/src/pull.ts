@@ -5,7 +5,7 @@ import { fromErrno, RemoteError, TreeError } from '@fsw/errors';
 import { createHasher, hashBytes, type StreamHasher } from '@fsw/hash';
 import { decodeTree, type ObjectKind, type Store, splitDigest } from '@fsw/tree';
 import { Presence } from './internal/presence.js';
-import { linkedController, ProgressMeter, TaskPool } from './internal/progress.js';
+import { linkedController, ProgressMeter, TaskPool, transferConcurrency } from './internal/progress.js';
 import { normalizeDigest } from './protocol.js';
 import type { PullOptions, PullResult, Remote } from './types.js';
 
@@ -133,13 +133,7 @@ export async function pull(
 ): Promise<PullResult> {
   const root = normalizeDigest(digest);
   options.signal?.throwIfAborted();
-  const concurrency = options.concurrency ?? 16;
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new RemoteError(
-      'E_INVALID_ARGUMENT',
-      `pull: concurrency must be a positive integer, got ${concurrency}`,
-    );
-  }
+  const concurrency = transferConcurrency('pull', options.concurrency);
   const meter = new ProgressMeter(options.onProgress);
   const { controller, dispose } = linkedController(options.signal);
   const signal = controller.signal;

@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { RemoteError } from '@fsw/errors';
 import { decodeTree, type Store, type TreeEntry } from '@fsw/tree';
-import { linkedController, ProgressMeter, TaskPool } from './internal/progress.js';
+import { linkedController, ProgressMeter, TaskPool, transferConcurrency } from './internal/progress.js';
 import { normalizeDigest } from './protocol.js';
 import type { PushOptions, PushResult, Remote } from './types.js';
 
@@ -51,13 +50,7 @@ export async function push(
 ): Promise<PushResult> {
   const root = normalizeDigest(digest);
   options.signal?.throwIfAborted();
-  const concurrency = options.concurrency ?? 16;
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new RemoteError(
-      'E_INVALID_ARGUMENT',
-      `push: concurrency must be a positive integer, got ${concurrency}`,
-    );
-  }
+  const concurrency = transferConcurrency('push', options.concurrency);
   const meter = new ProgressMeter(options.onProgress);
   const { controller, dispose } = linkedController(options.signal);
   const pool = new TaskPool(concurrency, controller);

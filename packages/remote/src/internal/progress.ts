@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import { RemoteError } from '@fsw/errors';
 import type { TransferProgress } from '../types.js';
 
 const INTERVAL_MS = 100;
@@ -103,4 +104,19 @@ export function linkedController(outer: AbortSignal | undefined): {
   if (outer.aborted) onAbort();
   else outer.addEventListener('abort', onAbort, { once: true });
   return { controller, dispose: () => outer.removeEventListener('abort', onAbort) };
+}
+
+/**
+ * The transfer concurrency of `push`/`pull` (`what` names the caller in the message), validated.
+ * @throws RemoteError E_INVALID_ARGUMENT unless a positive integer
+ */
+export function transferConcurrency(what: 'push' | 'pull', value: number | undefined): number {
+  const concurrency = value ?? 16;
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new RemoteError(
+      'E_INVALID_ARGUMENT',
+      `${what}: concurrency must be a positive integer, got ${concurrency}`,
+    );
+  }
+  return concurrency;
 }
