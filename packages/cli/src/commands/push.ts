@@ -1,7 +1,13 @@
 import type { Command } from 'commander';
 import { outputFor, withOutputOptions } from '../context.js';
 import type { Register } from './index.js';
-import { type RemoteFlags, remoteSettings, transferBar, withRemoteOptions } from './remote-options.js';
+import {
+  type RemoteFlags,
+  remoteSettings,
+  runTransfer,
+  transferBar,
+  withRemoteOptions,
+} from './remote-options.js';
 import {
   cacheDir,
   digestArg,
@@ -39,19 +45,9 @@ export const register: Register = (program: Command, ctx) => {
     const { openRemote, push } = await import('@fsw/remote');
     const store = openStore(cacheDir(ctx, flags));
     const remote = openRemote(url, options);
-    const bar = out.progress({ unit: 'bytes', label: 'push' });
-    try {
-      const result = await push(store, remote, digest, {
-        ...(concurrency ? { concurrency } : {}),
-        onProgress: transferBar(bar),
-      });
-      bar.stop();
-      if (out.json) out.record({ ...result, remote: url });
-      else out.line(result.digest);
-    } finally {
-      bar.stop();
-      await remote.close();
-    }
+    await runTransfer(out, url, remote, 'push', (onProgress) =>
+      push(store, remote, digest, { ...(concurrency ? { concurrency } : {}), onProgress }),
+    );
     ctx.setExitCode(out.failed ? 1 : 0);
   });
 

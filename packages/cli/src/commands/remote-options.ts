@@ -1,8 +1,8 @@
-import type { OpenRemoteOptions, TransferProgress } from '@fsw/remote';
+import type { OpenRemoteOptions, Remote, TransferProgress } from '@fsw/remote';
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
 import { parseDurationMs } from '../format.js';
-import type { Progress } from '../output.js';
+import type { Output, Progress } from '../output.js';
 import { type TreeFlags, threads } from './tree-options.js';
 
 /** Flags of the commands that talk to a remote (push, pull, write-tree-push, pull-checkout). */
@@ -53,4 +53,27 @@ export function transferBar(bar: Progress): (p: TransferProgress) => void {
     bar.setTotal(p.bytesTotal);
     bar.update(p.bytesDone, `${p.objectsDone}/${p.objectsTotal} objects`);
   };
+}
+
+/**
+ * Runs one push or pull with a progress bar, prints its digest (or, with `--json`, its result and the remote), and
+ * closes the remote whatever happens.
+ */
+export async function runTransfer(
+  out: Output,
+  url: string,
+  remote: Remote,
+  label: 'push' | 'pull',
+  run: (onProgress: (p: TransferProgress) => void) => Promise<{ readonly digest: string }>,
+): Promise<void> {
+  const bar = out.progress({ unit: 'bytes', label });
+  try {
+    const result = await run(transferBar(bar));
+    bar.stop();
+    if (out.json) out.record({ ...result, remote: url });
+    else out.line(result.digest);
+  } finally {
+    bar.stop();
+    await remote.close();
+  }
 }
