@@ -1,9 +1,9 @@
-import { lstatSync, type Stats, statSync } from 'node:fs';
-import { DedupError, type FswError, fromErrno } from '@fsw/errors';
+import { DedupError, type FswError } from '@fsw/errors';
 import { type WalkEntry, type WalkOptions, walkAll } from '@fsw/walk';
 import { DigestCache } from './cache.js';
-import { type FileFacts, mergeFiles } from './files.js';
+import { mergeFiles } from './files.js';
 import { cachePathOf, concurrencyOf, runScan } from './group.js';
+import { statPaths } from './stat-paths.js';
 import type { DuplicateGroup, DuplicateScan, FindDuplicatesOptions } from './types.js';
 
 function sizeLimit(name: string, value: number | undefined, fallback: number): number {
@@ -62,71 +62,31 @@ export async function scanDuplicates(
   loading?.catch(() => {});
   options.onProgress?.({ stage: 'walk', done: 0, total: roots.length, bytes: 0 });
   const listed = await Promise.all(roots.map((root) => walkAll(root, walkOptions)));
-  const total = listed.reduce((n, entries) => n + entries.length, 0);
   options.onProgress?.({ stage: 'walk', done: roots.length, total: roots.length, bytes: 0 });
-  const statOf = options.followSymlinks === true ? statSync : lstatSync;
-  const facts: FileFacts[] = [];
-  let done = 0;
-  let last = performance.now();
+  const listedPaths: string[] = [];
   for (const entries of listed) {
     for (const entry of entries) {
-      if (++done % STAT_SLICE === 0) {
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        options.signal?.throwIfAborted();
-        if (options.onProgress && performance.now() - last >= 100) {
-          last = performance.now();
-          options.onProgress({ stage: 'stat', done, total, bytes: 0 });
-        }
-      }
       if (entry.type !== 'file') continue;
-      if (entry.rawPath !== undefined) {
-        unreadableName(entry, onError);
-        continue;
-      }
-      let stats: Stats | undefined;
-      try {
-        stats = statOf(entry.path, { throwIfNoEntry: false });
-      } catch (error) {
-        fail(fromErrno(error, { path: entry.path, family: DedupError, action: 'stat' }), onError);
-        continue;
-      }
-      if (stats === undefined || !stats.isFile()) {
-        // Gone, or no longer a regular file, since the walk listed it.
-        const error =
-          stats === undefined
-            ? new DedupError('E_NOT_FOUND', `cannot stat ${entry.path}: no such file (it vanished)`, {
-                path: entry.path,
-              })
-            : new DedupError('E_NOT_FILE', `not a regular file any more: ${entry.path}`, {
-                path: entry.path,
-              });
-        fail(error, onError);
-        continue;
-      }
-      if (stats.size < minSize || stats.size > maxSize) continue;
-      facts.push({
-        path: entry.path,
-        size: stats.size,
-        mtimeMs: stats.mtimeMs,
-        dev: stats.dev,
-        ino: stats.ino,
-        nlink: stats.nlink,
-      });
+      if (entry.rawPath !== undefined) unreadableName(entry, onError);
+      else listedPaths.push(entry.path);
     }
   }
-  options.onProgress?.({ stage: 'stat', done: total, total, bytes: 0 });
+  listed.length = 0;
+  const facts = await statPaths(listedPaths, {
+    follow: options.followSymlinks === true,
+    minSize,
+    maxSize,
+    concurrency: concurrencyOf(options.concurrency),
+    signal: options.signal,
+    onProgress: options.onProgress,
+    onError,
+  });
   const scan = await runScan(
     mergeFiles(facts, roots.length === 1 && options.followSymlinks !== true),
     { ...options, onError },
     loading,
   );
   return { ...scan, skipped };
-}
-
-const STAT_SLICE = 1024;
-
-function fail(error: FswError, onError: (error: FswError) => 'skip' | 'throw'): void {
-  if (onError(error) === 'throw') throw error;
 }
 
 function unreadableName(entry: WalkEntry, onError: (error: FswError) => 'skip' | 'throw'): void {

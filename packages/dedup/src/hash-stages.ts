@@ -1,8 +1,8 @@
-import { Worker } from 'node:worker_threads';
 import { DedupError, type DedupErrorCode } from '@fsw/errors';
 import { ALGORITHMS, type HashAlgorithm, type HashRange, isHashAlgorithm } from '@fsw/hash';
 import { hashOne, hashTools } from './internal/hash-one.js';
-import type { SmallJob, SmallReply } from './internal/small-worker.js';
+import { HELPER_MIN_FILES, startHelper } from './internal/helper.js';
+import type { SmallReply } from './internal/small-worker.js';
 import { byteCompareStage, sizeStage, splitBy } from './stages.js';
 import type { CandidateGroup, DedupFile, DedupStage, StageContext } from './types.js';
 
@@ -131,18 +131,30 @@ async function hashMissing(
   // One helper thread reads and hashes slices too: both threads take the next slice from the same queue.
   const helper =
     ctx.concurrency >= 2 && (todo.length >= HELPER_MIN_FILES || totalBytes >= HELPER_MIN_BYTES)
-      ? startHelper(algorithm, window.head, window.tail, take, (slice, reply) => {
-          ctx.addDone(slice.length);
-          ctx.addBytes(reply.bytes);
-          for (const [index, code, message] of reply.errors) {
-            const path = slice[index]!.path;
-            ctx.fail(new DedupError(code as DedupErrorCode, message, { path }));
-          }
-          for (let i = 0; i < slice.length; i++) {
-            const digest = reply.digests[i];
-            if (digest !== null && digest !== undefined) store(slice[i]!, digest);
-          }
-        })
+      ? startHelper(
+          take,
+          (slice, id) => ({
+            op: 'hash',
+            id,
+            algorithm,
+            head: window.head,
+            tail: window.tail,
+            paths: slice.map((f) => f.path),
+            sizes: slice.map((f) => f.size),
+          }),
+          (slice, reply: SmallReply) => {
+            ctx.addDone(slice.length);
+            ctx.addBytes(reply.bytes);
+            for (const [index, code, message] of reply.errors) {
+              const path = slice[index]!.path;
+              ctx.fail(new DedupError(code as DedupErrorCode, message, { path }));
+            }
+            for (let i = 0; i < slice.length; i++) {
+              const digest = reply.digests[i];
+              if (digest !== null && digest !== undefined) store(slice[i]!, digest);
+            }
+          },
+        )
       : undefined;
   try {
     const tools = await hashTools(algorithm);
@@ -185,88 +197,7 @@ const SLICE_FILES = 512;
 /** Bytes per slice (a slice is hashed without a turn of the event loop). */
 const SLICE_BYTES = 8 * 1024 * 1024;
 /** Below this many files and bytes, a helper thread costs more to start (~0.1 s of CPU) than it saves. */
-const HELPER_MIN_FILES = 4096;
 const HELPER_MIN_BYTES = 256 * 1024 * 1024;
-
-interface Helper {
-  /** Throws what handling a reply threw (e.g. `ctx.fail` for a file `onError` did not skip). */
-  check(): void;
-  /** Resolves once every slice sent is done; to the slices it could not do (the thread failed), for this thread. */
-  finish(): Promise<DedupFile[][]>;
-  stop(): Promise<void>;
-}
-
-function startHelper(
-  algorithm: HashAlgorithm,
-  head: number,
-  tail: number,
-  take: () => DedupFile[] | undefined,
-  onReply: (chunk: readonly DedupFile[], reply: SmallReply) => void,
-): Helper {
-  const worker = new Worker(new URL('./internal/small-worker.js', import.meta.url), { name: '@fsw/dedup' });
-  const outstanding = new Map<number, DedupFile[]>();
-  let nextId = 0;
-  let broken = false;
-  let failure: { error: unknown } | undefined;
-  let idle: (() => void) | undefined;
-  const send = () => {
-    // Two slices in flight: one is read while the other's reply travels back.
-    while (!broken && failure === undefined && outstanding.size < 2) {
-      const chunk = take();
-      if (chunk === undefined) break;
-      const job: SmallJob = {
-        id: nextId++,
-        algorithm,
-        head,
-        tail,
-        paths: chunk.map((f) => f.path),
-        sizes: chunk.map((f) => f.size),
-      };
-      outstanding.set(job.id, chunk);
-      worker.postMessage(job);
-    }
-    if (outstanding.size === 0 || broken || failure !== undefined) idle?.();
-  };
-  worker.on('message', (reply: SmallReply) => {
-    const chunk = outstanding.get(reply.id);
-    if (chunk === undefined) return;
-    outstanding.delete(reply.id);
-    try {
-      onReply(chunk, reply);
-    } catch (error) {
-      failure ??= { error };
-    }
-    send();
-  });
-  const lost = () => {
-    broken = true;
-    idle?.();
-  };
-  worker.on('error', lost);
-  worker.on('exit', lost);
-  send();
-  return {
-    check() {
-      if (failure !== undefined) throw failure.error;
-    },
-    async finish() {
-      if (outstanding.size > 0 && !broken && failure === undefined) {
-        await new Promise<void>((resolve) => {
-          idle = resolve;
-        });
-      }
-      this.check();
-      // A helper that died leaves its slices to the calling thread.
-      const left = [...outstanding.values()];
-      outstanding.clear();
-      return left;
-    },
-    async stop() {
-      worker.removeAllListeners('exit');
-      await worker.terminate();
-    },
-  };
-}
 
 /**
  * The cheap second stage: hashes the first and/or last `bytes` of each file, so files of equal size that differ

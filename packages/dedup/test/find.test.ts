@@ -169,6 +169,54 @@ describe('findDuplicates', () => {
     }
   });
 
+  it('stats thousands of files on two threads: same groups, and files gone or unreachable since the walk', async () => {
+    // 50 folders of 100 files: every stat slice (of 1,024) holds some of the traps, so both threads meet them.
+    const pairs: string[][] = [];
+    const gone: string[] = [];
+    const unreachable: string[] = [];
+    for (let d = 0; d < 50; d++) {
+      for (let i = 0; i < 100; i++) {
+        const data = bytes(20 + ((d * 100 + i) % 97));
+        const file = put(dir, `d${d}/f${i}`, data);
+        if (i === 0) pairs.push([file, put(dir, `d${d}/g${i}`, data)].sort());
+        if (i === 1) gone.push(file);
+      }
+      unreachable.push(put(dir, `d${d}/sub/f`, bytes(30)));
+    }
+    const errors: { code?: string; path?: string }[] = [];
+    const scan = await scanDuplicates(dir, {
+      onProgress: (p) => {
+        if (p.stage !== 'walk' || p.done !== p.total) return;
+        // After the walk listed them: a file removed, a folder replaced by a file (ENOTDIR below it).
+        for (const file of gone) rmSync(file);
+        for (let d = 0; d < 50; d++) {
+          rmSync(join(dir, `d${d}/sub`), { recursive: true });
+          writeFileSync(join(dir, `d${d}/sub`), 'now a file');
+        }
+      },
+      onError: (e) => {
+        errors.push(e);
+        return 'skip';
+      },
+    });
+    expect(paths(scan.groups).sort()).toEqual(pairs.sort());
+    expect(scan.skipped).toBe(100);
+    const byCode = (code: string) =>
+      errors
+        .filter((e) => e.code === code)
+        .map((e) => e.path)
+        .sort();
+    expect(byCode('E_NOT_FOUND')).toEqual([...gone].sort());
+    expect(byCode('E_NOT_DIR')).toEqual([...unreachable].sort());
+    // Without onError, the failure is thrown (once every path is stat'ed).
+    const rejected = scanDuplicates(dir, {
+      onProgress: (p) => {
+        if (p.stage === 'walk' && p.done === p.total) rmSync(join(dir, 'd7/f9'));
+      },
+    });
+    await expect(rejected).rejects.toMatchObject({ code: 'E_NOT_FOUND', path: join(dir, 'd7/f9') });
+  });
+
   it('throws a typed error for a missing root, and for bad options', async () => {
     await expect(findDuplicates(join(dir, 'nope'))).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
     await expect(findDuplicates([])).rejects.toMatchObject({ code: 'E_INVALID_ARGUMENT' });

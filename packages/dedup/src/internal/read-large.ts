@@ -1,9 +1,7 @@
-import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { DedupError, fromErrno } from '@fsw/errors';
 import type { StreamHasher } from '@fsw/hash';
-
-// O_NONBLOCK: a path replaced by a FIFO since the walk must not block the open forever.
-const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
+import { OPEN_FLAGS, readFully } from './read-small.js';
 
 /** Bytes read per call: large enough that the per-call costs vanish, small enough to stay in the CPU caches. */
 export const CHUNK = 1024 * 1024;
@@ -11,17 +9,6 @@ export const CHUNK = 1024 * 1024;
 /** Allocates the buffer {@link hashFileRange} reads into (`CHUNK + 1` bytes). */
 export function readBuffer(): Buffer {
   return Buffer.allocUnsafe(CHUNK + 1);
-}
-
-/** Reads `length` bytes at `position` into the start of `buffer`, fewer only at the end of the file. */
-function readFully(fd: number, buffer: Buffer, length: number, position: number): number {
-  let done = 0;
-  while (done < length) {
-    const n = readSync(fd, buffer, done, length - done, position + done);
-    if (n === 0) break;
-    done += n;
-  }
-  return done;
 }
 
 /**
@@ -60,14 +47,14 @@ export function hashFileRange(
         const length = Math.min(CHUNK, to - at);
         // The last chunk asks for one byte more, which must not come: the file would have grown.
         const extra = last && at + length >= to ? 1 : 0;
-        if (readFully(fd, buffer, length + extra, at) !== length) throw changed();
+        if (readFully(fd, buffer, 0, length + extra, at, length) !== length) throw changed();
         hasher.update(buffer.subarray(0, length));
         total += length;
       }
     };
     if (head + tail >= size) {
       segment(0, size, true);
-      if (size === 0 && readFully(fd, buffer, 1, 0) !== 0) throw changed();
+      if (size === 0 && readFully(fd, buffer, 0, 1, 0) !== 0) throw changed();
     } else {
       segment(0, head, false);
       segment(size - tail, size, true);

@@ -2,15 +2,27 @@ import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { DedupError, fromErrno } from '@fsw/errors';
 
 // O_NONBLOCK: a path replaced by a FIFO since the walk must not block the open forever.
-const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
+export const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
 
-/** Reads up to `length` bytes at `position` into `buffer` at `at`; fewer only at the end of the file. */
-function readFully(fd: number, buffer: Buffer, at: number, length: number, position: number): number {
+/**
+ * Reads up to `length` bytes at `position` into `buffer` at `at`, stopping at the end of the file. A short read of a
+ * regular file means its end was reached, so a read that returns fewer bytes than asked but at least `enough` ends
+ * the loop without one more call (which would return 0): over 200,000 small files that is 200,000 syscalls fewer.
+ */
+export function readFully(
+  fd: number,
+  buffer: Buffer,
+  at: number,
+  length: number,
+  position: number,
+  enough = length,
+): number {
   let done = 0;
   while (done < length) {
     const n = readSync(fd, buffer, at + done, length - done, position + done);
     if (n === 0) break;
     done += n;
+    if (done >= enough) break;
   }
   return done;
 }
@@ -36,11 +48,11 @@ export function readSmall(path: string, size: number, head: number, tail: number
     let got: number;
     if (head + tail >= size) {
       expected = size;
-      got = readFully(fd, buffer, 0, size + 1, 0);
+      got = readFully(fd, buffer, 0, size + 1, 0, size);
     } else {
       const h = readFully(fd, buffer, 0, head, 0);
       expected = head + tail;
-      got = h < head ? h : h + readFully(fd, buffer, head, tail + 1, size - tail);
+      got = h < head ? h : h + readFully(fd, buffer, head, tail + 1, size - tail, tail);
     }
     if (got !== expected) {
       throw new DedupError('E_CHANGED', `file changed during the scan: ${path} (${size} bytes when listed)`, {

@@ -1,10 +1,12 @@
 import { parentPort } from 'node:worker_threads';
-import { DedupError } from '@fsw/errors';
+import { DedupError, fromErrno } from '@fsw/errors';
 import type { HashAlgorithm } from '@fsw/hash';
 import { type HashTools, hashOne, hashTools } from './hash-one.js';
+import { STAT_FIELDS, statSlice } from './stat-slice.js';
 
 /** A slice of files to read and hash (the first `head` and last `tail` bytes of each). */
 export interface SmallJob {
+  readonly op: 'hash';
   readonly id: number;
   readonly algorithm: HashAlgorithm;
   readonly head: number;
@@ -13,18 +15,37 @@ export interface SmallJob {
   readonly sizes: readonly number[];
 }
 
-/** The digests of a job, in its order (`null` for a file that failed: see `errors`). */
-export interface SmallReply {
+/** A slice of paths to stat (following symlinks with `follow`). */
+export interface StatJob {
+  readonly op: 'stat';
   readonly id: number;
-  readonly digests: (string | null)[];
-  /** `[index, code, message]` of each failed file. */
+  readonly follow: boolean;
+  readonly paths: readonly string[];
+}
+
+/** A job of the helper thread. */
+export type HelperJob = SmallJob | StatJob;
+
+/** What every reply carries: its job's id and `[index, code, message]` of each path that failed. */
+export interface HelperReply {
+  readonly id: number;
   readonly errors: [number, string, string][];
+}
+
+/** The digests of a hash job, in its order (`null` for a file that failed: see `errors`). */
+export interface SmallReply extends HelperReply {
+  readonly digests: (string | null)[];
   readonly bytes: number;
+}
+
+/** The facts of a stat job: `statSlice`'s numbers, `STAT_FIELDS` per path. */
+export interface StatReply extends HelperReply {
+  readonly facts: Float64Array;
 }
 
 const toolsOf = new Map<HashAlgorithm, HashTools>();
 
-async function run(job: SmallJob): Promise<SmallReply> {
+async function hash(job: SmallJob): Promise<SmallReply> {
   let tools = toolsOf.get(job.algorithm);
   if (tools === undefined) {
     tools = await hashTools(job.algorithm);
@@ -47,8 +68,23 @@ async function run(job: SmallJob): Promise<SmallReply> {
   return { id: job.id, digests, errors, bytes };
 }
 
-parentPort?.on('message', (job: SmallJob) => {
-  run(job).then(
+function stat(job: StatJob): StatReply {
+  const facts = new Float64Array(job.paths.length * STAT_FIELDS);
+  const errors: [number, string, string][] = [];
+  statSlice(job.paths, job.follow, facts, (i, error) => {
+    const e = fromErrno(error, { path: job.paths[i]!, family: DedupError, action: 'stat' });
+    errors.push([i, e.code, e.message]);
+  });
+  return { id: job.id, errors, facts };
+}
+
+parentPort?.on('message', (job: HelperJob) => {
+  if (job.op === 'stat') {
+    const reply = stat(job);
+    parentPort?.postMessage(reply, [reply.facts.buffer as ArrayBuffer]);
+    return;
+  }
+  hash(job).then(
     (reply) => parentPort?.postMessage(reply),
     (error: unknown) =>
       parentPort?.postMessage({
