@@ -16,6 +16,9 @@ import { dirname, join } from 'node:path';
 import { CopyError, fromErrno } from '@fsw/errors';
 import type { Resolved } from './options.js';
 import type { Tracker } from './progress.js';
+import { cloneError, errnoOf, NO_CLONE, NO_LINK } from './sync-file.js';
+
+export { errnoOf };
 
 /** One file or symlink to copy or move. */
 export interface Job {
@@ -53,18 +56,8 @@ export const STREAM_THRESHOLD = 8 * 1024 * 1024;
 /** Chunk of the streamed copy: two buffers of it are in flight (one read, one written). */
 const CHUNK = 4 * 1024 * 1024;
 
-/** Errors of FICLONE meaning "this filesystem (pair) cannot clone", not a failure of the file. */
-const NO_CLONE = new Set(['ENOTSUP', 'EOPNOTSUPP', 'EXDEV', 'EINVAL', 'ENOTTY', 'ENOSYS', 'EBADF']);
-/** Errors of link() meaning "this filesystem cannot hard-link": fall back to rename. */
-const NO_LINK = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK', 'ENOSYS']);
 /** Errors that concern the destination rather than the source. */
 const DEST_ERRNOS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EFBIG', 'EEXIST', 'EISDIR', 'ENOTDIR']);
-
-/** The errno name of a Node.js system error. */
-export function errnoOf(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
 
 /** Maps a failure of copying `job` to a CopyError naming the side it concerns. */
 export function copyFailure(error: unknown, job: Pick<Job, 'src' | 'dest'>, verb = 'copy'): CopyError {
@@ -181,23 +174,6 @@ async function tryClone(engine: Engine, job: Job, tmp: string): Promise<boolean>
     await removeQuietly(tmp);
     return false;
   }
-}
-
-function cloneError(error: unknown, job: Job): CopyError {
-  const errno = errnoOf(error) ?? 'ENOTSUP';
-  const code = errno === 'EXDEV' ? 'E_CROSS_DEVICE' : 'E_IO';
-  const why =
-    errno === 'EXDEV'
-      ? 'source and destination are on different filesystems'
-      : 'the filesystem does not support reflinks';
-  return new CopyError(
-    code,
-    `cannot clone ${job.src} to ${job.dest} (reflink: 'always'): ${why} (${errno})`,
-    {
-      path: job.dest,
-      cause: error,
-    },
-  );
 }
 
 /** A double-buffered chunked copy: one chunk is read while the previous one is written. */

@@ -23,6 +23,14 @@ export class Tracker {
     this.tick();
   }
 
+  /** Several files completed at once (a slice or a batch of small files), with their bytes: one check of the clock. */
+  addFiles(files: number, bytes: number, file: string | undefined): void {
+    this.filesCompleted += files;
+    this.bytesCopied += bytes;
+    if (file !== undefined) this.currentFile = file;
+    this.tick();
+  }
+
   /** One file or symlink is complete. */
   fileDone(file: string): void {
     this.filesCompleted++;

@@ -1,12 +1,25 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, open, readlink, rename, rmdir, unlink, utimes } from 'node:fs/promises';
+import { chmodSync, mkdirSync, rmdirSync, utimesSync } from 'node:fs';
+import { lstat, open, readlink, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { CopyError, fromErrno } from '@fsw/errors';
 import type { CopyResult, IncompleteCopyError } from '../types.js';
-import { copyFailure, copyToTemp, discard, type Engine, errnoOf, type Job, place, syncDir } from './file.js';
+import {
+  copyFailure,
+  copyToTemp,
+  discard,
+  type Engine,
+  errnoOf,
+  type Job,
+  place,
+  STREAM_THRESHOLD,
+  syncDir,
+} from './file.js';
 import type { Resolved } from './options.js';
 import type { DirJob, Plan, Root } from './plan.js';
 import { Tracker } from './progress.js';
+import { sliced } from './slices.js';
+import { runSmallJobs, type SmallLane } from './small.js';
 
 interface Counters {
   files: number;
@@ -90,6 +103,31 @@ export async function execute(plan: Plan, options: Resolved, verb: 'copy' | 'mov
   };
 
   const touched = new Set<string>();
+  /** A job failed: E_EXISTS for a destination that appeared since the plan, else mapped to the side it concerns. */
+  const failJob = (error: unknown, job: Job): void => {
+    if (stop.aborted) return;
+    fail(
+      errnoOf(error) === 'EEXIST' && !CopyError.is(error)
+        ? new CopyError('E_EXISTS', `cannot ${verb} ${job.src}: destination ${job.dest} already exists`, {
+            path: job.dest,
+            cause: error,
+          })
+        : copyFailure(error, job, verb),
+    );
+  };
+  /** Counts a job that ended: placed, or kept because its destination appeared since the plan. */
+  const counted = (job: Job, placed: boolean): void => {
+    if (placed) {
+      counters.files++;
+      counters.bytes += job.size;
+      if (options.fsync) touched.add(dirname(job.dest));
+    } else {
+      counters.skipped++;
+      // A file that appeared since the plan: its bytes will never come.
+      tracker.totalBytes -= job.size;
+      tracker.totalFiles--;
+    }
+  };
 
   try {
     if (verb === 'move') {
@@ -101,47 +139,58 @@ export async function execute(plan: Plan, options: Resolved, verb: 'copy' | 'mov
 
     for (const root of plan.roots) {
       if (root.done || stop.aborted) continue;
-      await makeDirs(root.dirs, options.concurrency, stop, counters, fail);
+      await makeDirs(root.dirs, stop, counters, fail);
     }
 
-    const jobs: Job[] = [];
-    for (const root of plan.roots) if (!root.done) for (const job of root.jobs) jobs.push(job);
-    await pool(jobs, options.concurrency, stop, async (job) => {
-      try {
-        const done = verb === 'move' ? await moveJob(engine, job) : await copyJob(engine, job);
-        if (done) {
-          counters.files++;
-          counters.bytes += job.size;
-          tracker.fileDone(job.dest);
-          if (options.fsync) touched.add(dirname(job.dest));
-        } else {
-          counters.skipped++;
-          // A file that appeared since the plan: its bytes will never come.
-          tracker.totalBytes -= job.size;
-          tracker.totalFiles--;
+    const small: Job[] = [];
+    const large: Job[] = [];
+    for (const root of plan.roots) {
+      if (root.done) continue;
+      for (const job of root.jobs) (job.size < STREAM_THRESHOLD ? small : large).push(job);
+    }
+    const lane: SmallLane = {
+      jobs: small,
+      stop,
+      maxWorkers: options.concurrency,
+      config: {
+        move: verb === 'move',
+        overwrite: options.overwrite,
+        preserveMode: options.preserveMode,
+        preserveTimes: options.preserveTimes,
+        reflink: options.reflink,
+        fsync: options.fsync,
+        verifyContent: options.verify === 'content',
+        umask: engine.umask,
+        token: engine.token,
+      },
+      counted,
+      failed: failJob,
+      progress: (files, bytes, last) => tracker.addFiles(files, bytes, last),
+    };
+    // Large files go through the thread pool in chunks (progress within the file) while the small ones are copied
+    // with blocking calls in between.
+    await Promise.all([
+      runSmallJobs(lane),
+      pool(large, options.concurrency, stop, async (job) => {
+        try {
+          const done = verb === 'move' ? await moveJob(engine, job) : await copyJob(engine, job);
+          counted(job, done);
+          if (done) tracker.fileDone(job.dest);
+        } catch (error) {
+          failJob(error, job);
         }
-      } catch (error) {
-        if (stop.aborted) return;
-        fail(
-          errnoOf(error) === 'EEXIST' && !CopyError.is(error)
-            ? new CopyError('E_EXISTS', `cannot ${verb} ${job.src}: destination ${job.dest} already exists`, {
-                path: job.dest,
-                cause: error,
-              })
-            : copyFailure(error, job, verb),
-        );
-      }
-    });
+      }),
+    ]);
 
     if (!stop.aborted) {
       for (const root of plan.roots) {
         if (root.done) continue;
-        await applyDirMetadata(root.dirs, options).catch(fail);
+        await applyDirMetadata(root.dirs, options, stop, fail);
         if (options.fsync) for (const d of root.dirs) touched.add(d.dest);
       }
     }
     if (!stop.aborted && verb === 'move') {
-      for (const root of plan.roots) if (!root.done) await removeEmptied(root.dirs);
+      for (const root of plan.roots) if (!root.done) removeEmptied(root.dirs);
     }
     if (!stop.aborted && options.fsync) {
       for (const dir of touched) await syncDir(dir).catch(fail);
@@ -182,53 +231,59 @@ async function renameRoot(root: Root, tracker: Tracker, counters: Counters): Pro
   tracker.currentFile = root.target;
 }
 
+/** Creates the directories (sorted by depth: parents first) with blocking calls, in slices. */
 async function makeDirs(
   dirs: readonly DirJob[],
-  concurrency: number,
   stop: AbortSignal,
   counters: Counters,
   fail: (error: unknown) => void,
 ): Promise<void> {
-  // dirs are sorted by depth: one level at a time, so that parents exist before their children.
-  let start = 0;
-  while (start < dirs.length && !stop.aborted) {
-    const depth = (dirs[start] as DirJob).depth;
-    let end = start;
-    while (end < dirs.length && (dirs[end] as DirJob).depth === depth) end++;
-    await pool(dirs.slice(start, end), concurrency, stop, async (dir) => {
-      if (dir.existed) return;
-      try {
-        await mkdir(dir.dest);
-        counters.dirs++;
-      } catch (error) {
-        fail(fromErrno(error, { path: dir.dest, family: CopyError, action: 'create directory' }));
-      }
-    });
-    start = end;
-  }
+  let i = 0;
+  await sliced(stop, () => {
+    const dir = dirs[i++];
+    if (dir === undefined) return false;
+    if (dir.existed) return true;
+    try {
+      mkdirSync(dir.dest);
+      counters.dirs++;
+    } catch (error) {
+      fail(fromErrno(error, { path: dir.dest, family: CopyError, action: 'create directory' }));
+    }
+    return true;
+  });
 }
 
-async function applyDirMetadata(dirs: readonly DirJob[], options: Resolved): Promise<void> {
+/** Gives directories their source's mode and mtime, deepest first; the first failure is handed to `fail`. */
+async function applyDirMetadata(
+  dirs: readonly DirJob[],
+  options: Resolved,
+  stop: AbortSignal,
+  fail: (error: unknown) => void,
+): Promise<void> {
   if (!options.preserveMode && !options.preserveTimes) return;
   // Deepest first: setting a child's times is not a write to the parent, but creating files in it was.
-  for (let i = dirs.length - 1; i >= 0; i--) {
-    const dir = dirs[i] as DirJob;
+  let i = dirs.length - 1;
+  await sliced(stop, () => {
+    const dir = dirs[i--];
+    if (dir === undefined) return false;
     try {
-      if (options.preserveMode) await chmod(dir.dest, dir.mode & 0o7777);
-      if (options.preserveTimes) await utimes(dir.dest, Date.now() / 1000, dir.mtimeMs / 1000);
+      if (options.preserveMode) chmodSync(dir.dest, dir.mode & 0o7777);
+      if (options.preserveTimes) utimesSync(dir.dest, Date.now() / 1000, dir.mtimeMs / 1000);
     } catch (error) {
       // A directory that failed to be created was already reported.
-      if (errnoOf(error) === 'ENOENT') continue;
-      throw fromErrno(error, { path: dir.dest, family: CopyError, action: 'set metadata of' });
+      if (errnoOf(error) === 'ENOENT') return true;
+      fail(fromErrno(error, { path: dir.dest, family: CopyError, action: 'set metadata of' }));
+      return false;
     }
-  }
+    return true;
+  });
 }
 
 /** After a move, removes the source directories that are now empty (deepest first); what remains stays. */
-async function removeEmptied(dirs: readonly DirJob[]): Promise<void> {
+function removeEmptied(dirs: readonly DirJob[]): void {
   for (let i = dirs.length - 1; i >= 0; i--) {
     try {
-      await rmdir((dirs[i] as DirJob).src);
+      rmdirSync((dirs[i] as DirJob).src);
     } catch {
       // Not empty: it holds files skipped, failed or left out by the filter, which are not ours to remove.
     }

@@ -1,0 +1,186 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { Job } from './file.js';
+import {
+  type BatchMessage,
+  type BatchReply,
+  CROSS_DEVICE,
+  deserializeError,
+  NO_REPLACE,
+  SYMLINK,
+  type WorkerInit,
+} from './protocol.js';
+import { sliced } from './slices.js';
+import { PLACED, type SyncConfig, SyncCopier } from './sync-file.js';
+
+/** What the small-file lane needs from the run. */
+export interface SmallLane {
+  /** Files under the streaming threshold, and symlinks. */
+  readonly jobs: readonly Job[];
+  readonly stop: AbortSignal;
+  /** Worker threads at most (the `concurrency` option). */
+  readonly maxWorkers: number;
+  readonly config: SyncConfig;
+  /** A job ended: placed, or kept because its destination appeared since the plan. */
+  counted(job: Job, placed: boolean): void;
+  /** A job failed (its temp file is already gone). */
+  failed(error: unknown, job: Job): void;
+  /** Files placed since the last call, with their bytes: one progress update per slice or batch. */
+  progress(files: number, bytes: number, last: string | undefined): void;
+}
+
+/**
+ * Below this many small files the main thread copies them alone: a worker thread costs ~30-50 ms of start-up,
+ * the time of about a thousand small files.
+ */
+const WORKER_MIN_JOBS = 2000;
+/** Jobs per message to a worker: a few milliseconds of work, so that progress and a stop stay prompt. */
+const BATCH = 128;
+const WORKER_URL = new URL('./copy-worker.js', import.meta.url);
+
+/** Temp-name token of lane `n` (hex, as the temp names' pattern expects): the main thread is lane 0. */
+function laneToken(config: SyncConfig, n: number): string {
+  return `${config.token}${n.toString(16).padStart(2, '0')}`;
+}
+
+/** Worker threads to add to the main thread: one per spare core, within `maxWorkers`. */
+function workerCount(lane: SmallLane): number {
+  const fromEnv = process.env.FSW_COPY_WORKERS;
+  const cores = fromEnv !== undefined ? Number(fromEnv) + 1 : availableParallelism();
+  if (lane.jobs.length < WORKER_MIN_JOBS) return 0;
+  return Math.max(0, Math.min(lane.maxWorkers - 1, cores - 1));
+}
+
+/**
+ * Copies the small jobs with blocking system calls: on the main thread in slices of a few milliseconds, and on
+ * many files also in worker threads fed batches from the same queue. Every job ends counted or failed; a stop
+ * (abort or fatal failure) is seen between two files.
+ */
+export async function runSmallJobs(lane: SmallLane): Promise<void> {
+  const { jobs, stop } = lane;
+  if (jobs.length === 0) return;
+  // Workers take batches from the front, the main thread takes files from the back: they work in different
+  // directories (no contention on a directory's lock) until they meet.
+  let next = 0;
+  let end = jobs.length;
+  const copier = new SyncCopier({ ...lane.config, token: laneToken(lane.config, 0) });
+  let files = 0;
+  let bytes = 0;
+  let last: string | undefined;
+
+  const flag = new Int32Array(new SharedArrayBuffer(4));
+  const onStop = () => Atomics.store(flag, 0, 1);
+  stop.addEventListener('abort', onStop, { once: true });
+  const workers = Array.from({ length: workerCount(lane) }, (_, i) =>
+    workerLane(lane, { config: { ...lane.config, token: laneToken(lane.config, i + 1) }, stop: flag }, () => {
+      if (next >= end) return undefined;
+      const from = next;
+      next = Math.min(end, next + BATCH);
+      return jobs.slice(from, next);
+    }),
+  );
+  try {
+    await Promise.all([
+      sliced(
+        stop,
+        () => {
+          if (end <= next) return false;
+          const job = jobs[--end] as Job;
+          copier.crossDevice = job.root.crossDevice;
+          try {
+            const placed = copier.run(job) === PLACED;
+            lane.counted(job, placed);
+            if (placed) {
+              files++;
+              bytes += job.size;
+              last = job.dest;
+            }
+          } catch (error) {
+            lane.failed(error, job);
+          }
+          if (copier.crossDevice) job.root.crossDevice = true;
+          return true;
+        },
+        () => {
+          if (files === 0) return;
+          lane.progress(files, bytes, last);
+          files = 0;
+          bytes = 0;
+        },
+      ),
+      ...workers,
+    ]);
+  } finally {
+    stop.removeEventListener('abort', onStop);
+  }
+}
+
+function pack(batch: readonly Job[]): BatchMessage {
+  const numbers = new Float64Array(batch.length * 3);
+  const flags = new Uint8Array(batch.length);
+  batch.forEach((job, i) => {
+    numbers[3 * i] = job.size;
+    numbers[3 * i + 1] = job.mode;
+    numbers[3 * i + 2] = job.mtimeMs;
+    flags[i] =
+      (job.kind === 'symlink' ? SYMLINK : 0) |
+      (job.noReplace ? NO_REPLACE : 0) |
+      (job.root.crossDevice ? CROSS_DEVICE : 0);
+  });
+  return { src: batch.map((j) => j.src), dest: batch.map((j) => j.dest), numbers, flags };
+}
+
+/**
+ * One worker thread taking batches until the queue is empty or the run stops. A worker that fails to start
+ * leaves its share to the main thread; one that dies mid-batch fails the run (what it did is unknown).
+ */
+async function workerLane(lane: SmallLane, init: WorkerInit, take: () => Job[] | undefined): Promise<void> {
+  let worker: Worker;
+  try {
+    worker = new Worker(WORKER_URL, { workerData: init });
+  } catch {
+    return;
+  }
+  let settle: ((reply: BatchReply | 'ready' | Error) => void) | undefined;
+  const answer = () => new Promise<BatchReply | 'ready' | Error>((resolve) => (settle = resolve));
+  worker.on('message', (m: BatchReply | 'ready') => settle?.(m));
+  worker.on('error', (e) => settle?.(e));
+  worker.on('exit', (code) => settle?.(new Error(`copy worker exited with code ${code}`)));
+  try {
+    if ((await answer()) !== 'ready') return;
+    let batch = take();
+    while (batch !== undefined && !lane.stop.aborted) {
+      const pending = answer();
+      worker.postMessage(pack(batch));
+      const reply = await pending;
+      if (reply === 'ready') continue;
+      if (reply instanceof Error) {
+        lane.failed(reply, batch[0] as Job);
+        return;
+      }
+      let files = 0;
+      let bytes = 0;
+      let last: string | undefined;
+      for (const i of reply.crossed) (batch[i] as Job).root.crossDevice = true;
+      const done = reply.error === undefined ? reply.ran : reply.ran - 1;
+      for (let i = 0; i < done; i++) {
+        const job = batch[i] as Job;
+        const placed = reply.placed[i] === 1;
+        lane.counted(job, placed);
+        if (placed) {
+          files++;
+          bytes += job.size;
+          last = job.dest;
+        }
+      }
+      if (files > 0) lane.progress(files, bytes, last);
+      if (reply.error !== undefined) {
+        lane.failed(deserializeError(reply.error), batch[done] as Job);
+        // The rest of the batch, unless the failure stopped the run.
+        batch = reply.ran < batch.length ? batch.slice(reply.ran) : take();
+      } else batch = reply.ran < batch.length ? undefined : take();
+    }
+  } finally {
+    await worker.terminate();
+  }
+}
