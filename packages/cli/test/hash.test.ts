@@ -85,6 +85,19 @@ describe('fsw hash', () => {
     expect(res.stdout).toBe(tool('b3sum', want).stdout);
   });
 
+  it('-r keeps argument order across directories, files, stdin and failures', async () => {
+    const res = await runFsw(['hash', '-r', 'a.txt', 'sub', '-', 'missing', 'sub/deeper', 'empty'], {
+      cwd: dir,
+      input: 'alpha\n',
+    });
+    expect(res.code).toBe(1);
+    const digest = tool('b3sum', ['a.txt']).stdout.split(' ')[0];
+    const files = ['a.txt', 'sub/b.txt', 'sub/deeper/c.txt'];
+    const tail = ['sub/deeper/c.txt', 'empty'];
+    expect(res.stdout).toBe(`${tool('b3sum', files).stdout}${digest}  -\n${tool('b3sum', tail).stdout}`);
+    expect(res.stderr).toContain('cannot open missing');
+  });
+
   it('reports unreadable paths on stderr, hashes the rest, and exits 1', async () => {
     const res = await runFsw(['hash', 'missing', 'a.txt', 'sub'], { cwd: dir });
     expect(res.code).toBe(1);

@@ -5,6 +5,8 @@ import { planSegments, validateRange } from './internal/plan.js';
 import { closePool, defaultConcurrency, getPool, type JobOutcome } from './internal/pool.js';
 import { hashFileAsync } from './internal/read-async.js';
 import type {
+  HashFileBatchesOptions,
+  HashFileEntry,
   HashFilesIterOptions,
   HashFilesOptions,
   HashFilesResult,
@@ -13,7 +15,12 @@ import type {
   HashResult,
 } from './types.js';
 
-type Settled = { readonly index: number; readonly outcome: JobOutcome };
+/** One input path's fate: its result, or the error that kept it from being hashed (skipped by `onError`). */
+interface Item {
+  readonly index: number;
+  readonly path: string;
+  readonly value: HashResult | HashError;
+}
 
 function resolveConcurrency(value: number | undefined): number {
   if (value === undefined) return defaultConcurrency();
@@ -48,8 +55,298 @@ async function plannedBytes(paths: readonly string[], range: HashRange | undefin
   return total;
 }
 
-function isSyncIterable(x: unknown): x is Iterable<string> {
+function isSyncIterable(x: unknown): x is Iterable<unknown> {
   return typeof x === 'object' && x !== null && Symbol.iterator in x;
+}
+
+function isAsyncIterable(x: unknown): x is AsyncIterable<unknown> {
+  return typeof (x as Partial<AsyncIterable<unknown>> | null)?.[Symbol.asyncIterator] === 'function';
+}
+
+function notAPath(value: unknown): HashError {
+  return new HashError('E_INVALID_ARGUMENT', `paths must be strings, got ${typeof value}`);
+}
+
+/**
+ * The paths of a batch, one at a time, from an array, an iterable, an async iterable, or (`batched`) an iterable or
+ * async iterable of arrays. `next()` answers synchronously whenever it can: awaiting every path of a walk would
+ * cost a promise round trip per file.
+ */
+class PathSource {
+  private readonly iterator: Iterator<unknown> | AsyncIterator<unknown>;
+  private readonly sync: boolean;
+  private chunk: readonly unknown[] = [];
+  private at = 0;
+  /** True once the input ended. */
+  done = false;
+  /** The paths up front, when the input is an array of paths (or, batched, an array of arrays). */
+  readonly known: readonly string[] | undefined;
+
+  constructor(
+    input: unknown,
+    private readonly batched: boolean,
+  ) {
+    if (!isSyncIterable(input) && !isAsyncIterable(input)) {
+      throw new HashError(
+        'E_INVALID_ARGUMENT',
+        batched
+          ? 'batches must be an iterable or an async iterable of arrays of strings'
+          : 'paths must be an array, an iterable or an async iterable of strings',
+      );
+    }
+    if (Array.isArray(input)) {
+      const flat = batched ? (input as unknown[]).flatMap((b) => this.check(b)) : (input as unknown[]);
+      this.known = flat as string[];
+      this.chunk = flat;
+      this.iterator = [][Symbol.iterator]();
+      this.sync = true;
+      return;
+    }
+    this.known = undefined;
+    this.sync = isSyncIterable(input);
+    this.iterator = this.sync
+      ? (input as Iterable<unknown>)[Symbol.iterator]()
+      : (input as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+  }
+
+  private check(batch: unknown): readonly unknown[] {
+    if (!Array.isArray(batch)) {
+      throw new HashError('E_INVALID_ARGUMENT', `each batch must be an array of paths, got ${typeof batch}`);
+    }
+    return batch;
+  }
+
+  /** The next path, undefined at the end; a promise only when the input must be awaited. */
+  next(): string | undefined | Promise<string | undefined> {
+    for (;;) {
+      if (this.at < this.chunk.length) {
+        const value = this.chunk[this.at++];
+        if (typeof value !== 'string') throw notAPath(value);
+        return value;
+      }
+      if (this.done || this.known !== undefined) {
+        this.done = true;
+        return undefined;
+      }
+      const step = this.iterator.next();
+      if (!this.sync) {
+        return (step as Promise<IteratorResult<unknown>>).then((r) => {
+          const taken = this.take(r);
+          return taken === null ? this.next() : taken;
+        });
+      }
+      const taken = this.take(step as IteratorResult<unknown>);
+      if (taken !== null) return taken;
+    }
+  }
+
+  /** Takes one step of the iterator: a path, undefined at the end, or null when a new batch is to be read from. */
+  private take(r: IteratorResult<unknown>): string | undefined | null {
+    if (r.done === true) {
+      this.done = true;
+      return undefined;
+    }
+    if (!this.batched) {
+      if (typeof r.value !== 'string') throw notAPath(r.value);
+      return r.value;
+    }
+    this.chunk = this.check(r.value);
+    this.at = 0;
+    return null;
+  }
+
+  /** Lets an unfinished input go (a walk stops). */
+  async close(): Promise<void> {
+    if (!this.done) await (this.iterator as AsyncIterator<unknown>).return?.();
+  }
+}
+
+interface CoreOptions extends HashFilesOptions {
+  readonly skipAll?: boolean;
+}
+
+/**
+ * The engine of every batch API: hashes the paths of `source` (small files on this thread, big ones and long runs
+ * on the worker pool) and yields, each time some finish, the items settled since the last yield, in the order they
+ * finished. A failure that `onError` does not skip is thrown; skipped ones come as items holding the error.
+ */
+async function* settle(source: PathSource, options: CoreOptions): AsyncGenerator<Item[], void, undefined> {
+  const algorithm = assertAlgorithm(options.algorithm ?? 'blake3');
+  const range = options.range;
+  validateRange(range);
+  const concurrency = resolveConcurrency(options.concurrency);
+  const { signal, onProgress } = options;
+  const onError = options.onError ?? (() => 'throw' as const);
+  const interval = options.progressIntervalMs ?? 100;
+  signal?.throwIfAborted();
+
+  const known = source.known;
+  const progress = {
+    bytesDone: 0,
+    bytesTotal: 0,
+    filesDone: 0,
+    filesTotal: known?.length ?? 0,
+    filesFailed: 0,
+  };
+  let lastReport = 0;
+  const report = (force: boolean) => {
+    if (onProgress === undefined) return;
+    const now = Date.now();
+    if (!force && now - lastReport < interval) return;
+    lastReport = now;
+    onProgress({ ...progress } satisfies HashProgress);
+  };
+  const knownTotal = onProgress !== undefined && known !== undefined;
+  if (knownTotal) {
+    progress.bytesTotal = await plannedBytes(known, range);
+    signal?.throwIfAborted();
+    report(true);
+  }
+  const onBytes = (n: number) => {
+    progress.bytesDone += n;
+    report(false);
+  };
+  const onPlanned = (n: number) => {
+    if (!knownTotal) progress.bytesTotal += n;
+  };
+
+  // One file at a time needs no worker: hash on this thread and skip the worker start-up.
+  const inline = concurrency === 1 || (known !== undefined && known.length <= 1);
+  const pool = inline ? undefined : getPool();
+  const batch = pool?.batch() ?? 0;
+  // Cancels files hashed on this thread (all of them when inline; only fallbacks otherwise).
+  const local = new AbortController();
+  const onAbort = () => {
+    pool?.cancelBatch(batch);
+    local.abort(signal?.reason);
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+
+  // Settled jobs in the order they finished; `wake` resumes the loop when one lands.
+  let ready: { index: number; path: string; outcome: JobOutcome }[] = [];
+  let inFlight = 0;
+  let wake: (() => void) | undefined;
+  const settled = (index: number, path: string, outcome: JobOutcome) => {
+    inFlight--;
+    ready.push({ index, path, outcome });
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const here = (index: number, path: string): Promise<void> =>
+    hashFileAsync(path, algorithm, range, local.signal, onBytes, onPlanned).then(
+      (result) => settled(index, path, { ok: true, result }),
+      (error: unknown) => {
+        if (local.signal.aborted) return settled(index, path, { ok: false, cancelled: true });
+        const err = HashError.is(error)
+          ? error
+          : new HashError('E_IO', `cannot hash ${path}: ${String(error)}`, { path, cause: error });
+        settled(index, path, { ok: false, error: err });
+      },
+    );
+  // Files hashed on this thread as a fallback run `concurrency` at a time (each holds two 1 MiB buffers).
+  let hereActive = 0;
+  const hereWaiting: (() => void)[] = [];
+  const hereLimited = async (index: number, path: string): Promise<void> => {
+    if (hereActive >= concurrency) await new Promise<void>((resolve) => hereWaiting.push(resolve));
+    hereActive++;
+    try {
+      await here(index, path);
+    } finally {
+      hereActive--;
+      hereWaiting.shift()?.();
+    }
+  };
+  const launch = (index: number, path: string) => {
+    inFlight++;
+    if (pool === undefined) {
+      void here(index, path);
+      return;
+    }
+    pool.run(concurrency, batch, path, algorithm, range, onBytes, onPlanned, (outcome) => {
+      // No worker could load (a bundle without dist/internal/worker.js): hash on this thread instead.
+      if ('unavailable' in outcome) void hereLimited(index, path);
+      else settled(index, path, outcome);
+    });
+  };
+
+  // Workers hold up to 32 files each and the pool as many again, so that none waits for the main thread.
+  const limit = inline ? concurrency : concurrency * 64;
+  let nextIndex = 0;
+  let finished = false;
+  try {
+    for (;;) {
+      while (!source.done && inFlight < limit) {
+        let path = source.next();
+        if (typeof path === 'object') path = await path;
+        if (path === undefined) break;
+        const index = nextIndex++;
+        if (known === undefined) progress.filesTotal = nextIndex;
+        launch(index, path);
+      }
+      if (ready.length === 0) {
+        if (inFlight === 0) break;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+      }
+      signal?.throwIfAborted();
+      const landed = ready;
+      ready = [];
+      const items: Item[] = [];
+      for (const { index, path, outcome } of landed) {
+        progress.filesDone++;
+        if (outcome.ok) {
+          items.push({ index, path, value: outcome.result });
+        } else if ('error' in outcome) {
+          if (options.skipAll !== true && onError(outcome.error) !== 'skip') throw outcome.error;
+          progress.filesFailed++;
+          items.push({ index, path, value: outcome.error });
+        } else {
+          // Cancelled without our signal aborting: cannot happen unless the pool was closed under us.
+          throw new HashError('E_IO', 'the hashing pool was closed while a batch was running');
+        }
+      }
+      report(false);
+      yield items;
+    }
+    finished = true;
+    report(true);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    if (!finished) {
+      pool?.cancelBatch(batch);
+      local.abort(new Error('cancelled'));
+      while (inFlight > 0) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+      }
+      await source.close();
+    }
+  }
+}
+
+/** Puts items back in input order: `take` returns those that are next in line, holding back early finishers. */
+class Reorder {
+  private readonly held = new Map<number, Item>();
+  private next = 0;
+  take(items: readonly Item[]): Item[] {
+    const out: Item[] = [];
+    for (const item of items) {
+      if (item.index !== this.next) {
+        this.held.set(item.index, item);
+        continue;
+      }
+      out.push(item);
+      this.next++;
+      for (let h = this.held.get(this.next); h !== undefined; h = this.held.get(this.next)) {
+        this.held.delete(this.next++);
+        out.push(h);
+      }
+    }
+    return out;
+  }
 }
 
 /**
@@ -72,182 +369,43 @@ export async function* hashFilesIter(
   paths: Iterable<string> | AsyncIterable<string>,
   options: HashFilesIterOptions = {},
 ): AsyncGenerator<HashResult, void, undefined> {
-  const algorithm = assertAlgorithm(options.algorithm ?? 'blake3');
-  if (
-    !isSyncIterable(paths) &&
-    typeof (paths as Partial<AsyncIterable<string>>)?.[Symbol.asyncIterator] !== 'function'
-  ) {
-    throw new HashError(
-      'E_INVALID_ARGUMENT',
-      'paths must be an array, an iterable or an async iterable of strings',
-    );
+  const source = new PathSource(paths, false);
+  const order = options.ordered === true ? new Reorder() : undefined;
+  for await (const landed of settle(source, options)) {
+    for (const item of order?.take(landed) ?? landed) {
+      // The consumer may abort while it holds a result: the next one must not come out.
+      options.signal?.throwIfAborted();
+      if (!HashError.is(item.value)) yield item.value;
+    }
   }
-  const range = options.range;
-  validateRange(range);
-  const concurrency = resolveConcurrency(options.concurrency);
-  const { signal, onProgress } = options;
-  const onError = options.onError ?? (() => 'throw' as const);
-  const ordered = options.ordered === true;
-  const interval = options.progressIntervalMs ?? 100;
-  signal?.throwIfAborted();
+}
 
-  const isArray = Array.isArray(paths);
-  const progress = {
-    bytesDone: 0,
-    bytesTotal: 0,
-    filesDone: 0,
-    filesTotal: isArray ? (paths as readonly string[]).length : 0,
-    filesFailed: 0,
-  };
-  let lastReport = 0;
-  const report = (force: boolean) => {
-    if (onProgress === undefined) return;
-    const now = Date.now();
-    if (!force && now - lastReport < interval) return;
-    lastReport = now;
-    onProgress({ ...progress } satisfies HashProgress);
-  };
-  const knownTotal = onProgress !== undefined && isArray;
-  if (knownTotal) {
-    progress.bytesTotal = await plannedBytes(paths as readonly string[], range);
-    signal?.throwIfAborted();
-    report(true);
-  }
-  const onBytes = (n: number) => {
-    progress.bytesDone += n;
-    report(false);
-  };
-  const onPlanned = (n: number) => {
-    if (!knownTotal) progress.bytesTotal += n;
-  };
-
-  // One file at a time needs no worker: hash on this thread and skip the worker start-up.
-  const inline = concurrency === 1 || (isArray && (paths as readonly string[]).length <= 1);
-  const pool = inline ? undefined : getPool();
-  const batch = pool?.batch() ?? 0;
-  // Cancels files hashed on this thread (all of them when inline; only fallbacks otherwise).
-  const local = new AbortController();
-  const onAbort = () => {
-    pool?.cancelBatch(batch);
-    local.abort(signal?.reason);
-  };
-  signal?.addEventListener('abort', onAbort, { once: true });
-
-  const here = (index: number, path: string): Promise<Settled> =>
-    hashFileAsync(path, algorithm, range, local.signal, onBytes, onPlanned).then(
-      (result): Settled => ({ index, outcome: { ok: true, result } }),
-      (error: unknown): Settled => {
-        if (local.signal.aborted) return { index, outcome: { ok: false, cancelled: true } };
-        const err = HashError.is(error)
-          ? error
-          : new HashError('E_IO', `cannot hash ${path}: ${String(error)}`, { path, cause: error });
-        return { index, outcome: { ok: false, error: err } };
-      },
+/**
+ * Hashes paths that come in batches — arrays, e.g. the `batches()` of a `@fsw/walk` walk — and yields, each time
+ * some finish, the next stretch of entries in input order: `{ path, result }`, or `{ path, error }` for a file that
+ * could not be hashed. Every path gets exactly one entry, so a caller can print errors in place (as `fsw hash`
+ * does); nothing is dropped. It runs as {@link hashFilesIter} and takes the same options but `onError` and
+ * `ordered`, at a lower cost per file: one `await` per batch of input and per stretch of output, not per path.
+ *
+ * @throws {HashError} `E_INVALID_ARGUMENT` (unknown algorithm, bad range or concurrency, a batch that is not an
+ *   array of strings).
+ * @throws `signal.reason` when the signal aborts.
+ */
+export async function* hashFileBatches(
+  batches: Iterable<readonly string[]> | AsyncIterable<readonly string[]>,
+  options: HashFileBatchesOptions = {},
+): AsyncGenerator<HashFileEntry[], void, undefined> {
+  const source = new PathSource(batches, true);
+  const order = new Reorder();
+  for await (const landed of settle(source, { ...options, skipAll: true })) {
+    const out = order.take(landed);
+    if (out.length === 0) continue;
+    yield out.map(
+      (item): HashFileEntry =>
+        HashError.is(item.value)
+          ? { path: item.path, error: item.value }
+          : { path: item.path, result: item.value },
     );
-  // Files hashed on this thread as a fallback run `concurrency` at a time (each holds two 1 MiB buffers).
-  let hereActive = 0;
-  const hereWaiting: (() => void)[] = [];
-  const hereLimited = async (index: number, path: string): Promise<Settled> => {
-    if (hereActive >= concurrency) await new Promise<void>((resolve) => hereWaiting.push(resolve));
-    hereActive++;
-    try {
-      return await here(index, path);
-    } finally {
-      hereActive--;
-      hereWaiting.shift()?.();
-    }
-  };
-  const start = (index: number, path: string): Promise<Settled> => {
-    if (pool === undefined) return here(index, path);
-    return pool.run(concurrency, batch, path, algorithm, range, onBytes, onPlanned).then((outcome) =>
-      // No worker could load (a bundle without dist/internal/worker.js): hash on this thread instead.
-      'unavailable' in outcome ? hereLimited(index, path) : { index, outcome },
-    );
-  };
-
-  // Workers hold up to 32 files each and the pool as many again, so that none waits for the main thread.
-  const limit = inline ? concurrency : concurrency * 64;
-  // Settled jobs in the order they finished; `wake` resumes the loop when one lands.
-  const ready: Settled[] = [];
-  const all = new Set<Promise<void>>();
-  let inFlight = 0;
-  let wake: (() => void) | undefined;
-  const launch = (index: number, path: string) => {
-    inFlight++;
-    const p = start(index, path).then((settled) => {
-      inFlight--;
-      ready.push(settled);
-      all.delete(p);
-      const w = wake;
-      wake = undefined;
-      w?.();
-    });
-    all.add(p);
-  };
-  const held = new Map<number, HashResult | null>();
-  let nextOut = 0;
-  let nextIndex = 0;
-  const iterator: Iterator<string> | AsyncIterator<string> = isSyncIterable(paths)
-    ? paths[Symbol.iterator]()
-    : (paths as AsyncIterable<string>)[Symbol.asyncIterator]();
-  let exhausted = false;
-  let finished = false;
-  try {
-    for (;;) {
-      while (!exhausted && inFlight < limit) {
-        const next = await iterator.next();
-        if (next.done === true) {
-          exhausted = true;
-          break;
-        }
-        if (typeof next.value !== 'string') {
-          throw new HashError('E_INVALID_ARGUMENT', `paths must be strings, got ${typeof next.value}`);
-        }
-        const index = nextIndex++;
-        if (!isArray) progress.filesTotal = nextIndex;
-        launch(index, next.value);
-      }
-      if (ready.length === 0) {
-        if (inFlight === 0) break;
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-      }
-      const { index, outcome } = ready.shift()!;
-      signal?.throwIfAborted();
-      progress.filesDone++;
-      let value: HashResult | null;
-      if (outcome.ok) {
-        value = outcome.result;
-      } else if ('error' in outcome) {
-        if (onError(outcome.error) !== 'skip') throw outcome.error;
-        progress.filesFailed++;
-        value = null;
-      } else {
-        // Cancelled without our signal aborting: cannot happen unless the pool was closed under us.
-        throw new HashError('E_IO', 'the hashing pool was closed while a batch was running');
-      }
-      report(false);
-      if (!ordered) {
-        if (value !== null) yield value;
-        continue;
-      }
-      held.set(index, value);
-      for (let v = held.get(nextOut); v !== undefined; v = held.get(nextOut)) {
-        held.delete(nextOut++);
-        if (v !== null) yield v;
-      }
-    }
-    finished = true;
-    report(true);
-  } finally {
-    signal?.removeEventListener('abort', onAbort);
-    if (!finished) {
-      pool?.cancelBatch(batch);
-      local.abort(new Error('cancelled'));
-      await Promise.allSettled(all);
-      if (!exhausted) await (iterator as AsyncIterator<string>).return?.();
-    }
   }
 }
 

@@ -123,3 +123,11 @@ export interface HashStreamOptions {
   /** Stops reading; the promise rejects with `signal.reason`. */
   readonly signal?: AbortSignal;
 }
+
+/** Options of `hashFileBatches`: those of `hashFiles` but `onError` (every error comes back as an entry). */
+export type HashFileBatchesOptions = Omit<HashFilesOptions, 'onError'>;
+
+/** One path's entry from `hashFileBatches`: its result, or the error that kept it from being hashed. */
+export type HashFileEntry =
+  | { readonly path: string; readonly result: HashResult; readonly error?: undefined }
+  | { readonly path: string; readonly error: HashError; readonly result?: undefined };

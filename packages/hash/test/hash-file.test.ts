@@ -217,6 +217,18 @@ describe('files that cannot be hashed', () => {
       expect(changed).toBe(true);
     }
   });
+
+  it('a small file read whole in one call must read exactly its size, else E_CHANGED', async () => {
+    // A /proc file claims 0 bytes but reads more: the one-read path (calling thread and workers) asks for one byte
+    // past the size fstat gave, so a file that grew meanwhile is caught without a second fstat.
+    const small = join(dir, 'small');
+    writeFileSync(small, 'steady');
+    const res = await hashFiles(['/proc/self/stat', small], { concurrency: 2, onError: () => 'skip' });
+    expect(res.map((r) => r.path)).toEqual([small]);
+    expect(res[0]!.digest).toBe(reference('blake3', small));
+    expect(res.skipped[0]).toMatchObject({ code: 'E_CHANGED', path: '/proc/self/stat' });
+    expect(res.skipped[0]!.message).toContain('grew');
+  });
 });
 
 describe('hashStream and hashBlob', () => {

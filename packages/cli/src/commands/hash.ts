@@ -1,7 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
-import { HashError } from '@fsw/errors';
-import type { HashAlgorithm, HashResult } from '@fsw/hash';
+import type { HashAlgorithm, HashFileEntry, HashResult } from '@fsw/hash';
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
 import { outputFor, withOutputOptions } from '../context.js';
@@ -47,8 +46,11 @@ class LineWriter {
       this.closed = true;
     });
   }
-  async line(text: string): Promise<void> {
+  /** Adds a line without writing: the caller flushes once per stretch of lines ({@link flushIfFull}). */
+  add(text: string): void {
     this.buffer += `${text}\n`;
+  }
+  async flushIfFull(): Promise<void> {
     if (this.buffer.length >= CHUNK) await this.flush();
   }
   async flush(): Promise<void> {
@@ -110,97 +112,82 @@ async function hashStdin(algorithm: HashAlgorithm): Promise<HashResult> {
   return { path: '-', algorithm, digest: hasher.digest(), size, engine: hasher.engine };
 }
 
-type Outcome = { readonly path: string } & (
-  | { readonly result: HashResult; readonly error?: undefined }
-  | { readonly error: HashError; readonly result?: undefined }
-);
+type Progress = (p: { bytesDone: number; bytesTotal: number }) => void;
 
-/**
- * Hashes `paths` (possibly produced lazily, e.g. by a walk) and yields each path's result or error in input order.
- * `'-'` stands for `stdin`, hashed beforehand. `hashFilesIter({ ordered: true })` leaves out the files `onError`
- * skips; since it settles earlier inputs first, every queued path before a result's position is a failed one.
- */
-async function* hashInOrder(
-  paths: readonly string[] | AsyncIterable<string>,
-  algorithm: HashAlgorithm,
-  concurrency: number | undefined,
-  stdin: HashResult | undefined,
-  onProgress: ((p: { bytesDone: number; bytesTotal: number }) => void) | undefined,
-): AsyncGenerator<Outcome> {
-  const { hashFilesIter } = await import('@fsw/hash');
-  const queue: string[] = [];
-  let head = 0;
-  const errors = new Map<string, HashError[]>();
-  async function* tracked() {
-    for await (const p of paths as AsyncIterable<string>) {
-      queue.push(p);
-      if (p !== '-' || stdin === undefined) yield p;
-    }
-  }
-  const settle = (path: string): Outcome => {
-    if (path === '-' && stdin !== undefined) return { path, result: stdin };
-    const error = errors.get(path)?.shift() ?? new HashError('E_IO', `cannot hash ${path}`, { path });
-    return { path, error };
-  };
-  // An array goes in as one: the library then knows the count (a single file is hashed without worker threads).
-  const input = Array.isArray(paths) ? paths.filter((p) => p !== '-' || stdin === undefined) : tracked();
-  if (Array.isArray(paths)) queue.push(...paths);
-  for await (const result of hashFilesIter(input, {
-    algorithm,
-    ordered: true,
-    ...(concurrency !== undefined ? { concurrency } : {}),
-    ...(onProgress !== undefined ? { onProgress } : {}),
-    onError: (error) => {
-      const key = error.path ?? '';
-      errors.set(key, [...(errors.get(key) ?? []), error]);
-      return 'skip';
-    },
-  })) {
-    while (head < queue.length && queue[head] !== result.path) yield settle(queue[head++]!);
-    head++;
-    // Drop what was printed, so that a walk of millions of files does not keep every path.
-    if (head >= 4096) {
-      queue.splice(0, head);
-      head = 0;
-    }
-    yield { path: result.path, result };
-  }
-  while (head < queue.length) yield settle(queue[head++]!);
+/** The hashing options the command passes on. */
+interface RunOptions {
+  readonly algorithm: HashAlgorithm;
+  readonly concurrency: number | undefined;
+  readonly onProgress: Progress | undefined;
 }
 
-/** Expands the command line's paths: directories through `@fsw/walk` with `-r`, `-` left as is. */
-async function* expand(paths: readonly string[], out: Output): AsyncGenerator<string> {
-  for (const p of paths) {
-    if (p === '-') {
-      yield p;
-      continue;
+/** Hashes batches of paths, yielding stretches of `{ path, result } | { path, error }` in input order. */
+async function* hashBatches(
+  batches: Iterable<readonly string[]> | AsyncIterable<readonly string[]>,
+  options: RunOptions,
+): AsyncGenerator<HashFileEntry[]> {
+  const { hashFileBatches } = await import('@fsw/hash');
+  yield* hashFileBatches(batches, {
+    algorithm: options.algorithm,
+    ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
+    ...(options.onProgress !== undefined ? { onProgress: options.onProgress } : {}),
+  });
+}
+
+/** The files under `dir` in sorted order, in the walk's batches (one await per batch, not per file). */
+async function* walkBatches(dir: string, out: Output): AsyncGenerator<string[]> {
+  const { walk } = await import('@fsw/walk');
+  const entries = walk(dir, {
+    type: 'file',
+    sort: true,
+    onError: (error) => {
+      out.warn(error.message);
+      return 'skip';
+    },
+  });
+  for await (const batch of entries.batches()) {
+    const paths: string[] = [];
+    for (const entry of batch) {
+      if (entry.rawPath !== undefined) out.warn(`skipping ${entry.path}: its name is not valid UTF-8`);
+      else paths.push(entry.path);
     }
-    let isDir = false;
-    try {
-      isDir = (await stat(p)).isDirectory();
-    } catch {
-      // Not there or unreadable: hashing it reports the error in the usual form.
-    }
-    if (!isDir) {
-      yield p;
-      continue;
-    }
-    const { walk } = await import('@fsw/walk');
-    for await (const entry of walk(p, {
-      type: 'file',
-      sort: true,
-      onError: (error) => {
-        out.warn(error.message);
-        return 'skip';
-      },
-    })) {
-      if (entry.rawPath !== undefined) {
-        out.warn(`skipping ${entry.path}: its name is not valid UTF-8`);
-        continue;
-      }
-      yield entry.path;
-    }
+    if (paths.length > 0) yield paths;
   }
+}
+
+/**
+ * The command line's paths as groups hashed one after the other, in argument order: a run of plain paths (hashed
+ * as one parallel batch), a directory walked with `-r`, or `-` (stdin, hashed beforehand).
+ */
+type Group =
+  | { readonly kind: 'files'; readonly paths: string[] }
+  | { readonly kind: 'dir'; readonly path: string }
+  | { readonly kind: 'stdin' };
+
+async function groupsOf(paths: readonly string[], recursive: boolean): Promise<Group[]> {
+  const groups: Group[] = [];
+  let files: string[] | undefined;
+  for (const p of paths) {
+    let isDir = false;
+    if (p !== '-' && recursive) {
+      try {
+        isDir = (await stat(p)).isDirectory();
+      } catch {
+        // Not there or unreadable: hashing it reports the error in the usual form.
+      }
+    }
+    if (p !== '-' && !isDir) {
+      if (files === undefined) {
+        files = [];
+        groups.push({ kind: 'files', paths: files });
+      }
+      files.push(p);
+      continue;
+    }
+    files = undefined;
+    groups.push(p === '-' ? { kind: 'stdin' } : { kind: 'dir', path: p });
+  }
+  return groups;
 }
 
 async function runHash(ctx: CommandContext, paths: readonly string[], flags: HashFlags): Promise<void> {
@@ -210,40 +197,48 @@ async function runHash(ctx: CommandContext, paths: readonly string[], flags: Has
   const list = paths.length === 0 ? ['-'] : paths;
   if (list.filter((p) => p === '-').length > 1) throw new UsageError("'-' (stdin) may be given only once");
   const writer = new LineWriter(ctx.io.stdout);
-  const emit = async (r: HashResult) => {
-    if (out.json) {
-      await writer.line(JSON.stringify(r));
-    } else {
-      await writer.line(sumLine(r.digest, r.path));
-    }
-  };
-  // stdin is read first, so that the files can be hashed in one parallel batch; output keeps the argument order.
+  const add = (r: HashResult) => writer.add(out.json ? JSON.stringify(r) : sumLine(r.digest, r.path));
+  // stdin is read first, so that the files can be hashed in parallel batches; output keeps the argument order.
   const stdinResult = list.includes('-') ? await hashStdin(algorithm) : undefined;
   const bar = out.progress({ unit: 'bytes', label: algorithm });
   // Progress costs a stat of every listed file up front: ask for it only when a bar is drawn (the rule of
   // Output.progress: stderr is a terminal, no --json/--quiet, not CI).
   const drawn = !out.json && !out.quiet && ctx.io.stderr.isTTY === true && ctx.io.env.CI !== 'true';
-  try {
-    for await (const o of hashInOrder(
-      flags.recursive === true ? expand(list, out) : list,
-      algorithm,
-      concurrency,
-      stdinResult,
-      drawn
-        ? (p) => {
-            bar.setTotal(p.bytesTotal);
-            bar.update(p.bytesDone);
-          }
-        : undefined,
-    )) {
-      // Leaving the loop cancels the files still being hashed.
-      if (writer.closed) break;
-      if (o.result !== undefined) {
-        await emit(o.result);
-      } else {
-        await writer.flush();
-        out.warn(o.error.message);
+  // Groups are hashed one after the other: the bar adds up their bytes.
+  let doneBefore = 0;
+  let totalBefore = 0;
+  let last = { bytesDone: 0, bytesTotal: 0 };
+  const onProgress: Progress | undefined = drawn
+    ? (p) => {
+        last = p;
+        bar.setTotal(totalBefore + p.bytesTotal);
+        bar.update(doneBefore + p.bytesDone);
       }
+    : undefined;
+  try {
+    for (const group of await groupsOf(list, flags.recursive === true)) {
+      if (group.kind === 'stdin') {
+        if (stdinResult !== undefined) add(stdinResult);
+        continue;
+      }
+      const batches = group.kind === 'files' ? [group.paths] : walkBatches(group.path, out);
+      // Leaving the loop cancels the files still being hashed.
+      for await (const entries of hashBatches(batches, { algorithm, concurrency, onProgress })) {
+        for (const entry of entries) {
+          if (entry.result !== undefined) {
+            add(entry.result);
+          } else {
+            await writer.flush();
+            out.warn(entry.error.message);
+          }
+        }
+        if (writer.closed) break;
+        await writer.flushIfFull();
+      }
+      doneBefore += last.bytesDone;
+      totalBefore += last.bytesTotal;
+      last = { bytesDone: 0, bytesTotal: 0 };
+      if (writer.closed) break;
     }
   } finally {
     bar.stop();
@@ -319,38 +314,36 @@ async function runCheck(ctx: CommandContext, listFile: string, flags: HashFlags)
     while (j < entries.length && entries[j]!.algorithm === algorithm) j++;
     const run = entries.slice(i, j);
     let k = 0;
-    for await (const o of hashInOrder(
-      run.map((e) => e.path),
-      algorithm,
-      concurrency,
-      undefined,
-      undefined,
-    )) {
-      const entry = run[k++]!;
-      const shown = escapeName(entry.path);
-      if (o.error !== undefined) {
-        unreadable++;
-        await writer.flush();
-        out.warn(o.error.message);
-        if (out.json) await writer.line(JSON.stringify({ path: entry.path, ok: false, error: o.error.code }));
-        else await writer.line(`${shown.prefix}${shown.name}: FAILED open or read`);
-        continue;
+    const paths = run.map((e) => e.path);
+    for await (const stretch of hashBatches([paths], { algorithm, concurrency, onProgress: undefined })) {
+      for (const o of stretch) {
+        const entry = run[k++]!;
+        const shown = escapeName(entry.path);
+        if (o.error !== undefined) {
+          unreadable++;
+          await writer.flush();
+          out.warn(o.error.message);
+          if (out.json) writer.add(JSON.stringify({ path: entry.path, ok: false, error: o.error.code }));
+          else writer.add(`${shown.prefix}${shown.name}: FAILED open or read`);
+          continue;
+        }
+        const ok = o.result.digest === entry.digest;
+        if (!ok) mismatched++;
+        if (out.json) {
+          writer.add(
+            JSON.stringify({
+              path: entry.path,
+              ok,
+              algorithm,
+              expected: entry.digest,
+              actual: o.result.digest,
+            }),
+          );
+        } else if (!ok || !out.quiet) {
+          writer.add(`${shown.prefix}${shown.name}: ${ok ? 'OK' : 'FAILED'}`);
+        }
       }
-      const ok = o.result.digest === entry.digest;
-      if (!ok) mismatched++;
-      if (out.json) {
-        await writer.line(
-          JSON.stringify({
-            path: entry.path,
-            ok,
-            algorithm,
-            expected: entry.digest,
-            actual: o.result.digest,
-          }),
-        );
-      } else if (!ok || !out.quiet) {
-        await writer.line(`${shown.prefix}${shown.name}: ${ok ? 'OK' : 'FAILED'}`);
-      }
+      await writer.flushIfFull();
     }
     i = j;
   }

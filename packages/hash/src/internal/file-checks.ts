@@ -60,6 +60,15 @@ export function shrunk(path: string, expected: number, got: number): HashError {
   );
 }
 
+/** A file read whole in one call returned another count of bytes than its size: it grew or shrank meanwhile. */
+export function sizeChanged(path: string, expected: number, got: number): HashError {
+  return got < expected
+    ? shrunk(path, expected, got)
+    : new HashError('E_CHANGED', `${path} changed while it was hashed (it grew past its ${expected} bytes)`, {
+        path,
+      });
+}
+
 const free: Buffer[] = [];
 
 /** A CHUNK_BYTES buffer, reused across calls. */

@@ -1,4 +1,4 @@
-import { availableParallelism, loadavg } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { HashError } from '@fsw/errors';
 import type { HashAlgorithm, HashRange, HashResult } from '../types.js';
@@ -14,6 +14,7 @@ import {
 } from './protocol.js';
 import type { RawHasher } from './raw.js';
 import { hashFileSync } from './read-sync.js';
+import { SpareCoreProbe } from './spare-core.js';
 
 /** The settled outcome of one job; `cancelled` when its batch was cancelled before or while it ran. */
 export type JobOutcome =
@@ -60,23 +61,11 @@ const WORKER_URL = new URL('./worker.js', import.meta.url);
 const LANE_SLICE_MS = 4;
 /** Files planned to hash more than this (one read) are left to the worker threads. */
 const LANE_MAX_BYTES = CHUNK_BYTES;
-/** Workers start only once the main thread has hashed this long with files still queued. */
-const LANE_ALONE_MS = 50;
-
 /**
- * True when the machine has a core to spare for a worker thread. On a machine already loaded to every core, another
- * thread of small files does not finish sooner: it only adds its start-up and its messages to the CPU time.
+ * Workers start only once the main thread has hashed this long with files still queued: a worker costs ~90 ms of
+ * CPU to start, and a short batch is done before it would be ready.
  */
-function coreToSpare(): boolean {
-  const now = performance.now();
-  if (now - spareCheckedAt >= 250) {
-    spareCheckedAt = now;
-    spare = loadavg()[0]! < Math.max(1, availableParallelism()) - 0.5;
-  }
-  return spare;
-}
-let spareCheckedAt = Number.NEGATIVE_INFINITY;
-let spare = false;
+const LANE_ALONE_MS = 15;
 
 /**
  * The parent's Node options minus those about the main script (`-e`, `--input-type`...), which a worker inherits by
@@ -221,7 +210,7 @@ class Pool {
         (best === undefined || best.pending.size > 0) &&
         (this.bigQueue.length > 0
           ? this.slots.length < this.target
-          : this.slots.length < this.target - 1 && this.laneBusyMs >= LANE_ALONE_MS && coreToSpare())
+          : this.slots.length < this.target - 1 && this.laneBusyMs >= LANE_ALONE_MS && this.probe.spare())
       ) {
         this.grow(this.slots.length + 1);
         best = this.slots.at(-1);
@@ -255,6 +244,8 @@ class Pool {
   /** Milliseconds the lane has hashed in this process (workers, once started, are kept warm). */
   private laneBusyMs = 0;
   private laneScheduled = false;
+  /** Measures whether a core is idle while the lane runs, to decide on a worker for small files. */
+  private readonly probe = new SpareCoreProbe();
   private laneBuf: Buffer | undefined;
   private readonly laneHashers = new Map<HashAlgorithm, LaneHasher>();
 
@@ -280,6 +271,7 @@ class Pool {
    */
   private async lane(): Promise<void> {
     const started = performance.now();
+    if (this.slots.length < this.target - 1) this.probe.start();
     this.laneBuf ??= takeBuffer();
     const buf = this.laneBuf;
     let handedOver = false;
@@ -358,8 +350,9 @@ class Pool {
   }
 
   /**
-   * Queues one file for the pool, which grows to `workers` threads while all are busy.
-   * Never rejects: failures and cancellation come back as a {@link JobOutcome}.
+   * Queues one file for the pool, which grows to `workers` threads while all are busy. `done` is called once with
+   * the outcome (never an exception: failures and cancellation are outcomes), synchronously or later: a callback
+   * rather than a promise per file, which counts when hashing many small files.
    */
   run(
     workers: number,
@@ -369,21 +362,23 @@ class Pool {
     range: HashRange | undefined,
     onBytes: (n: number) => void,
     onPlanned: (n: number) => void,
-  ): Promise<JobOutcome> {
-    if (this.unavailable) return Promise.resolve({ ok: false, unavailable: true });
+    done: (outcome: JobOutcome) => void,
+  ): void {
+    if (this.unavailable) {
+      done({ ok: false, unavailable: true });
+      return;
+    }
     this.target = workers;
     const id = this.nextId++;
-    return new Promise<JobOutcome>((resolve) => {
-      this.queue.push({
-        message: { type: 'job', id, batch, path, algorithm, range },
-        pending: { onBytes, onPlanned, resolve },
-      });
-      // Jobs queued in the same tick leave together.
-      if (!this.scheduled) {
-        this.scheduled = true;
-        queueMicrotask(() => this.dispatch());
-      }
+    this.queue.push({
+      message: { type: 'job', id, batch, path, algorithm, range },
+      pending: { onBytes, onPlanned, resolve: done },
     });
+    // Jobs queued in the same tick leave together.
+    if (!this.scheduled) {
+      this.scheduled = true;
+      queueMicrotask(() => this.dispatch());
+    }
   }
 
   /** Stops every worker (they are re-created on the next batch). */

@@ -1,6 +1,14 @@
 import { closeSync, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import type { HashAlgorithm, HashRange, HashResult } from '../types.js';
-import { CHUNK_BYTES, checkRegular, checkUnchanged, ioError, OPEN_FLAGS, shrunk } from './file-checks.js';
+import {
+  CHUNK_BYTES,
+  checkRegular,
+  checkUnchanged,
+  ioError,
+  OPEN_FLAGS,
+  shrunk,
+  sizeChanged,
+} from './file-checks.js';
 import { toHex } from './hex.js';
 import { planSegments } from './plan.js';
 import type { RawHasher } from './raw.js';
@@ -38,7 +46,24 @@ export function hashFileSync(
     }
     checkRegular(before, path);
     hasher.reset();
-    const segments = planSegments(before.size, range);
+    const size = before.size;
+    if (range === undefined && size < buf.length && size <= maxBytes) {
+      // The whole file in one read, asking for one byte more than fstat promised: a file that grew or shrank since
+      // reads a different count. One read is one snapshot, so the second fstat (and its Stats object, four Dates in
+      // Node 20) that guards multi-read files against changes between reads is not needed here.
+      onPlanned?.(size);
+      let n: number;
+      try {
+        n = readSync(fd, buf, 0, size + 1, 0);
+      } catch (e) {
+        throw ioError(e, path, 'read');
+      }
+      if (n !== size) throw sizeChanged(path, size, n);
+      hasher.update(buf.subarray(0, n));
+      if (n > 0) onBytes(n);
+      return { path, algorithm, digest: hasher.digestHex?.() ?? toHex(hasher.digest()), size, engine };
+    }
+    const segments = planSegments(size, range);
     const planned = segments.reduce((n, s) => n + s.length, 0);
     if (planned > maxBytes) return null;
     onPlanned?.(planned);
