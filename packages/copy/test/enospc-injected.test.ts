@@ -8,22 +8,41 @@ import { CopyError } from '@fsw/errors';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { makeTree, readTree, tempDir, tempFiles } from './helpers.js';
 
-/** After `budget` successful copyFile calls, the next ones write part of the file and fail with ENOSPC, as a full disk does. */
+/**
+ * After `budget` successful copies, the next ones write part of the file and fail with ENOSPC, as a full disk does.
+ * Small files go through `copyFileSync` (node:fs), large ones through `copyFile` (node:fs/promises).
+ */
 const disk = vi.hoisted(() => ({ budget: Number.POSITIVE_INFINITY }));
+
+function noSpace(src: unknown, dest: unknown): Error {
+  return Object.assign(
+    new Error(`ENOSPC: no space left on device, copyfile '${String(src)}' -> '${String(dest)}'`),
+    {
+      code: 'ENOSPC',
+      syscall: 'copyfile',
+    },
+  );
+}
+
+vi.mock('node:fs', async (importOriginal) => {
+  const fs = await importOriginal<typeof import('node:fs')>();
+  const copyFileSync: typeof fs.copyFileSync = (src, dest, mode) => {
+    if (disk.budget <= 0) {
+      fs.writeFileSync(dest as string, 'partial');
+      throw noSpace(src, dest);
+    }
+    disk.budget--;
+    fs.copyFileSync(src, dest, mode);
+  };
+  return { ...fs, copyFileSync, default: { ...fs, copyFileSync } };
+});
 
 vi.mock('node:fs/promises', async (importOriginal) => {
   const fs = await importOriginal<typeof import('node:fs/promises')>();
   const copyFile: typeof fs.copyFile = async (src, dest, mode) => {
     if (disk.budget <= 0) {
       await fs.writeFile(dest as string, 'partial');
-      const error = Object.assign(
-        new Error(`ENOSPC: no space left on device, copyfile '${String(src)}' -> '${String(dest)}'`),
-        {
-          code: 'ENOSPC',
-          syscall: 'copyfile',
-        },
-      );
-      throw error;
+      throw noSpace(src, dest);
     }
     disk.budget--;
     return fs.copyFile(src, dest, mode);

@@ -140,7 +140,8 @@ describe.skipIf(!shmAvailable)('move across filesystems (EXDEV, /dev/shm)', () =
 
   it('keeps a source that changes while it is copied (E_CHANGED) and leaves no partial copy', async () => {
     const src = join(dir, 'src');
-    await makeTree(src, { 'large.bin': 24 * 1024 * 1024 });
+    // Large enough that the copy is seen under way (progress polls the copy's size).
+    await makeTree(src, { 'large.bin': 64 * 1024 * 1024 });
     let touched = false;
     const err = await move(join(src, 'large.bin'), join(shm, 'large.bin'), {
       progressIntervalMs: 0,
@@ -153,7 +154,7 @@ describe.skipIf(!shmAvailable)('move across filesystems (EXDEV, /dev/shm)', () =
     }).catch((e: unknown) => e);
     expect(touched).toBe(true);
     expect(CopyError.is(err) && err.code).toBe('E_CHANGED');
-    expect((await stat(join(src, 'large.bin'))).size).toBe(24 * 1024 * 1024 + 4);
+    expect((await stat(join(src, 'large.bin'))).size).toBe(64 * 1024 * 1024 + 4);
     expect(await readdir(shm)).toEqual([]);
   });
 });

@@ -1,17 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, rmdirSync, utimesSync } from 'node:fs';
-import { lstat, open, readlink, rename, unlink } from 'node:fs/promises';
+import { open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { CopyError, fromErrno } from '@fsw/errors';
 import type { CopyResult, IncompleteCopyError } from '../types.js';
 import {
   copyFailure,
   copyToTemp,
-  discard,
   type Engine,
   errnoOf,
   type Job,
-  place,
   STREAM_THRESHOLD,
   syncDir,
 } from './file.js';
@@ -20,6 +18,7 @@ import type { DirJob, Plan, Root } from './plan.js';
 import { Tracker } from './progress.js';
 import { sliced } from './slices.js';
 import { runSmallJobs, type SmallLane } from './small.js';
+import { changedError, checkCopy, existsError, place, removeQuietly } from './sync-file.js';
 
 interface Counters {
   files: number;
@@ -85,7 +84,6 @@ export async function execute(plan: Plan, options: Resolved, verb: 'copy' | 'mov
     tracker,
     stop,
     umask: currentUmask(options),
-    cloneUnsupported: false,
     next: 0,
     token: randomBytes(4).toString('hex'),
   };
@@ -299,33 +297,28 @@ async function copyJob(engine: Engine, job: Job): Promise<boolean> {
  * Renames a complete temp file into place. When the destination appeared since the plan, or on any failure, the
  * temp file is removed and its bytes taken back from the progress; E_EXISTS under `overwrite: 'error'`.
  */
-async function placeOrDiscard(engine: Engine, tmp: string, job: Job, bytes: number): Promise<boolean> {
+function placeOrDiscard(engine: Engine, tmp: string, job: Job, bytes: number): boolean {
   let placed = false;
   try {
     if (engine.stop.aborted) throw engine.stop.reason;
-    placed = await place(tmp, job);
+    placed = place(tmp, job);
   } finally {
     if (!placed) {
-      await discard(tmp);
+      removeQuietly(tmp);
       engine.tracker.addBytes(-bytes, job.dest);
     }
   }
-  if (!placed && engine.options.overwrite === 'error') {
-    throw new CopyError('E_EXISTS', `destination ${job.dest} already exists`, { path: job.dest });
-  }
+  if (!placed && engine.options.overwrite === 'error') throw existsError(job);
   return placed;
 }
 
-/** Moves one job: by rename on one filesystem; else copy, verify, place, and only then remove the source. */
+/** Moves one large file: by rename on one filesystem; else copy, verify, place, and only then remove the source. */
 async function moveJob(engine: Engine, job: Job): Promise<boolean> {
   if (engine.stop.aborted) throw engine.stop.reason;
   if (!job.root.crossDevice) {
     try {
-      const placed = await place(job.src, job);
-      if (!placed) {
-        if (engine.options.overwrite === 'error') {
-          throw new CopyError('E_EXISTS', `destination ${job.dest} already exists`, { path: job.dest });
-        }
+      if (!place(job.src, job)) {
+        if (engine.options.overwrite === 'error') throw existsError(job);
         return false;
       }
       engine.tracker.addBytes(job.size, job.dest);
@@ -337,40 +330,19 @@ async function moveJob(engine: Engine, job: Job): Promise<boolean> {
   }
   const { tmp, bytes } = await copyToTemp(engine, job);
   try {
-    await verify(engine, job, tmp, bytes);
+    checkCopy(job, tmp);
+    if (engine.options.verify === 'content' && !(await sameContent(job.src, tmp, engine.stop))) {
+      throw changedError(job, 'the copy differs from the source');
+    }
   } catch (error) {
     engine.tracker.addBytes(-bytes, job.dest);
-    await discard(tmp);
+    removeQuietly(tmp);
     throw error;
   }
-  if (!(await placeOrDiscard(engine, tmp, job, bytes))) return false;
+  if (!placeOrDiscard(engine, tmp, job, bytes)) return false;
   // The copy is complete and in place: only now may the source go.
   await unlink(job.src);
   return true;
-}
-
-/**
- * Checks a cross-device copy before its source is removed: the copy has the source's size, and the source did not
- * change (size, mtime) while it was copied; with `verify: 'content'` every byte is compared too.
- * @throws CopyError `E_CHANGED`
- */
-async function verify(engine: Engine, job: Job, tmp: string, bytes: number): Promise<void> {
-  const changed = (why: string) =>
-    new CopyError('E_CHANGED', `cannot move ${job.src}: ${why}; the source was kept`, { path: job.src });
-  const now = await lstat(job.src);
-  if (job.kind === 'symlink') {
-    if ((await readlink(job.src)) !== (await readlink(tmp)))
-      throw changed('the symlink changed while it was copied');
-    return;
-  }
-  if (now.size !== job.size || now.mtimeMs !== job.mtimeMs) throw changed('it changed while it was copied');
-  const copied = await lstat(tmp);
-  if (copied.size !== job.size || bytes !== job.size) {
-    throw changed(`the copy has ${copied.size} bytes, the source ${job.size}`);
-  }
-  if (engine.options.verify === 'content' && !(await sameContent(job.src, tmp, engine.stop))) {
-    throw changed('the copy differs from the source');
-  }
 }
 
 async function sameContent(a: string, b: string, stop: AbortSignal): Promise<boolean> {

@@ -47,6 +47,11 @@ export interface SyncConfig {
   readonly token: string;
 }
 
+/** A temp name next to `dest`: hidden, short (never longer than NAME_MAX whatever `dest` is), unique per token. */
+export function tempPath(dest: string, token: string, n: number): string {
+  return join(dirname(dest), `.fsw-${token}-${n.toString(36)}.tmp`);
+}
+
 /** What happened to one job. */
 export const PLACED = 1;
 /** The destination appeared since the plan and the policy keeps it (skip / newer): nothing written. */
@@ -116,10 +121,6 @@ export class SyncCopier {
           : 0);
   }
 
-  private tempPath(dest: string): string {
-    return join(dirname(dest), `.fsw-${this.config.token}-${(this.next++).toString(36)}.tmp`);
-  }
-
   /**
    * Copies (or moves) one job. Returns {@link PLACED}, or {@link KEPT} when the destination appeared since the plan
    * and the policy keeps it. On any failure no temp file is left and nothing is under the final name that was not
@@ -129,7 +130,7 @@ export class SyncCopier {
   run(job: SmallJob): number {
     if (this.config.move && !this.crossDevice) {
       try {
-        if (this.place(job.src, job)) return PLACED;
+        if (place(job.src, job)) return PLACED;
         if (this.config.overwrite === 'error') throw existsError(job);
         return KEPT;
       } catch (error) {
@@ -137,12 +138,12 @@ export class SyncCopier {
         this.crossDevice = true;
       }
     }
-    const tmp = this.tempPath(job.dest);
+    const tmp = tempPath(job.dest, this.config.token, this.next++);
     let placed = false;
     try {
       this.copyToTemp(job, tmp);
       if (this.config.move) this.verify(job, tmp);
-      placed = this.place(tmp, job);
+      placed = place(tmp, job);
     } finally {
       if (!placed) removeQuietly(tmp);
     }
@@ -203,31 +204,51 @@ export class SyncCopier {
       throw changedError(job, 'the copy differs from the source');
     }
   }
-
-  /** `place` of file.ts with blocking calls: false when the destination exists and `noReplace` is set. */
-  private place(from: string, job: SmallJob): boolean {
-    if (job.noReplace) {
-      try {
-        linkSync(from, job.dest);
-      } catch (error) {
-        const errno = errnoOf(error);
-        if (errno === 'EEXIST') return false;
-        if (errno === undefined || !NO_LINK.has(errno)) throw error;
-        renameSync(from, job.dest);
-        return true;
-      }
-      unlinkSync(from);
-      return true;
-    }
-    renameSync(from, job.dest);
-    return true;
-  }
 }
 
-function removeQuietly(path: string): void {
+/**
+ * Moves `from` (a complete temp file, or the source itself for a same-device move) to `job.dest`. With
+ * `noReplace` it uses `link()` + `unlink()`, which fails with EEXIST instead of replacing a file that appeared since
+ * the plan. Returns false when the destination exists (the caller decides between skip and E_EXISTS); `from` is
+ * then left in place.
+ */
+export function place(from: string, job: Pick<SmallJob, 'dest' | 'noReplace'>): boolean {
+  if (job.noReplace) {
+    try {
+      linkSync(from, job.dest);
+    } catch (error) {
+      const errno = errnoOf(error);
+      if (errno === 'EEXIST') return false;
+      if (errno === undefined || !NO_LINK.has(errno)) throw error;
+      renameSync(from, job.dest);
+      return true;
+    }
+    unlinkSync(from);
+    return true;
+  }
+  renameSync(from, job.dest);
+  return true;
+}
+
+/**
+ * Checks a cross-device copy of a file before its source is removed: the copy has the source's size, and the source
+ * did not change (size, mtime) while it was copied.
+ * @throws CopyError `E_CHANGED`
+ */
+export function checkCopy(job: Pick<SmallJob, 'src' | 'size' | 'mtimeMs'>, tmp: string): void {
+  const now = lstatSync(job.src);
+  if (now.size !== job.size || now.mtimeMs !== job.mtimeMs)
+    throw changedError(job, 'it changed while it was copied');
+  const copied = lstatSync(tmp);
+  if (copied.size !== job.size)
+    throw changedError(job, `the copy has ${copied.size} bytes, the source ${job.size}`);
+}
+
+/** Removes a temp file that could not be placed, if it exists. */
+export function removeQuietly(path: string): void {
   try {
     unlinkSync(path);
   } catch {
-    // Never created, or copyFile removed its own partial output: nothing left.
+    // Never created, or copyFile removed its own partial output on failure: nothing left.
   }
 }
