@@ -25,66 +25,72 @@ function comparePaths(a: string, b: string): number {
  * link cannot have another name and skips the inode lookup, which is most of this function's cost on a large tree.
  */
 export function mergeFiles(listed: Iterable<FileFacts>, pathsAreDistinct = false): DedupFile[] {
-  const files: DedupFile[] = [];
+  const merger = new FileMerger(pathsAreDistinct);
+  for (const f of listed) merger.add(f.path, f.size, f.mtimeMs, f.dev ?? 0, f.ino ?? 0, f.nlink);
+  return merger.finish();
+}
+
+/** {@link mergeFiles} one file at a time, from plain numbers: no {@link FileFacts} object per file. */
+export class FileMerger {
+  readonly #files: DedupFile[] = [];
   // dev -> ino -> the paths naming that inode, and where its file goes. Numeric keys: this runs once per file.
-  const byDev = new Map<number, Map<number, Merging>>();
-  const noInode = new Map<string, Merging>();
-  const merging: Merging[] = [];
-  const later = (facts: FileFacts): Merging => {
-    const record = { facts, paths: [facts.path], index: files.length };
-    // A placeholder, replaced below once every name of the inode is known.
-    files.push(undefined as unknown as DedupFile);
-    merging.push(record);
+  readonly #byDev = new Map<number, Map<number, Merging>>();
+  readonly #noInode = new Map<string, Merging>();
+  readonly #merging: Merging[] = [];
+  readonly #pathsAreDistinct: boolean;
+
+  constructor(pathsAreDistinct: boolean) {
+    this.#pathsAreDistinct = pathsAreDistinct;
+  }
+
+  #later(file: DedupFile): Merging {
+    const record = { file, paths: [file.path], index: this.#files.length };
+    // A placeholder, replaced in finish() once every name of the inode is known.
+    this.#files.push(file);
+    this.#merging.push(record);
     return record;
-  };
-  for (const facts of listed) {
-    if (pathsAreDistinct && facts.nlink === 1) {
-      files.push(toFile(facts, [facts.path]));
-      continue;
+  }
+
+  add(path: string, size: number, mtimeMs: number, dev: number, ino: number, nlink?: number): void {
+    if (this.#pathsAreDistinct && nlink === 1) {
+      this.#files.push({ path, paths: [path], size, dev, ino, mtimeMs });
+      return;
     }
-    const ino = facts.ino ?? 0;
+    const file: DedupFile = { path, paths: [], size, dev, ino, mtimeMs };
     if (ino === 0) {
-      const absolute = resolve(facts.path);
-      if (!noInode.has(absolute)) noInode.set(absolute, later(facts));
-      continue;
+      const absolute = resolve(path);
+      if (!this.#noInode.has(absolute)) this.#noInode.set(absolute, this.#later(file));
+      return;
     }
-    const dev = facts.dev ?? 0;
-    let inodes = byDev.get(dev);
+    let inodes = this.#byDev.get(dev);
     if (inodes === undefined) {
       inodes = new Map();
-      byDev.set(dev, inodes);
+      this.#byDev.set(dev, inodes);
     }
     const known = inodes.get(ino);
     if (known === undefined) {
-      inodes.set(ino, later(facts));
-      continue;
+      inodes.set(ino, this.#later(file));
+      return;
     }
     // Another name of a known inode: a hard link, unless it is a path already seen spelled differently.
-    const absolute = resolve(facts.path);
-    if (!known.paths.some((p) => resolve(p) === absolute)) known.paths.push(facts.path);
+    const absolute = resolve(path);
+    if (!known.paths.some((p) => resolve(p) === absolute)) known.paths.push(path);
   }
-  for (const { facts, paths, index } of merging) {
-    if (paths.length > 1) paths.sort(comparePaths);
-    files[index] = toFile(facts, paths);
+
+  /** The distinct files, in the order their first path was added. */
+  finish(): DedupFile[] {
+    for (const { file, paths, index } of this.#merging) {
+      if (paths.length > 1) paths.sort(comparePaths);
+      this.#files[index] = { ...file, path: paths[0]!, paths };
+    }
+    return this.#files;
   }
-  return files;
 }
 
 interface Merging {
-  readonly facts: FileFacts;
+  readonly file: DedupFile;
   readonly paths: string[];
   readonly index: number;
-}
-
-function toFile(facts: FileFacts, paths: string[]): DedupFile {
-  return {
-    path: paths[0]!,
-    paths,
-    size: facts.size,
-    dev: facts.dev ?? 0,
-    ino: facts.ino ?? 0,
-    mtimeMs: facts.mtimeMs,
-  };
 }
 
 /** Options of {@link statFiles}. */

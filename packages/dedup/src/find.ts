@@ -1,7 +1,7 @@
 import { DedupError, type FswError } from '@fsw/errors';
 import { type WalkEntry, type WalkOptions, walkAll } from '@fsw/walk';
 import { DigestCache } from './cache.js';
-import { mergeFiles } from './files.js';
+import { FileMerger } from './files.js';
 import { cachePathOf, concurrencyOf, runScan } from './group.js';
 import { statPaths } from './stat-paths.js';
 import type { DuplicateGroup, DuplicateScan, FindDuplicatesOptions } from './types.js';
@@ -72,7 +72,8 @@ export async function scanDuplicates(
     }
   }
   listed.length = 0;
-  const facts = await statPaths(listedPaths, {
+  const merger = new FileMerger(roots.length === 1 && options.followSymlinks !== true);
+  await statPaths(listedPaths, merger, {
     follow: options.followSymlinks === true,
     minSize,
     maxSize,
@@ -81,11 +82,7 @@ export async function scanDuplicates(
     onProgress: options.onProgress,
     onError,
   });
-  const scan = await runScan(
-    mergeFiles(facts, roots.length === 1 && options.followSymlinks !== true),
-    { ...options, onError },
-    loading,
-  );
+  const scan = await runScan(merger.finish(), { ...options, onError }, loading);
   return { ...scan, skipped };
 }
 

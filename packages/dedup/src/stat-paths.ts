@@ -1,5 +1,5 @@
 import { DedupError, type DedupErrorCode, type FswError, fromErrno } from '@fsw/errors';
-import type { FileFacts } from './files.js';
+import type { FileMerger } from './files.js';
 import { HELPER_MIN_FILES, startHelper } from './internal/helper.js';
 import type { StatReply } from './internal/small-worker.js';
 import { STAT_FIELDS, StatStatus, statSlice } from './internal/stat-slice.js';
@@ -22,11 +22,15 @@ export interface StatPathsOptions {
 /**
  * Stats the listed paths synchronously, in slices of {@link STAT_SLICE} between turns of the event loop, with a
  * helper thread taking slices from the same queue when there are many: `lstat` and the `Stats` object Node builds
- * for it are a large part of a scan of many small files. Returns the regular files within the size limits, in the
- * order of `paths`; paths that vanished, are no longer regular files or cannot be stat'ed go to `onError` (in that
+ * for it are a large part of a scan of many small files. Adds the regular files within the size limits to
+ * `merger`, in the order of `paths`; paths that vanished, are no longer regular files or cannot be stat'ed go to `onError` (in that
  * order too, once every path is stat'ed).
  */
-export async function statPaths(paths: readonly string[], options: StatPathsOptions): Promise<FileFacts[]> {
+export async function statPaths(
+  paths: readonly string[],
+  merger: FileMerger,
+  options: StatPathsOptions,
+): Promise<void> {
   const { signal, onProgress } = options;
   const slices = Math.ceil(paths.length / STAT_SLICE);
   const results: (Float64Array | undefined)[] = new Array(slices);
@@ -79,7 +83,6 @@ export async function statPaths(paths: readonly string[], options: StatPathsOpti
     await helper?.stop();
   }
   signal?.throwIfAborted();
-  const files: FileFacts[] = [];
   for (let slice = 0; slice < slices; slice++) {
     const facts = results[slice]!;
     for (let at = 0, index = slice * STAT_SLICE; at < facts.length; at += STAT_FIELDS, index++) {
@@ -88,14 +91,7 @@ export async function statPaths(paths: readonly string[], options: StatPathsOpti
       if (status === StatStatus.File) {
         const size = facts[at + 1]!;
         if (size < options.minSize || size > options.maxSize) continue;
-        files.push({
-          path,
-          size,
-          mtimeMs: facts[at + 2]!,
-          dev: facts[at + 3]!,
-          ino: facts[at + 4]!,
-          nlink: facts[at + 5]!,
-        });
+        merger.add(path, size, facts[at + 2]!, facts[at + 3]!, facts[at + 4]!, facts[at + 5]!);
         continue;
       }
       const error =
@@ -108,5 +104,4 @@ export async function statPaths(paths: readonly string[], options: StatPathsOpti
     }
   }
   onProgress?.({ stage: 'stat', done: paths.length, total: paths.length, bytes: 0 });
-  return files;
 }
