@@ -270,8 +270,8 @@ async function* settle(source: PathSource, options: CoreOptions): AsyncGenerator
     });
   };
 
-  // Workers hold up to 32 files each and the pool as many again, so that none waits for the main thread.
-  const limit = inline ? concurrency : concurrency * 64;
+  // Workers hold up to 64 files each and the pool as many again, so that none waits for the main thread.
+  const limit = inline ? concurrency : concurrency * 128;
   let nextIndex = 0;
   let finished = false;
   try {

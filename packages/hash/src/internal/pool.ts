@@ -49,7 +49,9 @@ interface Slot {
 }
 
 /** Jobs a worker holds at most: enough to never wait for the main thread, few enough to balance big files. */
-const WORKER_QUEUE = 32;
+const WORKER_QUEUE = 64;
+/** Jobs sent to a worker in one message at most, so that several workers share a long queue. */
+const WORKER_SEND = 32;
 
 const WORKER_URL = new URL('./worker.js', import.meta.url);
 
@@ -59,6 +61,11 @@ const WORKER_URL = new URL('./worker.js', import.meta.url);
  * far less than a worker's start-up and the messages to and from it.
  */
 const LANE_SLICE_MS = 4;
+/**
+ * The slice while workers run: the main thread refills them only between slices, and a worker holds a few
+ * milliseconds of small files, so a long slice would leave it idle.
+ */
+const LANE_SLICE_SHARED_MS = 1;
 /** Files planned to hash more than this (one read) are left to the worker threads. */
 const LANE_MAX_BYTES = CHUNK_BYTES;
 /**
@@ -216,7 +223,7 @@ class Pool {
         best = this.slots.at(-1);
       }
       if (best === undefined || best.pending.size >= WORKER_QUEUE) break;
-      const room = WORKER_QUEUE - best.pending.size;
+      const room = Math.min(WORKER_SEND, WORKER_QUEUE - best.pending.size);
       const jobs: JobMessage[] = [];
       // Big files first: only workers take them.
       while (jobs.length < room && this.bigQueue.length > 0) {
@@ -275,7 +282,8 @@ class Pool {
     this.laneBuf ??= takeBuffer();
     const buf = this.laneBuf;
     let handedOver = false;
-    while (this.queueHead < this.queue.length && performance.now() - started < LANE_SLICE_MS) {
+    const slice = this.slots.length > 0 ? LANE_SLICE_SHARED_MS : LANE_SLICE_MS;
+    while (this.queueHead < this.queue.length && performance.now() - started < slice) {
       const q = this.queue[this.queueHead]!;
       const { message, pending } = q;
       const h = this.laneHashers.get(message.algorithm);

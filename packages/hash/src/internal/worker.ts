@@ -40,7 +40,7 @@ let oldest = 0;
 // Replies wait at most this long for company: long enough to batch small files, short enough not to hold a result
 // back while a big file hashes.
 const MAX_HOLD_MS = 5;
-const LOW_WATER = 12;
+const LOW_WATER = 40;
 
 function flush(): void {
   if (replies.length === 0) return;
