@@ -25,6 +25,8 @@ export type JobOutcome =
   | { readonly ok: false; readonly unavailable: true };
 
 interface Pending {
+  readonly path: string;
+  readonly algorithm: HashAlgorithm;
   readonly onBytes: (n: number) => void;
   readonly onPlanned: (n: number) => void;
   readonly resolve: (o: JobOutcome) => void;
@@ -160,8 +162,10 @@ class Pool {
     if (m.type === 'bytes') return;
     slot.pending.delete(m.id);
     if (slot.pending.size === 0) slot.worker.unref();
-    if (m.type === 'done') p.resolve({ ok: true, result: m.result });
-    else if (m.type === 'error') p.resolve({ ok: false, error: deserializeError(m.error) });
+    if (m.type === 'done') {
+      const { path, algorithm } = p;
+      p.resolve({ ok: true, result: { path, algorithm, digest: m.digest, size: m.size, engine: m.engine } });
+    } else if (m.type === 'error') p.resolve({ ok: false, error: deserializeError(m.error) });
     else p.resolve({ ok: false, cancelled: true });
   }
 
@@ -380,7 +384,7 @@ class Pool {
     const id = this.nextId++;
     this.queue.push({
       message: { type: 'job', id, batch, path, algorithm, range },
-      pending: { onBytes, onPlanned, resolve: done },
+      pending: { path, algorithm, onBytes, onPlanned, resolve: done },
     });
     // Jobs queued in the same tick leave together.
     if (!this.scheduled) {

@@ -1,5 +1,5 @@
 import { HashError, type HashErrorCode } from '@fsw/errors';
-import type { HashAlgorithm, HashRange, HashResult } from '../types.js';
+import type { HashAlgorithm, HashRange } from '../types.js';
 
 /** Slots of the shared cancel array: a batch is cancelled when `flags[batch % CANCEL_SLOTS] === batch`. */
 export const CANCEL_SLOTS = 1024;
@@ -27,7 +27,10 @@ export type ReplyMessage =
       readonly type: 'done';
       readonly id: number;
       readonly bytes: number;
-      readonly result: HashResult;
+      /** The result without `path` and `algorithm`, which the main thread knows: less to clone per file. */
+      readonly digest: string;
+      readonly size: number;
+      readonly engine: string;
       readonly planned?: number;
     }
   | { readonly type: 'error'; readonly id: number; readonly bytes: number; readonly error: SerializedError }

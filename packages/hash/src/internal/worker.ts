@@ -99,7 +99,15 @@ async function drain(): Promise<void> {
       // null (too big) cannot happen: no size limit is passed here.
       if (result === undefined || result === null) post({ type: 'cancelled', id, bytes: unreported });
       else
-        post({ type: 'done', id, bytes: unreported, result, ...(planned !== undefined ? { planned } : {}) });
+        post({
+          type: 'done',
+          id,
+          bytes: unreported,
+          digest: result.digest,
+          size: result.size,
+          engine: result.engine,
+          ...(planned !== undefined ? { planned } : {}),
+        });
     } catch (e) {
       post({ type: 'error', id: job.id, bytes: unreported, error: serializeError(e) });
     }
