@@ -30,10 +30,11 @@ export interface SmallLane {
 }
 
 /**
- * Below this many small files the main thread copies them alone: a worker thread costs ~30-50 ms of start-up,
- * the time of about a thousand small files.
+ * Below this many small files (and {@link WORKER_MIN_BYTES}) the main thread copies them alone: a worker thread
+ * costs ~30-50 ms of start-up, the time of about a thousand small files or of some 30 MB of copying.
  */
 const WORKER_MIN_JOBS = 2000;
+const WORKER_MIN_BYTES = 64 * 1024 * 1024;
 /** Jobs per message to a worker: a few milliseconds of work, so that progress and a stop stay prompt. */
 const BATCH = 128;
 const WORKER_URL = new URL('./copy-worker.js', import.meta.url);
@@ -47,7 +48,11 @@ function laneToken(config: SyncConfig, n: number): string {
 function workerCount(lane: SmallLane): number {
   const fromEnv = process.env.FSW_COPY_WORKERS;
   const cores = fromEnv !== undefined ? Number(fromEnv) + 1 : availableParallelism();
-  if (lane.jobs.length < WORKER_MIN_JOBS) return 0;
+  if (lane.jobs.length < WORKER_MIN_JOBS) {
+    let bytes = 0;
+    for (const job of lane.jobs) bytes += job.size;
+    if (bytes < WORKER_MIN_BYTES) return 0;
+  }
   return Math.max(0, Math.min(lane.maxWorkers - 1, cores - 1));
 }
 
