@@ -1,7 +1,7 @@
 import { parentPort } from 'node:worker_threads';
 import { DedupError, fromErrno } from '@fsw/errors';
 import type { HashAlgorithm } from '@fsw/hash';
-import { type HashTools, hashOne, hashTools } from './hash-one.js';
+import type { HashTools } from './hash-one.js';
 import { STAT_FIELDS, statSlice } from './stat-slice.js';
 
 /** A slice of files to read and hash (the first `head` and last `tail` bytes of each). */
@@ -46,6 +46,8 @@ export interface StatReply extends HelperReply {
 const toolsOf = new Map<HashAlgorithm, HashTools>();
 
 async function hash(job: SmallJob): Promise<SmallReply> {
+  // Loaded on the first hash job: a thread started for the stat phase answers sooner without @fsw/hash.
+  const { hashOne, hashTools } = await import('./hash-one.js');
   let tools = toolsOf.get(job.algorithm);
   if (tools === undefined) {
     tools = await hashTools(job.algorithm);
