@@ -46,10 +46,12 @@ export {
   isDigest,
   normalizeDigest,
   objectPath,
+  WRITE_BATCH_HEADER,
 } from './protocol.js';
 export { pull } from './pull.js';
 export { push } from './push.js';
 export type {
+  BatchObject,
   MissingResult,
   OpenRemoteOptions,
   PullOptions,

@@ -19,18 +19,27 @@ export const DEFAULT_RETRIES = 4;
  */
 function lazyRemote(url: string, protocol: Remote['protocol'], load: () => Promise<Remote>): Remote {
   let loaded: Promise<Remote> | undefined;
+  let inner: Remote | undefined;
   let closed = false;
   const get = () => {
-    loaded ??= load();
+    loaded ??= load().then((r) => {
+      inner = r;
+      return r;
+    });
     return loaded;
   };
   const remote: Remote = {
     url,
     protocol,
+    get batchWrites() {
+      return inner?.batchWrites;
+    },
     hasObjects: async (digests, options) => (await get()).hasObjects(digests, options),
     missing: async (digests, options) => (await get()).missing(digests, options),
     read: async (digest, options) => (await get()).read(digest, options),
     write: async (digest, data, options) => (await get()).write(digest, data, options),
+    // The gRPC remote always has it (one call per object when the server does not take batches).
+    writeMany: async (objects, options) => (await get()).writeMany!(objects, options),
     async close() {
       if (closed) return;
       closed = true;

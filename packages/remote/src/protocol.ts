@@ -72,6 +72,17 @@ export interface WriteObjectRequest {
 /** `WriteObject` response (empty). */
 export type WriteObjectResponse = Record<string, never>;
 
+/**
+ * An extension of the protocol between `fsw serve` and our client, invisible to others: a server that accepts several
+ * objects in one `WriteObject` stream says so with this header (value `1`) in the initial metadata of its `HasTree`
+ * and `HasObject` answers; a client that saw it may then send this request header (value `1`) on a `WriteObject` call
+ * and stream several objects through it, each as one or more consecutive messages naming its digest (a new digest
+ * starts the next object; no digest appears twice in a row). The server verifies and stores each object as usual,
+ * skips those it holds, and answers once for all. Servers that never sent the header (jolt-cache) only ever see
+ * one object per call, and our server without the request header behaves exactly as the protocol says.
+ */
+export const WRITE_BATCH_HEADER = 'fsw-write-batch';
+
 /** The default chunk size of `ReadObject`/`WriteObject` streams: 64 KiB. */
 export const CHUNK_BYTES = 64 * 1024;
 

@@ -1,13 +1,68 @@
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { decodeTree, type Store, type TreeEntry } from '@fsw/tree';
 import { linkedController, ProgressMeter, TaskPool, transferConcurrency } from './internal/progress.js';
 import { normalizeDigest } from './protocol.js';
-import type { PushOptions, PushResult, Remote } from './types.js';
+import type { BatchObject, PushOptions, PushResult, Remote } from './types.js';
 
 /** Objects up to this size are uploaded from memory; larger ones stream from the store. */
 const IN_MEMORY_MAX = 8 * 1024 * 1024;
 /** Digests per existence query when the remote has no HasTree. */
 const QUERY_BATCH = 50_000;
+
+/** Objects up to this size go through {@link Remote.writeMany} in batches, read with synchronous calls. */
+const BATCH_OBJECT_MAX = 1024 * 1024;
+/** At most this many objects, or about this many bytes, per `writeMany` call. */
+const BATCH_OBJECTS = 256;
+const BATCH_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The bytes of a stored object of at most {@link BATCH_OBJECT_MAX} bytes, read with synchronous calls (a few µs, no
+ * thread-pool round trip); undefined when it is larger or not where `path` says (the caller then takes the store's
+ * own, asynchronous, way, which also reports a missing object properly).
+ */
+function readSmallSync(path: string): Uint8Array | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (size > BATCH_OBJECT_MAX) return undefined;
+    const bytes = Buffer.allocUnsafe(size);
+    let offset = 0;
+    while (offset < size) {
+      const n = readSync(fd, bytes, offset, size - offset, offset);
+      if (n === 0) return undefined;
+      offset += n;
+    }
+    return bytes;
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Splits `objects` into batches of at most {@link BATCH_OBJECTS} objects and about {@link BATCH_BYTES} bytes. */
+function batchesOf<T extends { bytes: Uint8Array }>(objects: readonly T[]): T[][] {
+  const out: T[][] = [];
+  let batch: T[] = [];
+  let bytes = 0;
+  for (const o of objects) {
+    if (batch.length > 0 && (batch.length >= BATCH_OBJECTS || bytes + o.bytes.length > BATCH_BYTES)) {
+      out.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(o);
+    bytes += o.bytes.length;
+  }
+  if (batch.length > 0) out.push(batch);
+  return out;
+}
 
 /** Local tree objects read at once. */
 const READ_CONCURRENCY = 32;
@@ -60,32 +115,82 @@ export async function push(
   let objectsUploaded = 0;
   let bytesUploaded = 0;
 
+  const counted = (objects: number, bytes: number) => {
+    objectsUploaded += objects;
+    bytesUploaded += bytes;
+    meter.objectsDone += objects;
+    meter.bytesDone += bytes;
+    meter.tick();
+  };
+
+  const sendBatch = async (batch: readonly BatchObject[]) => {
+    await remote.writeMany!(batch, { signal });
+    counted(
+      batch.length,
+      batch.reduce((n, o) => n + o.bytes.length, 0),
+    );
+  };
+
+  /** Uploads one file object on its own (streamed from the store when large). */
+  const uploadOne = async (d: string) => {
+    // One stat (locate) and a read of the file it found, rather than the store's own lookup again in `get`.
+    const found = local.locate ? await local.locate(d) : undefined;
+    if (found !== undefined && found.size > IN_MEMORY_MAX) {
+      meter.bytesTotal += found.size;
+      await remote.write(d, () => store.read(d), { kind: 'file', size: found.size, signal });
+      counted(1, found.size);
+      return;
+    }
+    const bytes =
+      found === undefined ? await store.get(d) : await readFile(found.path).catch(() => store.get(d));
+    meter.bytesTotal += bytes.length;
+    await remote.write(d, bytes, { kind: 'file', size: bytes.length, signal });
+    counted(1, bytes.length);
+  };
+
+  /** Uploads small file objects through `writeMany`, read synchronously a batch at a time; others one by one. */
+  const uploadBatch = async (digests: readonly string[]) => {
+    let batch: BatchObject[] = [];
+    let bytes = 0;
+    for (const d of digests) {
+      signal.throwIfAborted();
+      const small = local.locate ? readSmallSync(store.path(d, 'file')) : undefined;
+      if (small === undefined) {
+        await uploadOne(d);
+        continue;
+      }
+      meter.bytesTotal += small.length;
+      batch.push({ digest: d, bytes: small, kind: 'file' });
+      bytes += small.length;
+      if (batch.length >= BATCH_OBJECTS || bytes >= BATCH_BYTES) {
+        await sendBatch(batch);
+        batch = [];
+        bytes = 0;
+      }
+    }
+    if (batch.length > 0) await sendBatch(batch);
+  };
+
+  // Known after the first answer of the remote, before anything is uploaded.
+  const batching = () => remote.batchWrites === true && remote.writeMany !== undefined;
   const filesQueued = new Set<string>();
+  let pendingFiles: string[] = [];
+  const flushFiles = () => {
+    if (pendingFiles.length === 0) return;
+    const list = pendingFiles;
+    pendingFiles = [];
+    pool.add(() => uploadBatch(list));
+  };
   const uploadFile = (d: string) => {
     if (filesQueued.has(d)) return;
     filesQueued.add(d);
     meter.objectsTotal++;
-    pool.add(async () => {
-      // One stat (locate) and a read of the file it found, rather than the store's own lookup again in `get`.
-      const found = local.locate ? await local.locate(d) : undefined;
-      let sent: number;
-      if (found !== undefined && found.size > IN_MEMORY_MAX) {
-        meter.bytesTotal += found.size;
-        await remote.write(d, () => store.read(d), { kind: 'file', size: found.size, signal });
-        sent = found.size;
-      } else {
-        const bytes =
-          found === undefined ? await store.get(d) : await readFile(found.path).catch(() => store.get(d));
-        meter.bytesTotal += bytes.length;
-        await remote.write(d, bytes, { kind: 'file', size: bytes.length, signal });
-        sent = bytes.length;
-      }
-      objectsUploaded++;
-      bytesUploaded += sent;
-      meter.objectsDone++;
-      meter.bytesDone += sent;
-      meter.tick();
-    });
+    if (!batching()) {
+      pool.add(() => uploadOne(d));
+      return;
+    }
+    pendingFiles.push(d);
+    if (pendingFiles.length >= BATCH_OBJECTS) flushFiles();
   };
 
   // Trees to upload, with their bytes and the child trees they name.
@@ -170,6 +275,7 @@ export async function push(
       });
       await loadTrees(allTrees.filter((_, i) => !present[i]));
     }
+    flushFiles();
     meter.phase = 'transfer';
     meter.tick(true);
     await pool.drain();
@@ -193,16 +299,22 @@ export async function push(
       byHeight[h] = group;
     }
     for (const group of byHeight) {
-      for (const d of group ?? []) {
-        const { bytes } = trees.get(d)!;
-        pool.add(async () => {
-          await remote.write(d, bytes, { kind: 'tree', size: bytes.length, signal });
-          objectsUploaded++;
-          bytesUploaded += bytes.length;
-          meter.objectsDone++;
-          meter.bytesDone += bytes.length;
-          meter.tick();
-        });
+      const objects = (group ?? []).map((d) => ({
+        digest: d,
+        bytes: trees.get(d)!.bytes,
+        kind: 'tree' as const,
+      }));
+      if (batching()) {
+        for (const batch of batchesOf(objects)) {
+          pool.add(() => sendBatch(batch));
+        }
+      } else {
+        for (const o of objects) {
+          pool.add(async () => {
+            await remote.write(o.digest, o.bytes, { kind: 'tree', size: o.bytes.length, signal });
+            counted(1, o.bytes.length);
+          });
+        }
       }
       await pool.drain();
     }

@@ -27,6 +27,13 @@ export interface RemoteCallOptions {
   readonly signal?: AbortSignal;
 }
 
+/** One object of {@link Remote.writeMany}: its digest and bytes (and kind, when known). */
+export interface BatchObject {
+  readonly digest: string;
+  readonly bytes: Uint8Array;
+  readonly kind?: ObjectKind;
+}
+
 /** Options of {@link Remote.write}. */
 export interface RemoteWriteOptions extends RemoteCallOptions {
   /**
@@ -68,6 +75,18 @@ export interface Remote extends AsyncDisposable {
    *   E_UNAUTHENTICATED, E_TIMEOUT
    */
   write(digest: string, data: WriteSource, options?: RemoteWriteOptions): Promise<void>;
+  /**
+   * Uploads several small objects in as few round trips as the remote allows: on gRPC, one `WriteObject` stream
+   * carrying them all when the server announced that extension (`fsw serve` does), else one call per object. Every
+   * object is still verified by the remote, and objects it already holds are a success. `push` uses it when present.
+   * @throws RemoteError as {@link Remote.write}
+   */
+  writeMany?(objects: readonly BatchObject[], options?: RemoteCallOptions): Promise<void>;
+  /**
+   * True once the remote has said that {@link Remote.writeMany} sends several objects per call (a gRPC server
+   * announcing the extension in its first answer); `push` then batches small objects, else it uploads them one by one.
+   */
+  readonly batchWrites?: boolean;
   /** Closes connections; further calls fail. */
   close(): Promise<void>;
 }

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { openRemote, pull, push } from '@fsw/remote';
@@ -33,12 +33,15 @@ afterAll(async () => {
 });
 
 let serial = 0;
-async function startServer(options: { token?: string; dir?: string } = {}): Promise<CacheServer> {
+async function startServer(
+  options: { token?: string; dir?: string; onRequest?: (r: { method: string }) => void } = {},
+): Promise<CacheServer> {
   const server = await createServer({
     dir: options.dir ?? join(tmp.dir, `server-${++serial}`),
     grpc: { port: 0 },
     http: { port: 0 },
     token: options.token,
+    onRequest: options.onRequest,
   });
   closers.push(() => server.close({ graceMs: 0 }));
   return server;
@@ -85,6 +88,33 @@ describe.each(['grpc', 'http', 'file'] as const)('with @fsw/server over %s', (ki
 });
 
 describe('with @fsw/server', () => {
+  it('pushes over gRPC several objects per WriteObject stream (the extension the server announces)', async () => {
+    let writes = 0;
+    const server = await startServer({ onRequest: (r) => void (r.method === 'WriteObject' && writes++) });
+    const remote = remoteAt(urlFor(server, 'grpc'));
+    const folder = join(tmp.dir, 'many');
+    for (let i = 0; i < 40; i++) {
+      await mkdir(join(folder, `d${i % 2}`), { recursive: true });
+      await writeFile(join(folder, `d${i % 2}`, `f${i}`), `file ${i}\n`);
+    }
+    // Larger than a batch takes: uploaded on its own.
+    await writeFile(join(folder, 'big'), Buffer.alloc(1536 * 1024, 7));
+    const root = await writeTree(folder, { store: local, index: false });
+    const pushed = await push(local, remote, root);
+    expect(pushed.objectsUploaded).toBe(44);
+    expect(await expectComplete(server.dir, root)).toBe(44);
+    // One stream for the 40 small files, one for the big one, one per height of trees (2).
+    expect(writes).toBe(4);
+    // Objects the server already holds are skipped inside a batch.
+    const rootBytes = await local.get(root);
+    await remote.writeMany?.([
+      { digest: root, bytes: rootBytes },
+      { digest: root, bytes: rootBytes },
+    ]);
+    expect(writes).toBe(5);
+    expect(await expectComplete(server.dir, root)).toBe(44);
+  });
+
   it("speaks the fstree C++ client's HTTP layout (<base>/bl/ake3:X/<rest>, HEAD per object)", async () => {
     const server = await startServer();
     const remote = remoteAt(urlFor(server, 'http'), { httpLayout: 'fstree' });

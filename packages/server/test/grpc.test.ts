@@ -1,3 +1,4 @@
+import { WRITE_BATCH_HEADER } from '@fsw/remote';
 import type { CacheServer } from '@fsw/server';
 import { encodeTree, type TreeEntry } from '@fsw/tree';
 import { status } from '@grpc/grpc-js';
@@ -68,6 +69,53 @@ describe('gRPC fstree.CacheService', () => {
       status.INVALID_ARGUMENT,
     );
     expect(await grpcCode(client.hasObject(['zz']))).toBe(status.INVALID_ARGUMENT);
+  });
+
+  it('takes several objects in one WriteObject stream with the write-batch header it announces', async () => {
+    expect((await client.hasObjectHeaders([])).get(WRITE_BATCH_HEADER)).toEqual(['1']);
+    const stored = Buffer.from('stored before');
+    const big = bytesOf(150_000, 3);
+    const small = Buffer.from('small');
+    const empty = new Uint8Array(0);
+    const [dStored, dBig, dSmall, dEmpty] = await Promise.all([stored, big, small, empty].map(digestOf));
+    await client.writeObject(dStored!, stored);
+    await client.writeMessages(
+      [
+        { digest: dBig!, data: big.subarray(0, 65_536) },
+        { digest: dBig!, data: big.subarray(65_536, 131_072) },
+        { digest: '', data: big.subarray(131_072) },
+        { digest: dStored!, data: stored },
+        { digest: hex(dSmall!), data: small },
+        { digest: dEmpty!, data: empty },
+      ],
+      { [WRITE_BATCH_HEADER]: '1' },
+    );
+    const objects = await storedObjects(dir);
+    expect(objects.get(dBig!)?.equals(big)).toBe(true);
+    expect(objects.get(dSmall!)?.equals(small)).toBe(true);
+    expect(objects.get(dEmpty!)?.length).toBe(0);
+    expect(objects.size).toBe(4);
+    expect(await strayFiles(dir)).toEqual([]);
+  });
+
+  it('refuses a corrupted object of a batch (INVALID_ARGUMENT, not stored), and two digests without the header', async () => {
+    const good = Buffer.from('good');
+    const [dGood, dReal, dAfter] = await Promise.all(['good', 'real', 'after'].map(digestOf));
+    const messages = [
+      { digest: dGood!, data: good },
+      { digest: dReal!, data: Buffer.from('fake') },
+      { digest: dAfter!, data: Buffer.from('after') },
+    ];
+    expect(await grpcCode(client.writeMessages(messages, { [WRITE_BATCH_HEADER]: '1' }))).toBe(
+      status.INVALID_ARGUMENT,
+    );
+    // The object verified before the bad one is stored; nothing of the bad one, nothing after it.
+    expect(await client.hasObject([dGood!, dReal!, dAfter!])).toEqual([true, false, false]);
+    expect(await strayFiles(dir)).toEqual([]);
+    expect(await grpcCode(client.writeMessages([messages[2]!, { digest: dGood!, data: good }]))).toBe(
+      status.INVALID_ARGUMENT,
+    );
+    expect(await client.hasObject([dAfter!])).toEqual([false]);
   });
 
   it('answers NOT_FOUND when reading a missing object', async () => {

@@ -156,6 +156,32 @@ export class CacheClient {
     });
   }
 
+  /** Sends `messages` as one WriteObject stream, with `headers` added to the call's metadata. */
+  writeMessages(
+    messages: readonly { digest: string; data: Uint8Array }[],
+    headers: Record<string, string> = {},
+  ): Promise<void> {
+    const metadata = this.metadata.clone();
+    for (const [k, v] of Object.entries(headers)) metadata.set(k, v);
+    return new Promise((resolve, reject) => {
+      const call = this.client.WriteObject(metadata, (err: ServiceError | null) =>
+        err ? reject(err) : resolve(),
+      ) as ClientWritableStream<{ digest: string; data: Uint8Array }>;
+      for (const m of messages) call.write(m);
+      call.end();
+    });
+  }
+
+  /** The initial metadata of a HasObject answer. */
+  hasObjectHeaders(digests: string[]): Promise<Metadata> {
+    return new Promise((resolve, reject) => {
+      const call = this.client.HasObject({ digest: digests }, this.metadata, (err: ServiceError | null) => {
+        if (err) reject(err);
+      }) as unknown as { on(event: 'metadata', listener: (md: Metadata) => void): void };
+      call.on('metadata', resolve);
+    });
+  }
+
   close(): void {
     this.client.close();
   }

@@ -12,9 +12,17 @@ import {
   normalizeDigest,
   type ReadObjectRequest,
   type ReadObjectResponse,
+  WRITE_BATCH_HEADER,
   type WriteObjectRequest,
 } from '../protocol.js';
-import type { MissingResult, Remote, RemoteCallOptions, RemoteWriteOptions, WriteSource } from '../types.js';
+import type {
+  BatchObject,
+  MissingResult,
+  Remote,
+  RemoteCallOptions,
+  RemoteWriteOptions,
+  WriteSource,
+} from '../types.js';
 import { type CallSettings, remoteError, TransientError, withRetry } from './retry.js';
 import { chunksOf, openSource } from './source.js';
 
@@ -80,6 +88,11 @@ export function openGrpcRemote(url: URL, settings: CallSettings, rootCerts: Uint
     'grpc.max_reconnect_backoff_ms': 2_000,
   }) as unknown as CacheClient;
   let closed = false;
+  /** The server announced {@link WRITE_BATCH_HEADER}: several objects may share one `WriteObject` stream. */
+  let batchWrites = false;
+  const noteFeatures = (md: grpc.Metadata) => {
+    if (md.get(WRITE_BATCH_HEADER)[0] === '1') batchWrites = true;
+  };
 
   const metadata = (): grpc.Metadata => {
     const md = new grpc.Metadata();
@@ -186,6 +199,7 @@ export function openGrpcRemote(url: URL, settings: CallSettings, rootCerts: Uint
           }
           resolve([...res.present]);
         });
+        call.on('metadata', noteFeatures);
       });
     });
 
@@ -196,6 +210,7 @@ export function openGrpcRemote(url: URL, settings: CallSettings, rootCerts: Uint
     withRetry(settings, signal, async () => {
       checkOpen();
       const call = client.HasTree({ digest: digests }, metadata());
+      call.on('metadata', noteFeatures);
       const watchdog = new Watchdog(settings.timeoutMs, () => call.cancel());
       const onAbort = () => call.cancel();
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -231,9 +246,55 @@ export function openGrpcRemote(url: URL, settings: CallSettings, rootCerts: Uint
 
   const limit = pLimit(settings.concurrency);
 
+  /** One `WriteObject` call streaming `messages`; an ALREADY_EXISTS answer is a success. */
+  const writeCall = async (
+    what: string,
+    md: grpc.Metadata,
+    messages: AsyncIterable<WriteObjectRequest>,
+    signal: AbortSignal | undefined,
+  ): Promise<void> => {
+    let call: grpc.ClientWritableStream<WriteObjectRequest> | undefined;
+    const watchdog = new Watchdog(settings.timeoutMs, () => call?.cancel());
+    const onAbort = () => call?.cancel();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const answered = new Promise<void>((resolve, reject) => {
+      call = client.WriteObject(md, (err) => (err ? reject(err) : resolve()));
+    });
+    answered.catch(() => {});
+    const stream = call!;
+    try {
+      for await (const message of messages) {
+        if (!stream.write(message)) await Promise.race([once(stream, 'drain'), answered]);
+        watchdog.kick();
+      }
+      stream.end();
+      watchdog.kick();
+      await answered;
+    } catch (error) {
+      if ((error as Partial<grpc.ServiceError>).code === grpc.status.ALREADY_EXISTS) return;
+      stream.cancel();
+      const mapped = mapError(error, what, watchdog, signal);
+      if (RemoteErrorLike(mapped) && mapped.code === 'E_INVALID_ARGUMENT') {
+        throw remoteError(
+          'E_DIGEST_MISMATCH',
+          settings,
+          `${what}: the remote refused the bytes (${(error as Partial<grpc.ServiceError>).details ?? ''})`,
+          error,
+        );
+      }
+      throw mapped;
+    } finally {
+      watchdog.stop();
+      signal?.removeEventListener('abort', onAbort);
+    }
+  };
+
   const remote: Remote = {
     url: url.href,
     protocol: 'grpc',
+    get batchWrites() {
+      return batchWrites;
+    },
 
     async hasObjects(digests, options: RemoteCallOptions = {}) {
       const normal = digests.map((d) => normalizeDigest(d));
@@ -299,52 +360,39 @@ export function openGrpcRemote(url: URL, settings: CallSettings, rootCerts: Uint
 
     async write(digest, data: WriteSource, options: RemoteWriteOptions = {}) {
       const d = normalizeDigest(digest);
-      const { signal } = options;
       let used = false;
-      await withRetry(settings, signal, async () => {
+      await withRetry(settings, options.signal, async () => {
         checkOpen();
         const source = await openSource(data, used, settings, d);
         used = true;
-        let call: grpc.ClientWritableStream<WriteObjectRequest> | undefined;
-        const watchdog = new Watchdog(settings.timeoutMs, () => call?.cancel());
-        const onAbort = () => call?.cancel();
-        signal?.addEventListener('abort', onAbort, { once: true });
-        const answered = new Promise<void>((resolve, reject) => {
-          call = client.WriteObject(metadata(), (err) => (err ? reject(err) : resolve()));
-        });
-        answered.catch(() => {});
-        const stream = call!;
-        try {
-          let sent = false;
-          for await (const chunk of chunksOf(source, CHUNK_BYTES)) {
-            sent = true;
-            if (!stream.write({ digest: d, data: chunk })) {
-              await Promise.race([once(stream, 'drain'), answered]);
-            }
-            watchdog.kick();
-          }
-          // An empty object is one message with no data.
-          if (!sent) stream.write({ digest: d, data: new Uint8Array(0) });
-          stream.end();
-          watchdog.kick();
-          await answered;
-        } catch (error) {
-          if ((error as Partial<grpc.ServiceError>).code === grpc.status.ALREADY_EXISTS) return;
-          stream.cancel();
-          const mapped = mapError(error, `WriteObject ${d}`, watchdog, signal);
-          if (RemoteErrorLike(mapped) && mapped.code === 'E_INVALID_ARGUMENT') {
-            throw remoteError(
-              'E_DIGEST_MISMATCH',
-              settings,
-              `WriteObject ${d}: the remote refused the bytes (${(error as Partial<grpc.ServiceError>).details ?? ''})`,
-              error,
-            );
-          }
-          throw mapped;
-        } finally {
-          watchdog.stop();
-          signal?.removeEventListener('abort', onAbort);
+        await writeCall(`WriteObject ${d}`, metadata(), objectMessages(d, source), options.signal);
+      });
+    },
+
+    async writeMany(objects: readonly BatchObject[], options: RemoteCallOptions = {}) {
+      const { signal } = options;
+      if (!batchWrites) {
+        // A server that did not offer the extension gets one call per object.
+        await Promise.all(objects.map((o) => limit(() => remote.write(o.digest, o.bytes, { signal }))));
+        return;
+      }
+      // Consecutive repeats of a digest would read as one object: send each digest once.
+      const unique = new Map<string, Uint8Array>();
+      for (const o of objects) {
+        const d = normalizeDigest(o.digest);
+        if (!unique.has(d)) unique.set(d, o.bytes);
+      }
+      if (unique.size === 0) return;
+      const first = unique.keys().next().value as string;
+      const what = `WriteObject ${first}${unique.size > 1 ? ` (+${unique.size - 1} in one stream)` : ''}`;
+      await withRetry(settings, signal, async () => {
+        checkOpen();
+        const md = metadata();
+        md.set(WRITE_BATCH_HEADER, '1');
+        async function* messages(): AsyncGenerator<WriteObjectRequest> {
+          for (const [d, bytes] of unique) yield* objectMessages(d, bytes);
         }
+        await writeCall(what, md, messages(), signal);
       });
     },
 
@@ -359,6 +407,19 @@ export function openGrpcRemote(url: URL, settings: CallSettings, rootCerts: Uint
     },
   };
   return remote;
+}
+
+/** The messages of one object: its bytes in chunks, each naming its digest; an empty object is one empty message. */
+async function* objectMessages(
+  digest: string,
+  source: Uint8Array | AsyncIterable<Uint8Array>,
+): AsyncGenerator<WriteObjectRequest> {
+  let sent = false;
+  for await (const chunk of chunksOf(source, CHUNK_BYTES)) {
+    sent = true;
+    yield { digest, data: chunk };
+  }
+  if (!sent) yield { digest, data: new Uint8Array(0) };
 }
 
 function RemoteErrorLike(e: unknown): e is { code: string } {

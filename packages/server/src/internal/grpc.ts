@@ -9,15 +9,15 @@ import type {
   WriteObjectRequest,
   WriteObjectResponse,
 } from '@fsw/remote';
+import { WRITE_BATCH_HEADER } from '@fsw/remote';
 import type {
-  Metadata,
   ServerReadableStream,
   ServerUnaryCall,
   ServerWritableStream,
   sendUnaryData,
   UntypedServiceImplementation,
 } from '@grpc/grpc-js';
-import { status as Status } from '@grpc/grpc-js';
+import { Metadata, status as Status } from '@grpc/grpc-js';
 import { classify, publicMessage, type ServiceContext } from './context.js';
 import { type Digest, parseDigest } from './digest.js';
 import { findMissing } from './has-tree.js';
@@ -94,6 +94,7 @@ export function createGrpcHandlers(ctx: ServiceContext): UntypedServiceImplement
       async (log) => {
         const digests = call.request.digest.map(requireDigest);
         log.target = describe(digests);
+        call.sendMetadata(features());
         const present: boolean[] = [];
         for (let i = 0; i < digests.length; i += LOOKUP_CONCURRENCY) {
           const slice = digests.slice(i, i + LOOKUP_CONCURRENCY);
@@ -113,6 +114,7 @@ export function createGrpcHandlers(ctx: ServiceContext): UntypedServiceImplement
       async (log) => {
         const roots = call.request.digest.map(requireDigest);
         log.target = describe(roots);
+        call.sendMetadata(features());
         // One announcement per set of roots: a push asks again about the trees it uploaded, and a walk that finds
         // nothing missing below them ends it.
         const key = `tree:${roots
@@ -172,46 +174,66 @@ export function createGrpcHandlers(ctx: ServiceContext): UntypedServiceImplement
     call: ServerReadableStream<WriteObjectRequest, WriteObjectResponse>,
     callback: sendUnaryData<WriteObjectResponse>,
   ): void => {
+    // Our client's extension (see WRITE_BATCH_HEADER): several objects, one after the other, in one stream.
+    const batch = call.metadata.get(WRITE_BATCH_HEADER)[0] === '1';
     serve(
       'WriteObject',
       call.metadata,
       async (log) => {
         let digest: Digest | undefined;
+        let named = '';
         let writer: ObjectWriter | undefined;
+        let objects = 0;
+        /** Verifies and stores the object received so far (nothing when it was already stored). */
+        const finish = async () => {
+          const current = writer;
+          writer = undefined;
+          if (current === undefined) return;
+          try {
+            await current.commit();
+          } catch (error) {
+            if (RemoteError.is(error) && error.code === 'E_DIGEST_MISMATCH') ctx.metrics.rejectedUploads++;
+            throw error;
+          }
+          ctx.metrics.uploads++;
+        };
         try {
           for await (const message of call as AsyncIterable<WriteObjectRequest>) {
             const data = message.data;
             log.received += data.byteLength;
-            if (!digest) {
+            if (!digest || (message.digest !== '' && message.digest !== named)) {
               if (message.digest === '') {
                 throw new CallError(
                   Status.INVALID_ARGUMENT,
                   'the first WriteObject message carries no digest',
                 );
               }
-              digest = requireDigest(message.digest);
-              log.target = digest.full;
-              if (await ctx.objects.has(digest)) {
-                throw new CallError(Status.ALREADY_EXISTS, `already stored: ${digest.full}`);
+              const next = requireDigest(message.digest);
+              named = message.digest;
+              if (digest && next.full !== digest.full && !batch) {
+                throw new CallError(
+                  Status.INVALID_ARGUMENT,
+                  `one WriteObject stream names two digests: ${digest.full} and ${message.digest.slice(0, 100)}`,
+                );
               }
-              writer = await ctx.objects.createWriter(digest);
-            } else if (message.digest !== '' && parseDigest(message.digest)?.full !== digest.full) {
-              throw new CallError(
-                Status.INVALID_ARGUMENT,
-                `one WriteObject stream names two digests: ${digest.full} and ${message.digest.slice(0, 100)}`,
-              );
+              if (!digest || next.full !== digest.full) {
+                await finish();
+                digest = next;
+                objects++;
+                log.target = objects > 1 ? `${digest.full} (object ${objects})` : digest.full;
+                const stored = ctx.objects.hasIndexed(digest) ?? (await ctx.objects.has(digest));
+                if (stored && !batch) {
+                  throw new CallError(Status.ALREADY_EXISTS, `already stored: ${digest.full}`);
+                }
+                // In a batch, an object already stored is skipped (its messages are read and dropped).
+                if (!stored) writer = await ctx.objects.createWriter(digest);
+              }
             }
             await writer?.write(data);
           }
-          if (!digest || !writer) throw new CallError(Status.INVALID_ARGUMENT, 'empty WriteObject stream');
+          if (!digest) throw new CallError(Status.INVALID_ARGUMENT, 'empty WriteObject stream');
           if (call.cancelled) throw new CallError(Status.CANCELLED, 'upload cancelled');
-          try {
-            await writer.commit();
-          } catch (error) {
-            if (RemoteError.is(error) && error.code === 'E_DIGEST_MISMATCH') ctx.metrics.rejectedUploads++;
-            throw error;
-          }
-          ctx.metrics.uploads++;
+          await finish();
           callback(null, {});
         } finally {
           await writer?.abort();
@@ -222,6 +244,13 @@ export function createGrpcHandlers(ctx: ServiceContext): UntypedServiceImplement
   };
 
   return { HasObject, HasTree, ReadObject, WriteObject };
+}
+
+/** The initial metadata of `HasObject`/`HasTree` answers: the extensions this server accepts. */
+function features(): Metadata {
+  const md = new Metadata();
+  md.set(WRITE_BATCH_HEADER, '1');
+  return md;
 }
 
 function requireDigest(text: string): Digest {

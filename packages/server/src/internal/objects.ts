@@ -1,4 +1,4 @@
-import { createReadStream, type ReadStream } from 'node:fs';
+import { createReadStream, mkdirSync, type ReadStream, renameSync, rmSync, writeFileSync } from 'node:fs';
 import {
   type FileHandle,
   mkdir,
@@ -380,6 +380,37 @@ export class ObjectSet {
   }
 
   /**
+   * @internal {@link commit} for a verified body held in memory, with synchronous calls (a temp file written whole,
+   * then renamed into place): for the many small objects of a tree this costs a fraction of the thread-pool round
+   * trips of the asynchronous path. Returns undefined, having done nothing, while an eviction is still unlinking the
+   * same object: the caller then takes the asynchronous path, which waits for that.
+   */
+  storeSync(digest: Digest, bytes: Uint8Array, kind: ObjectKind): boolean | undefined {
+    const key = digest.full;
+    if (this.#unlinking.has(key)) return undefined;
+    const temp = this.tempPath();
+    const path = this.#path(digest, kind);
+    try {
+      writeFileSync(temp, bytes, { flag: 'wx' });
+      try {
+        renameSync(temp, path);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        // The prefix directory does not exist yet (the temp file is there: we just wrote it).
+        mkdirSync(dirname(path), { recursive: true });
+        renameSync(temp, path);
+      }
+    } catch (error) {
+      rmSync(temp, { force: true });
+      throw error;
+    }
+    const existed = this.#entries.has(key);
+    this.#add(key, { size: bytes.byteLength, lastUsed: now(), kind });
+    this.#maybeEvict();
+    return !existed;
+  }
+
+  /**
    * Records that a push relies on these objects (present ones it will build on, missing ones it was told to upload):
    * eviction keeps them until the push completes (`release` with the same key) or `announceTtlMs` passes without the
    * key being announced again.
@@ -600,6 +631,9 @@ export class ObjectWriter {
       } else {
         const bytes = concat(this.#chunks, this.#size);
         if (looksLikeTree(this.#head) && isTreeObject(bytes)) kind = 'tree';
+        this.#chunks = [];
+        const stored = this.#objects.storeSync(this.#digest, bytes, kind);
+        if (stored !== undefined) return stored;
         this.#temp = this.#objects.tempPath();
         await writeFile(this.#temp, bytes, { flag: 'wx' });
         this.#chunks = [];
