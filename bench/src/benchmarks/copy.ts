@@ -17,11 +17,11 @@ const dataRoot = DATA_ROOT;
 
 /**
  * Scale: `FSW_BENCH_COPY_SMALL` files of 0-4 KiB (default 200,000), `FSW_BENCH_COPY_PHOTOS` photo-like files
- * (log-normal around 400 KiB, default 3,000: ~2 GB), `FSW_BENCH_COPY_BIG` files of `FSW_BENCH_COPY_BIG_MIB` MiB
+ * (log-normal around 400 KiB, default 1,500: ~1 GB, the shared `copy-photos-1500` tree), `FSW_BENCH_COPY_BIG` files of `FSW_BENCH_COPY_BIG_MIB` MiB
  * (default 4 x 1024). `FSW_BENCH_COPY_RUNS` timed runs per side (default 3).
  */
 const SMALL = Number(process.env.FSW_BENCH_COPY_SMALL ?? 200_000);
-const PHOTOS = Number(process.env.FSW_BENCH_COPY_PHOTOS ?? 3_000);
+const PHOTOS = Number(process.env.FSW_BENCH_COPY_PHOTOS ?? 1_500);
 const BIG = Number(process.env.FSW_BENCH_COPY_BIG ?? 4);
 const BIG_MIB = Number(process.env.FSW_BENCH_COPY_BIG_MIB ?? 1024);
 const RUNS = Number(process.env.FSW_BENCH_COPY_RUNS ?? 3);

@@ -55,7 +55,10 @@ export interface CopyOptions {
   readonly reflink?: ReflinkMode;
   /** Which entries of a directory source are copied (glob, ignore, ignoreFiles, hidden, maxDepth of `@fsw/walk`). @default everything */
   readonly filter?: CopyFilter;
-  /** Files copied at once. @default 8 */
+  /**
+   * Parallel copies at most: large files copied at once, and threads copying small files (the main thread plus
+   * worker threads, one per core, started only on runs of thousands of files or many megabytes). @default 8
+   */
   readonly concurrency?: number;
   /** Plan only: check sources, destinations and conflicts, and report what would be done, writing nothing. @default false */
   readonly dryRun?: boolean;

@@ -21,7 +21,7 @@ export interface Resolved {
   readonly onError: (error: CopyError) => 'skip' | 'throw';
 }
 
-/** Files copied at once by default: enough to keep libuv's 4 pool threads busy with small files. */
+/** Parallel copies by default: large files at once (libuv has 4 pool threads), and a cap on small-file threads. */
 export const DEFAULT_CONCURRENCY = 8;
 
 function oneOf<T extends string>(name: string, value: T | undefined, allowed: readonly T[], fallback: T): T {
