@@ -41,7 +41,10 @@ function define(program: Command, verb: 'copy' | 'move'): Command {
     .option('--reflink <when>', 'copy-on-write clones: auto (default), always, never')
     .option('-L, --dereference', 'copy what symlinks point to instead of the links')
     .option('--dry-run', 'show what would be done, write nothing')
-    .option('-j, --concurrency <n>', 'parallel copies at most: large files at once, threads for small files (default 8)')
+    .option(
+      '-j, --concurrency <n>',
+      'parallel copies at most: large files at once, threads for small files (default 8)',
+    )
     .option('-g, --glob <pattern>', 'in directories, only files matching the glob (repeatable)', collect)
     .option(
       '--ignore <pattern>',
