@@ -7,13 +7,14 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { type CopyProgress, copy, type IncompleteCopyError } from '@fsw/copy';
+import { type CopyProgress, copy, type IncompleteCopyError, move } from '@fsw/copy';
 import { CopyError } from '@fsw/errors';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BatchMessage, BatchReply, WorkerInit } from '../dist/internal/protocol.js';
@@ -111,6 +112,27 @@ describe.each(['0', '1'])('small files with FSW_COPY_WORKERS=%s', (workers) => {
     expect(copied).toEqual(readTree(src));
     expect(copied.size).toBe(2500 - gone.length);
     expect(await tempFiles(join(dir, 'dst'))).toEqual([]);
+  });
+
+  it('moves file by file into an existing directory, and across filesystems (copy, verify, remove)', async () => {
+    const src = join(dir, 'src');
+    smallTree(src, 2500);
+    const before = readTree(src);
+    // An existing destination: no rename of the whole tree, every file is renamed (or linked) on its own.
+    mkdirSync(join(dir, 'dst', 'src'), { recursive: true });
+    expect(await move(src, join(dir, 'dst'))).toMatchObject({ files: 2500, errors: 0 });
+    expect(readTree(join(dir, 'dst', 'src'))).toEqual(before);
+    expect(existsSync(src)).toBe(false);
+    if (statSync('/dev/shm', { throwIfNoEntry: false })?.dev === statSync(dir).dev) return;
+    const shm = mkdtempSync('/dev/shm/fsw-copy-');
+    try {
+      expect(await move(join(dir, 'dst', 'src'), join(shm, 'moved'))).toMatchObject({ files: 2500 });
+      expect(readTree(join(shm, 'moved'))).toEqual(before);
+      expect(existsSync(join(dir, 'dst', 'src'))).toBe(false);
+      expect(await tempFiles(join(shm, 'moved'))).toEqual([]);
+    } finally {
+      rmSync(shm, { recursive: true, force: true });
+    }
   });
 
   it('an abort mid-run rejects with the reason and leaves only complete files, no temp file', async () => {
