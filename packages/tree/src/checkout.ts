@@ -1,14 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import {
-  chmod as chmodCb,
-  constants,
-  copyFile as copyFileCb,
-  type Dirent,
-  lstat as lstatCb,
-  rename as renameCb,
-  type Stats,
-  unlink as unlinkCb,
-} from 'node:fs';
+import { constants, type Dirent, type Stats } from 'node:fs';
 import {
   chmod,
   copyFile,
@@ -28,7 +18,9 @@ import { fromErrno, TreeError } from '@fsw/errors';
 import { hashFile } from '@fsw/hash';
 import pLimit from 'p-limit';
 import { parseDigest, splitDigest } from './digest.js';
+import { runnerFor } from './internal/batch-runner.js';
 import { defaultConcurrency } from './internal/build.js';
+import { type FileFacts, failureError, isFailure, tempName } from './internal/file-jobs.js';
 import { type IgnoreMatcher, INDEX_DIR, matcherFromText, readIgnoreText } from './internal/ignore-rules.js';
 import { type IndexRecord, loadIndex, recordMatches, saveIndex } from './internal/index-file.js';
 import { loadAllTrees } from './read-tree.js';
@@ -75,8 +67,14 @@ export interface CheckoutOptions {
    * @default false
    */
   readonly force?: boolean;
-  /** Files written at once. @default max(8, 2 × CPU count) */
+  /** Files written at once (large files, or a store other than a local one). @default max(8, 2 × CPU count) */
   readonly concurrency?: number;
+  /**
+   * Worker threads writing small files from a local store, with blocking calls in batches; `0` writes them on the
+   * main thread (in short batches between turns of the event loop).
+   * @default 0 for up to 2,000 files, else one per CPU (at most 4)
+   */
+  readonly workers?: number;
   readonly onProgress?: (progress: CheckoutProgress) => void;
   readonly signal?: AbortSignal;
 }
@@ -122,12 +120,8 @@ function errnoOf(error: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
-// One random tag per process (cheaper than random bytes per file); pid + counter make names unique within it.
-const PROCESS_TAG = randomBytes(4).toString('hex');
-let tempCounter = 0;
 function tempPath(dirAbs: string): string {
-  tempCounter = (tempCounter + 1) % 0x7fffffff;
-  return join(dirAbs, `.fsw-tmp-${process.pid}-${PROCESS_TAG}-${tempCounter}`);
+  return join(dirAbs, tempName('.fsw-tmp-'));
 }
 
 function io(error: unknown, path: string, action: string): TreeError {
@@ -308,32 +302,86 @@ export async function checkout(
       lastReport = now;
       options.onProgress({ ...progress, done });
     };
-    // A fixed set of workers taking the next job: no promise per file waits in a queue (memory stays flat).
-    let next = 0;
+    const local = isLocalStore(store) && !store.verify;
+    const small: FileJob[] = [];
+    const other: FileJob[] = [];
+    for (const job of fileJobs) {
+      const size = sizes.get(job.entry.digest);
+      if (local && size !== undefined && size < FAST_COPY_MAX) small.push(job);
+      else other.push(job);
+    }
     let failure: { readonly reason: unknown } | undefined;
+    const done = (job: FileJob, st: FileFacts) => {
+      written.push({ rel: job.rel, entry: job.entry, stat: st });
+      counts.filesWritten++;
+      progress.filesDone++;
+      progress.bytesDone += st.size;
+    };
+    if (small.length > 0) {
+      // Small files: batches of blocking calls (worker threads for many files), no thread-pool round trip per call.
+      const runner = await runnerFor(small.length, options.workers);
+      try {
+        let next = 0;
+        let active = 0;
+        await new Promise<void>((resolveAll) => {
+          const pump = () => {
+            while (
+              failure === undefined &&
+              signal?.aborted !== true &&
+              active < runner.inFlight &&
+              next < small.length
+            ) {
+              const batch = small.slice(next, next + runner.batchSize);
+              next += batch.length;
+              active++;
+              const jobs = batch.map((job) => ({
+                source: sources.get(job.entry.digest)!,
+                temp: tempPath(job.dirAbs),
+                final: job.abs,
+                mode: job.entry.mode & FILE_MODE_MASK,
+              }));
+              runner.checkout(jobs).then(
+                (results) => {
+                  active--;
+                  results.forEach((r, i) => {
+                    if (isFailure(r)) failure ??= { reason: failureError(r) };
+                    else done(batch[i]!, r);
+                  });
+                  report(false);
+                  pump();
+                },
+                (error: unknown) => {
+                  active--;
+                  failure ??= { reason: error };
+                  pump();
+                },
+              );
+            }
+            if (active === 0) resolveAll();
+          };
+          pump();
+        });
+      } finally {
+        await runner.close();
+      }
+      if (failure !== undefined) throw failure.reason;
+      signal?.throwIfAborted();
+    }
+    // Other files: a fixed set of async workers taking the next job (memory stays flat).
+    let next = 0;
     const worker = async () => {
-      while (failure === undefined && next < fileJobs.length) {
-        const job = fileJobs[next++]!;
+      while (failure === undefined && next < other.length) {
+        const job = other[next++]!;
         try {
           signal?.throwIfAborted();
-          const st = await writeFile(
-            store,
-            sources.get(job.entry.digest),
-            sizes.get(job.entry.digest),
-            modes.get(job.entry.digest),
-            job,
-          );
-          written.push({ rel: job.rel, entry: job.entry, stat: st });
-          counts.filesWritten++;
-          progress.filesDone++;
-          progress.bytesDone += st.size;
+          done(job, await writeFile(store, sources.get(job.entry.digest), modes.get(job.entry.digest), job));
           report(false);
         } catch (error) {
           failure ??= { reason: error };
         }
       }
     };
-    const workers = Math.max(1, Math.min(options.concurrency ?? defaultConcurrency(), fileJobs.length));
+    const workers = Math.max(1, Math.min(options.concurrency ?? defaultConcurrency(), other.length));
     await Promise.all(Array.from({ length: workers }, worker));
     if (failure !== undefined) throw failure.reason;
 
@@ -367,7 +415,7 @@ export async function checkout(
 interface Written {
   readonly rel: string;
   readonly entry: TreeEntry;
-  readonly stat: Stats;
+  readonly stat: FileFacts;
 }
 
 /**
@@ -384,7 +432,7 @@ async function writeCheckoutIndex(
   written: readonly Written[],
 ): Promise<void> {
   const records = completed ? new Map<string, IndexRecord>() : new Map(oldIndex);
-  const fileRecord = (s: Stats, d: string): IndexRecord => ({
+  const fileRecord = (s: FileFacts, d: string): IndexRecord => ({
     type: 'file',
     digest: d,
     mode: s.mode,
@@ -638,49 +686,18 @@ async function prune(abs: string, rel: string, ignored: IgnoreMatcher): Promise<
   }
 }
 
-// Objects this small are copied with the callback API: several copies in flight on the thread pool (creating files
-// is latency-bound), without the FileHandle and promise costs of node:fs/promises.
+// Objects below this size are written in batches of blocking calls (internal/file-jobs.ts).
 const FAST_COPY_MAX = 1024 * 1024;
-
-function call<T>(
-  fn: (callback: (error: NodeJS.ErrnoException | null, value?: T) => void) => void,
-): Promise<T> {
-  return new Promise<T>((resolve, reject) =>
-    fn((error, value) => (error ? reject(error) : resolve(value as T))),
-  );
-}
 
 /** Writes one file beside its final name and renames it into place; returns the final file's stat. */
 async function writeFile(
   store: Store,
   source: string | undefined,
-  size: number | undefined,
   sourceMode: number | undefined,
   job: FileJob,
 ): Promise<Stats> {
   const temp = tempPath(job.dirAbs);
-  if (
-    source !== undefined &&
-    size !== undefined &&
-    size < FAST_COPY_MAX &&
-    (store as Partial<LocalStore>).verify !== true
-  ) {
-    try {
-      // COPYFILE_EXCL: the temp name is fresh, so nothing (a planted symlink) can be written through;
-      // FICLONE: a reflink where the filesystem can, a plain copy elsewhere.
-      await call<void>((cb) =>
-        copyFileCb(source, temp, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE, cb),
-      );
-      // copyFile gives the copy the object's own mode: most files need no chmod.
-      const mode = job.entry.mode & FILE_MODE_MASK;
-      if (sourceMode !== mode) await call<void>((cb) => chmodCb(temp, mode, cb));
-      await call<void>((cb) => renameCb(temp, job.abs, cb));
-      return await call<Stats>((cb) => lstatCb(job.abs, cb));
-    } catch (error) {
-      await new Promise<void>((resolve) => unlinkCb(temp, () => resolve()));
-      throw io(error, job.abs, 'write');
-    }
-  }
+  const mode = job.entry.mode & FILE_MODE_MASK;
   try {
     if (source !== undefined) {
       // COPYFILE_EXCL: the temp name is fresh, so nothing (a planted symlink) can be written through;
@@ -708,7 +725,8 @@ async function writeFile(
         );
       }
     }
-    await chmod(temp, job.entry.mode & FILE_MODE_MASK);
+    // copyFile gives the copy the object's own mode: most files need no chmod.
+    if (source === undefined || sourceMode !== mode) await chmod(temp, mode);
     await rename(temp, job.abs);
     return await lstat(job.abs);
   } catch (error) {

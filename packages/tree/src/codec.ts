@@ -1,5 +1,5 @@
 import { TreeError } from '@fsw/errors';
-import { truncate, tryParseDigest } from './digest.js';
+import { normalDigest, truncate, tryParseDigest } from './digest.js';
 import type { TreeEntry, TreeEntryType } from './types.js';
 
 /** The first two bytes of every tree object (little-endian u16). */
@@ -88,9 +88,8 @@ function encodeFast(entries: readonly TreeEntry[]): Uint8Array | undefined {
     if ((entry.type !== 'file' && entry.type !== 'dir') || nameProblem(entry.name) !== undefined)
       return undefined;
     if (hasSurrogate(entry.name)) return undefined;
-    const parts = tryParseDigest(entry.digest);
-    if (parts === undefined) return undefined;
-    const digest = `${parts.algorithm}:${parts.hex}`;
+    const digest = normalDigest(entry.digest);
+    if (digest === undefined) return undefined;
     const nameBytes = Buffer.byteLength(entry.name, 'utf8');
     list.push({ name: entry.name, nameBytes, digest, status: entryStatus(entry.type, entry.mode) });
     size += 8 + nameBytes + 8 + digest.length + 4;

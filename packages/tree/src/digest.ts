@@ -23,6 +23,13 @@ function isCanonicalBlake3(text: string): boolean {
   return true;
 }
 
+/** The normal form of a digest (`text` itself when already normal, no allocation), or `undefined`. @internal */
+export function normalDigest(text: string): string | undefined {
+  if (isCanonicalBlake3(text)) return text;
+  const parts = tryParseDigest(text);
+  return parts === undefined ? undefined : `${parts.algorithm}:${parts.hex}`;
+}
+
 /**
  * Splits a digest string into algorithm and lowercase hex, or returns `undefined` when it does not parse.
  * Accepts `blake3:<64 hex>`, `sha1:<40 hex>`, and bare hex (64 chars = blake3, 40 = sha1).

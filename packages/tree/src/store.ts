@@ -1,23 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  constants,
-  createReadStream,
-  fstatSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readSync,
-  rename as renameCb,
-  renameSync,
-  type Stats,
-  statSync,
-  unlink as unlinkCb,
-  unlinkSync,
-  utimesSync,
-  writeFile as writeFileCb,
-  writeSync,
-} from 'node:fs';
+import { constants, createReadStream, readdirSync, type Stats, statSync, utimesSync } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, stat, unlink, utimes } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +7,15 @@ import { fromErrno, TreeError } from '@fsw/errors';
 import { createHasher, hashBytes, type StreamHasher } from '@fsw/hash';
 import pLimit from 'p-limit';
 import { type DigestParts, splitDigest } from './digest.js';
+import {
+  type JobState,
+  type StoreTarget,
+  SYNC_MAX,
+  storeFileSync,
+  TEMP_PREFIX,
+  tempName,
+  writeObjectSync,
+} from './internal/file-jobs.js';
 import type { ObjectKind, Store } from './types.js';
 
 /** Options of {@link openStore}. */
@@ -81,6 +71,8 @@ export interface LocalStore extends Store {
   readonly verify: boolean;
   /** `has`, synchronously (a stat or two): for hot loops over many objects. */
   hasSync(digest: string): boolean;
+  /** How old an object's mtime may get before a use refreshes it (see {@link OpenStoreOptions.touchAfterMs}). */
+  readonly touchAfterMs: number;
   /** `locate`, synchronously. */
   locateSync(digest: string): ObjectLocation | undefined;
   /** Finds an object under either suffix (and marks it used); `undefined` when absent. */
@@ -106,33 +98,20 @@ export function defaultStoreDir(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 const CHUNK = 1024 * 1024;
-const TEMP_PREFIX = '.tmp-';
 const SUFFIXES: readonly ObjectKind[] = ['file', 'tree'];
 const LIST_AFTER = 32;
 const LISTING_TTL_MS = 5000;
 
-// One random tag per process (cheaper than random bytes per file); pid + counter make names unique within it.
-const PROCESS_TAG = randomBytes(4).toString('hex');
-let tempCounter = 0;
-function tempName(): string {
-  tempCounter = (tempCounter + 1) % 0x7fffffff;
-  return `${TEMP_PREFIX}${process.pid}-${PROCESS_TAG}-${tempCounter}`;
-}
-
-// Small files are read, hashed and stored with synchronous calls: for page-cached data the promise and FileHandle
-// machinery of node:fs/promises costs several times the syscalls themselves (measured: ~4x on 20k small files),
-// while the walk keeps the thread pool busy in parallel. Larger files stream asynchronously.
-const SYNC_MAX = 1024 * 1024;
-let sharedBuffer: Buffer | undefined;
-/** The one read buffer of the synchronous path, allocated on first use (importing the codec alone costs nothing). */
-function syncBuffer(): Buffer {
-  sharedBuffer ??= Buffer.allocUnsafe(SYNC_MAX);
-  return sharedBuffer;
-}
 let blake3: StreamHasher | undefined;
 async function syncHasher(): Promise<StreamHasher> {
   blake3 ??= await createHasher('blake3');
   return blake3;
+}
+let sharedBuffer: Buffer | undefined;
+/** The main thread's read buffer for small files, made on first use (importing the codec alone costs nothing). */
+function syncBuffer(): Buffer {
+  sharedBuffer ??= Buffer.allocUnsafe(SYNC_MAX);
+  return sharedBuffer;
 }
 
 async function digestOf(bytes: Uint8Array, algorithm: DigestParts['algorithm']): Promise<string> {
@@ -231,7 +210,7 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
       }
     }
     const sub = await ensureDir(parts);
-    const temp = join(sub, tempName());
+    const temp = join(sub, tempName(TEMP_PREFIX));
     try {
       const handle = await open(temp, 'wx', 0o644);
       try {
@@ -262,139 +241,16 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
     }
   };
 
-  /** The synchronous twin of writeObject, for the small-file fast path. */
-  const writeObjectSync = (parts: DigestParts, bytes: Uint8Array, kind: ObjectKind): boolean => {
-    const final = objectPath(parts, kind);
-    const existing = statSync(final, { throwIfNoEntry: false });
-    if (existing !== undefined) {
-      if (Date.now() - existing.mtimeMs >= touchAfterMs) {
-        try {
-          const now = Date.now() / 1000;
-          utimesSync(final, now, now);
-        } catch {
-          // LRU order is only a hint (see touchPath).
-        }
-      }
-      return false;
-    }
-    const sub = join(objects, parts.hex.slice(0, 2));
-    if (!madeDirs.has(sub)) {
-      mkdirSync(sub, { recursive: true });
-      madeDirs.add(sub);
-    }
-    const temp = join(sub, tempName());
-    try {
-      const fd = openSync(temp, 'wx', 0o644);
-      try {
-        let at = 0;
-        while (at < bytes.length) at += writeSync(fd, bytes, at, bytes.length - at);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(temp, final);
-      noteWritten(final);
-    } catch (error) {
-      try {
-        unlinkSync(temp);
-      } catch {
-        // Never created, or already gone.
-      }
-      throw error;
-    }
-    return true;
-  };
-
-  /**
-   * Like writeObjectSync, but the temp file is written and renamed on the thread pool with the callback API:
-   * creating files is latency-bound (directory and journal locks), so several in flight beat one at a time
-   * (measured ~2x), and the callback API avoids the FileHandle and promise costs of node:fs/promises.
-   */
-  const writeObjectPooled = async (
-    parts: DigestParts,
-    bytes: Uint8Array,
-    kind: ObjectKind,
-  ): Promise<boolean> => {
-    const final = objectPath(parts, kind);
-    const existing = statSync(final, { throwIfNoEntry: false });
-    if (existing !== undefined) {
-      if (Date.now() - existing.mtimeMs >= touchAfterMs) await touchPath(final, undefined);
-      return false;
-    }
-    const sub = join(objects, parts.hex.slice(0, 2));
-    if (!madeDirs.has(sub)) {
-      mkdirSync(sub, { recursive: true });
-      madeDirs.add(sub);
-    }
-    const temp = join(sub, tempName());
-    try {
-      await new Promise<void>((resolve, reject) =>
-        writeFileCb(temp, bytes, { flag: 'wx', mode: 0o644 }, (error) => (error ? reject(error) : resolve())),
-      );
-      await new Promise<void>((resolve, reject) =>
-        renameCb(temp, final, (error) => (error ? reject(error) : resolve())),
-      );
-      noteWritten(final);
-    } catch (error) {
-      await new Promise<void>((resolve) => unlinkCb(temp, () => resolve()));
-      throw error;
-    }
-    return true;
-  };
+  const target: StoreTarget = { objects, touchAfterMs };
 
   const putFileWithStat = async (path: string): Promise<PutFileResult> => {
-    const hasher = await syncHasher();
-    let fd: number;
-    try {
-      // O_NONBLOCK: opening a FIFO must not hang waiting for a writer; it is refused below.
-      fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    } catch (error) {
-      throw fromErrno(error, { path, family: TreeError, action: 'open' });
-    }
-    let st: Stats;
-    let length = 0;
-    try {
-      st = fstatSync(fd);
-      if (st.isDirectory()) throw new TreeError('E_IS_DIR', `cannot store ${path}: is a directory`, { path });
-      if (!st.isFile()) {
-        throw new TreeError('E_INVALID_ARGUMENT', `cannot store ${path}: not a regular file`, { path });
-      }
-      if (st.size < SYNC_MAX) {
-        // Read to EOF (the file may have grown since fstat); a file that outgrows the buffer goes the slow way.
-        for (;;) {
-          const want = SYNC_MAX - length;
-          const n = readSync(fd, syncBuffer(), length, want, null);
-          length += n;
-          // A regular file reads short only at its end: no second read just to see 0 (one syscall less per file).
-          if (n < want || length === SYNC_MAX) break;
-        }
-      }
-    } catch (error) {
-      closeSync(fd);
-      if (TreeError.is(error)) throw error;
-      throw fromErrno(error, { path, family: TreeError, action: 'read' });
-    }
-    if (st.size >= SYNC_MAX || length === SYNC_MAX) {
-      closeSync(fd);
-      return putLargeFile(path);
-    }
-    closeSync(fd);
-    const hex = hasher.reset().update(syncBuffer().subarray(0, length)).digest();
-    let written: boolean;
-    try {
-      // A copy: the shared read buffer is reused by the next file while this one is written on the thread pool.
-      written = await writeObjectPooled(
-        { algorithm: 'blake3', hex },
-        Buffer.from(syncBuffer().subarray(0, length)),
-        'file',
-      );
-    } catch (error) {
-      throw fromErrno(error, {
-        path: store.path(`blake3:${hex}`),
-        family: TreeError,
-        action: 'write object',
-      });
-    }
-    return { digest: `blake3:${hex}`, stat: st, written };
+    const state: JobState = { buffer: syncBuffer(), hasher: await syncHasher(), madeDirs };
+    // Read, hashed and stored with blocking calls: for small page-cached files the thread-pool round trip of each
+    // asynchronous call costs several times the syscall itself.
+    const stored = storeFileSync(state, target, path);
+    if (stored === 'large') return putLargeFile(path);
+    if (stored.written) noteWritten(objectPath({ algorithm: 'blake3', hex: stored.hex }, 'file'));
+    return { digest: `blake3:${stored.hex}`, stat: stored.stats, written: stored.written };
   };
 
   const putLargeFile = async (path: string): Promise<PutFileResult> => {
@@ -424,7 +280,7 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
     path: string,
   ): Promise<PutFileResult> => {
     await mkdir(objects, { recursive: true });
-    const temp = join(objects, tempName());
+    const temp = join(objects, tempName(TEMP_PREFIX));
     const out = await open(temp, 'wx', 0o644);
     let closed = false;
     try {
@@ -462,6 +318,7 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
   const store: LocalStore = {
     dir: root,
     verify,
+    touchAfterMs,
     path(digest, kind = 'file') {
       return objectPath(algorithmParts(digest), kind);
     },
@@ -530,7 +387,8 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
       if (bytes.length < SYNC_MAX) {
         const hex = (await syncHasher()).reset().update(bytes).digest();
         try {
-          writeObjectSync({ algorithm: 'blake3', hex }, bytes, kind);
+          if (writeObjectSync(target, madeDirs, hex, kind, bytes))
+            noteWritten(objectPath({ algorithm: 'blake3', hex }, kind));
         } catch (error) {
           throw fromErrno(error, {
             path: objectPath({ algorithm: 'blake3', hex }, kind),

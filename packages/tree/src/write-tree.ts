@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { hashFile } from '@fsw/hash';
 import { buildTree, defaultConcurrency, type TreeSink, type WriteTreeProgress } from './internal/build.js';
 import { type LocalStore, openStore } from './store.js';
@@ -17,8 +18,14 @@ export interface WriteTreeOptions {
    * @default true
    */
   readonly index?: boolean;
-  /** Files hashed and stored at once. @default max(8, 2 × CPU count) */
+  /** Large files hashed and stored at once (and files for a store other than a local one). @default max(8, 2 × CPU count) */
   readonly concurrency?: number;
+  /**
+   * Worker threads reading, hashing and storing small files with blocking calls in batches; `0` does it on the
+   * main thread (in short batches between turns of the event loop).
+   * @default 0 for up to 2,000 files to read, else one per CPU (at most 4)
+   */
+  readonly workers?: number;
   /** Called (throttled, synchronously) with the counts so far, and once more at the end with `done: true`. */
   readonly onProgress?: (progress: WriteTreeProgress) => void;
   readonly signal?: AbortSignal;
@@ -44,6 +51,10 @@ export function storeSink(store: Store): TreeSink {
     putTree: (bytes) => store.put(bytes, 'tree'),
     hasFile: (digest) => store.has(digest),
     hasFileSync: isLocalStore(store) ? (digest) => store.hasSync(digest) : undefined,
+    batches:
+      isLocalStore(store) && !store.verify
+        ? { target: { objects: join(store.dir, 'objects'), touchAfterMs: store.touchAfterMs } }
+        : undefined,
   };
 }
 
@@ -68,6 +79,7 @@ export function hashOnlySink(): TreeSink {
     // Index digests need no object behind them when nothing is stored.
     hasFile: async () => true,
     hasFileSync: () => true,
+    batches: { target: undefined },
   };
 }
 
@@ -91,6 +103,7 @@ export async function writeTree(dir: string, options: WriteTreeOptions = {}): Pr
     concurrency: options.concurrency ?? defaultConcurrency(),
     onProgress: options.onProgress,
     signal: options.signal,
+    workers: options.workers,
     // A store kept inside the tree it stores would feed on itself.
     exclude: store.dir,
   });
@@ -104,6 +117,8 @@ export interface HashTreeOptions {
   readonly index?: boolean;
   /** @default max(8, 2 × CPU count) */
   readonly concurrency?: number;
+  /** As {@link WriteTreeOptions.workers}. */
+  readonly workers?: number;
   readonly signal?: AbortSignal;
   /** Receives every tree object computed, by digest. */
   readonly trees?: Map<string, TreeEntry[]>;
@@ -121,6 +136,7 @@ export async function hashTree(dir: string, options: HashTreeOptions = {}): Prom
     saveIndex: false,
     concurrency: options.concurrency ?? defaultConcurrency(),
     signal: options.signal,
+    workers: options.workers,
     keepTrees: options.trees,
   });
 }

@@ -1,10 +1,20 @@
+import { readdirSync, statSync } from 'node:fs';
 import { readlink, stat as statPath } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fromErrno, TreeError } from '@fsw/errors';
 import pLimit from 'p-limit';
 import { encodeTree } from '../codec.js';
+import { tryParseDigest } from '../digest.js';
 import type { TreeEntry } from '../types.js';
+import {
+  type BatchRunner,
+  defaultWorkers,
+  mainThreadRunner,
+  WORKERS_AFTER,
+  workerRunner,
+} from './batch-runner.js';
+import { failureError, isFailure, objectFile, type StoreOutcome, type StoreTarget } from './file-jobs.js';
 import { readIgnoreText } from './ignore-rules.js';
 import { type IndexRecord, loadIndex, recordMatches, saveIndex } from './index-file.js';
 import { type ScanEntry, scanTree } from './scan.js';
@@ -38,6 +48,11 @@ export interface TreeSink {
   hasFile(digest: string): Promise<boolean>;
   /** The same, answered synchronously, when the sink can. */
   hasFileSync?: ((digest: string) => boolean) | undefined;
+  /**
+   * Small files may be read, hashed and stored in batches of blocking calls (internal/file-jobs.ts) into this store
+   * (`target` undefined: hashed only).
+   */
+  batches?: { readonly target: StoreTarget | undefined } | undefined;
 }
 
 /** Resolved options of a tree build. */
@@ -53,6 +68,8 @@ export interface BuildOptions {
   readonly keepTrees?: Map<string, TreeEntry[]> | undefined;
   /** A folder below `dir` never to include (the store itself, when it lives inside the tree). */
   readonly exclude?: string | undefined;
+  /** Worker threads for batches; 0: the main thread. @default automatic (threads past WORKERS_AFTER files) */
+  readonly workers?: number | undefined;
 }
 
 /** The default number of files hashed at once. */
@@ -72,6 +89,51 @@ const PROGRESS_EVERY_MS = 100;
 function parentOf(rel: string): string {
   const slash = rel.lastIndexOf('/');
   return slash === -1 ? '' : rel.slice(0, slash);
+}
+
+/** Lookups in one fan-out folder of the store after which the folder is listed once instead of stat-ed per object. */
+const LIST_AFTER = 32;
+
+/**
+ * Whether objects are in a local store, for digests taken from the index, synchronously: a stat per object at
+ * first, then one listing per fan-out folder kept for the rest of the build (an unchanged tree of 200,000 files
+ * asks about every object; a small tree in a big store lists nothing).
+ */
+function objectChecker(target: StoreTarget): (digest: string) => boolean {
+  const listings = new Map<string, Set<string>>();
+  const lookups = new Map<string, number>();
+  return (digest) => {
+    // Index digests are ours: `blake3:<hex>`. Anything else is not trusted (and re-read).
+    if (digest.length !== 71 || !digest.startsWith('blake3:')) return false;
+    const fan = digest.slice(7, 9);
+    let names = listings.get(fan);
+    if (names === undefined) {
+      const n = (lookups.get(fan) ?? 0) + 1;
+      lookups.set(fan, n);
+      if (n < LIST_AFTER) {
+        const hex = tryParseDigest(digest)?.hex;
+        return (
+          hex !== undefined &&
+          (statSync(objectFile(target.objects, hex, 'file'), { throwIfNoEntry: false }) !== undefined ||
+            statSync(objectFile(target.objects, hex, 'tree'), { throwIfNoEntry: false }) !== undefined)
+        );
+      }
+      const sub = join(target.objects, fan);
+      try {
+        names = new Set(readdirSync(sub));
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') {
+          throw fromErrno(error, { path: sub, family: TreeError, action: 'read store directory' });
+        }
+        names = new Set();
+      }
+      listings.set(fan, names);
+    }
+    // A name listed in the store is hex: a digest with anything else in it matches nothing.
+    const rest = digest.slice(9);
+    return names.has(`${rest}.file`) || names.has(`${rest}.tree`);
+  };
 }
 
 /** Builds the Merkle tree of `dir` bottom-up and returns the root digest. */
@@ -163,9 +225,11 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
   };
 
   /** The unchanged-file path, synchronous when the sink can answer at once (no promise per file). */
+  const hasObject =
+    sink.batches?.target === undefined ? sink.hasFileSync : objectChecker(sink.batches.target);
   const reuse = (e: ScanEntry): boolean => {
     const previous = oldIndex.get(e.relativePath);
-    if (!recordMatches(previous, e) || sink.hasFileSync === undefined || !sink.hasFileSync(previous.digest)) {
+    if (!recordMatches(previous, e) || hasObject === undefined || !hasObject(previous.digest)) {
       return false;
     }
     progress.filesReused++;
@@ -248,6 +312,92 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
     while (workers.size > 0) await Promise.all([...workers]);
   };
 
+  // Small files go in batches to a BatchRunner: the main thread at first, worker threads once the tree proves big
+  // (or from the start when `workers` says so).
+  const batchTarget = sink.batches;
+  const pendingFiles: ScanEntry[] = [];
+  let pendingHead = 0;
+  let batched = 0;
+  let active = 0;
+  let scanned = false;
+  let runner: BatchRunner = mainThreadRunner();
+  let upgrade: Promise<void> | undefined;
+  const autoWorkers = defaultWorkers();
+  let idle: (() => void) | undefined;
+  const fail = (error: unknown) => {
+    if (firstError === undefined) {
+      firstError = { reason: error };
+      failed = true;
+      stopWalk.abort(error);
+    }
+  };
+  const onBatch = (entries: readonly ScanEntry[], outcomes: readonly StoreOutcome[]) => {
+    outcomes.forEach((o, i) => {
+      const e = entries[i]!;
+      if (o === 'large') enqueue(e);
+      else if (isFailure(o)) fail(failureError(o));
+      else if (!failed) {
+        progress.filesHashed++;
+        indexChanged = true;
+        record(e, `blake3:${o.hex}`, o.size !== e.size || o.mtimeMs !== e.mtimeMs || o.ino !== e.ino);
+      }
+    });
+  };
+  const pump = () => {
+    if (signal?.aborted === true) fail(signal.reason);
+    const wanted = options.workers ?? (batched > WORKERS_AFTER ? autoWorkers : 0);
+    if (wanted > 0 && upgrade === undefined && !failed) {
+      upgrade = workerRunner(wanted).then(
+        (r) => {
+          runner = r;
+          pump();
+        },
+        (error: unknown) => {
+          fail(error);
+          pump();
+        },
+      );
+    }
+    const ready = upgrade === undefined || runner.threaded;
+    while (ready && !failed && active < runner.inFlight) {
+      const available = pendingFiles.length - pendingHead;
+      if (available === 0 || (!scanned && available < runner.batchSize)) break;
+      const entries = pendingFiles.slice(pendingHead, pendingHead + runner.batchSize);
+      pendingHead += entries.length;
+      if (pendingHead >= 4096) {
+        pendingFiles.splice(0, pendingHead);
+        pendingHead = 0;
+      }
+      active++;
+      runner
+        .store(
+          batchTarget?.target,
+          entries.map((e) => e.path),
+        )
+        .then(
+          (outcomes) => {
+            active--;
+            onBatch(entries, outcomes);
+            pump();
+          },
+          (error: unknown) => {
+            active--;
+            fail(error);
+            pump();
+          },
+        );
+    }
+    if (active === 0 && idle !== undefined && (failed || pendingHead === pendingFiles.length)) idle();
+  };
+  const batchesDone = async () => {
+    scanned = true;
+    if (upgrade !== undefined) await upgrade;
+    await new Promise<void>((resolveIdle) => {
+      idle = resolveIdle;
+      pump();
+    });
+  };
+
   try {
     await scanTree(dir, { ignore, concurrency: options.concurrency, signal: walkSignal }, (e) => {
       if (e.type === 'dir') {
@@ -264,16 +414,28 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
       } else if (e.type === 'file') {
         progress.filesTotal++;
         progress.bytesTotal += e.size;
-        if (!reuse(e)) enqueue(e);
+        if (reuse(e)) return;
+        if (batchTarget === undefined) {
+          enqueue(e);
+          return;
+        }
+        pendingFiles.push(e);
+        batched++;
+        if (pendingFiles.length - pendingHead >= runner.batchSize) pump();
       } else {
         enqueue(e);
       }
     });
+    await batchesDone();
     await drain();
   } catch (error) {
     failed = true;
+    await batchesDone();
     await drain();
     throw firstError === undefined ? error : firstError.reason;
+  } finally {
+    if (upgrade !== undefined) await upgrade;
+    await runner.close();
   }
   if (firstError !== undefined) throw firstError.reason;
 
