@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -96,6 +96,32 @@ describe('fsw hash', () => {
     const tail = ['sub/deeper/c.txt', 'empty'];
     expect(res.stdout).toBe(`${tool('b3sum', files).stdout}${digest}  -\n${tool('b3sum', tail).stdout}`);
     expect(res.stderr).toContain('cannot open missing');
+  });
+
+  it('-r reports a directory it cannot read, names with invalid UTF-8, and hashes the rest', async () => {
+    const top = join(dir, 'top');
+    mkdirSync(join(top, 'locked'), { recursive: true });
+    mkdirSync(join(top, 'open'));
+    writeFileSync(join(top, 'a'), 'a');
+    writeFileSync(join(top, 'locked', 'b'), 'b');
+    writeFileSync(join(top, 'open', 'c'), 'c');
+    writeFileSync(join(top, 'bad-'), '');
+    // The same name followed by a byte that is not UTF-8: reported and skipped, never hashed under a lossy name.
+    writeFileSync(Buffer.concat([Buffer.from(join(top, 'bad-')), Buffer.from([0xff])]), 'x');
+    chmodSync(join(top, 'locked'), 0o000);
+    for (const d of [dir, top]) chmodSync(d, 0o755);
+    // Root reads any directory: then the command runs as `nobody`, which the mode keeps out.
+    const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    const res = spawnSync(process.execPath, [FSW_BIN, 'hash', '-r', 'top'], {
+      cwd: dir,
+      encoding: 'utf8',
+      ...asNobody,
+    });
+    chmodSync(join(top, 'locked'), 0o755);
+    expect(res.status).toBe(1);
+    expect(res.stdout).toBe(tool('b3sum', ['top/a', 'top/bad-', 'top/open/c']).stdout);
+    expect(res.stderr).toContain('fsw: cannot read directory top/locked: permission denied (EACCES)');
+    expect(res.stderr).toContain('its name is not valid UTF-8');
   });
 
   it('reports unreadable paths on stderr, hashes the rest, and exits 1', async () => {

@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import type { HashAlgorithm, HashFileEntry, HashResult } from '@fsw/hash';
+import type { WalkEntry } from '@fsw/walk';
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
 import { outputFor, withOutputOptions } from '../context.js';
@@ -134,25 +135,46 @@ async function* hashBatches(
   });
 }
 
-/** The files under `dir` in sorted order, in the walk's batches (one await per batch, not per file). */
-async function* walkBatches(dir: string, out: Output): AsyncGenerator<string[]> {
+/**
+ * The files under `root`, depth-first with siblings in name order (the order of `walk`'s `sort`), one batch per
+ * directory: each directory is listed by a one-level `walk` (its filters, errors and non-UTF-8 names as usual) and
+ * sorted here. A sorted `walk` hands out one entry per batch, which costs a promise round trip per file.
+ */
+async function* walkBatches(root: string, out: Output): AsyncGenerator<string[]> {
   const { walk } = await import('@fsw/walk');
-  const entries = walk(dir, {
-    type: 'file',
-    sort: true,
-    onError: (error) => {
-      out.warn(error.message);
-      return 'skip';
-    },
-  });
-  for await (const batch of entries.batches()) {
-    const paths: string[] = [];
-    for (const entry of batch) {
-      if (entry.rawPath !== undefined) out.warn(`skipping ${entry.path}: its name is not valid UTF-8`);
-      else paths.push(entry.path);
+  const onError = (error: { message: string }) => {
+    out.warn(error.message);
+    return 'skip' as const;
+  };
+  async function* directory(path: string, isRoot: boolean): AsyncGenerator<string[]> {
+    const items: WalkEntry[] = [];
+    try {
+      for await (const batch of walk(path, { maxDepth: 1, onError }).batches()) items.push(...batch);
+    } catch (error) {
+      // The command line's own directory fails the command, as any unreadable argument; one below it is skipped.
+      if (isRoot) throw error;
+      onError(error as Error);
+      return;
     }
-    if (paths.length > 0) yield paths;
+    items.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    let files: string[] = [];
+    for (const entry of items) {
+      if (entry.type !== 'file' && entry.type !== 'dir') continue;
+      if (entry.rawPath !== undefined) {
+        out.warn(`skipping ${entry.path}: its name is not valid UTF-8`);
+        continue;
+      }
+      if (entry.type === 'file') {
+        files.push(entry.path);
+        continue;
+      }
+      if (files.length > 0) yield files;
+      files = [];
+      yield* directory(entry.path, false);
+    }
+    if (files.length > 0) yield files;
   }
+  yield* directory(root, true);
 }
 
 /**
