@@ -1,9 +1,9 @@
 import { DedupError, type FswError } from '@fsw/errors';
-import { type WalkEntry, type WalkOptions, walkAll } from '@fsw/walk';
+import { type WalkEntry, type WalkOptions, walk } from '@fsw/walk';
 import { DigestCache } from './cache.js';
 import { FileMerger } from './files.js';
 import { cachePathOf, concurrencyOf, runScan } from './group.js';
-import { statPaths } from './stat-paths.js';
+import { StatQueue } from './stat-paths.js';
 import type { DuplicateGroup, DuplicateScan, FindDuplicatesOptions } from './types.js';
 
 function sizeLimit(name: string, value: number | undefined, fallback: number): number {
@@ -61,19 +61,8 @@ export async function scanDuplicates(
   const loading = cachePath === undefined ? undefined : DigestCache.load(cachePath);
   loading?.catch(() => {});
   options.onProgress?.({ stage: 'walk', done: 0, total: roots.length, bytes: 0 });
-  const listed = await Promise.all(roots.map((root) => walkAll(root, walkOptions)));
-  options.onProgress?.({ stage: 'walk', done: roots.length, total: roots.length, bytes: 0 });
-  const listedPaths: string[] = [];
-  for (const entries of listed) {
-    for (const entry of entries) {
-      if (entry.type !== 'file') continue;
-      if (entry.rawPath !== undefined) unreadableName(entry, onError);
-      else listedPaths.push(entry.path);
-    }
-  }
-  listed.length = 0;
   const merger = new FileMerger(roots.length === 1 && options.followSymlinks !== true);
-  await statPaths(listedPaths, merger, {
+  const stats = new StatQueue(merger, {
     follow: options.followSymlinks === true,
     minSize,
     maxSize,
@@ -82,6 +71,24 @@ export async function scanDuplicates(
     onProgress: options.onProgress,
     onError,
   });
+  try {
+    // Entries in batches, as read: each is dropped once its path is taken (no entry object per file kept until the
+    // walk ends), and the helper thread stats the paths listed so far while the walk goes on.
+    for (const root of roots) {
+      for await (const batch of walk(root, walkOptions).batches()) {
+        for (const entry of batch) {
+          if (entry.type !== 'file') continue;
+          if (entry.rawPath !== undefined) unreadableName(entry, onError);
+          else stats.add(entry.path);
+        }
+      }
+    }
+  } catch (error) {
+    await stats.dispose();
+    throw error;
+  }
+  options.onProgress?.({ stage: 'walk', done: roots.length, total: roots.length, bytes: 0 });
+  await stats.finish();
   const scan = await runScan(merger.finish(), { ...options, onError }, loading);
   return { ...scan, skipped };
 }

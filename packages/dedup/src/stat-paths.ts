@@ -1,6 +1,6 @@
 import { DedupError, type DedupErrorCode, type FswError, fromErrno } from '@fsw/errors';
 import type { FileMerger } from './files.js';
-import { HELPER_MIN_FILES, startHelper } from './internal/helper.js';
+import { HELPER_MIN_FILES, type Helper, startHelper } from './internal/helper.js';
 import type { StatReply } from './internal/small-worker.js';
 import { STAT_FIELDS, StatStatus, statSlice } from './internal/stat-slice.js';
 import type { DedupProgress } from './types.js';
@@ -8,8 +8,8 @@ import type { DedupProgress } from './types.js';
 /** Paths per slice: ~1,024 `lstat` calls take a few ms, the longest the event loop waits. */
 const STAT_SLICE = 1024;
 
-/** Options of {@link statPaths}. */
-export interface StatPathsOptions {
+/** Options of {@link StatQueue}. */
+export interface StatQueueOptions {
   readonly follow: boolean;
   readonly minSize: number;
   readonly maxSize: number;
@@ -20,88 +20,133 @@ export interface StatPathsOptions {
 }
 
 /**
- * Stats the listed paths synchronously, in slices of {@link STAT_SLICE} between turns of the event loop, with a
- * helper thread taking slices from the same queue when there are many: `lstat` and the `Stats` object Node builds
- * for it are a large part of a scan of many small files. Adds the regular files within the size limits to
- * `merger`, in the order of `paths`; paths that vanished, are no longer regular files or cannot be stat'ed go to `onError` (in that
- * order too, once every path is stat'ed).
+ * Stats listed paths synchronously, in slices of {@link STAT_SLICE}: `lstat` and the `Stats` object Node builds for
+ * it are a large part of a scan of many small files. From {@link HELPER_MIN_FILES} paths on (and `concurrency` ≥ 2) a
+ * helper thread stats the slices already listed while the walk goes on, answering with flat numbers; once the walk is
+ * over, {@link StatQueue.finish} works through the rest on this thread too, between turns of the event loop. The
+ * regular files within the size limits go to `merger` in the order they were added; paths that vanished, are no
+ * longer regular files or cannot be stat'ed go to `onError` (in that order too, once every path is stat'ed).
  */
-export async function statPaths(
-  paths: readonly string[],
-  merger: FileMerger,
-  options: StatPathsOptions,
-): Promise<void> {
-  const { signal, onProgress } = options;
-  const slices = Math.ceil(paths.length / STAT_SLICE);
-  const results: (Float64Array | undefined)[] = new Array(slices);
-  const errors = new Map<number, FswError>();
-  let next = 0;
-  let done = 0;
-  let last = performance.now();
-  const take = () => (next < slices ? next++ : undefined);
-  const pathsOf = (slice: number) => paths.slice(slice * STAT_SLICE, (slice + 1) * STAT_SLICE);
-  const finished = (slice: number, facts: Float64Array) => {
-    results[slice] = facts;
-    done += facts.length / STAT_FIELDS;
-    if (onProgress !== undefined && performance.now() - last >= 100) {
-      last = performance.now();
-      onProgress({ stage: 'stat', done, total: paths.length, bytes: 0 });
+export class StatQueue {
+  readonly #paths: string[] = [];
+  readonly #results: (Float64Array | undefined)[] = [];
+  readonly #errors = new Map<number, FswError>();
+  readonly #merger: FileMerger;
+  readonly #options: StatQueueOptions;
+  /** Slices ready to stat (full ones while listing; the last, partial one too once closed). */
+  #ready = 0;
+  #next = 0;
+  #done = 0;
+  #last = performance.now();
+  #helper: Helper<number> | undefined;
+  /** Until {@link StatQueue.finish}: the walk is still the stage being reported. */
+  #listing = true;
+
+  constructor(merger: FileMerger, options: StatQueueOptions) {
+    this.#merger = merger;
+    this.#options = options;
+  }
+
+  /** Adds a listed path; the helper thread may stat it at once. */
+  add(path: string): void {
+    const count = this.#paths.push(path);
+    if (count % STAT_SLICE !== 0) return;
+    this.#ready++;
+    if (this.#helper !== undefined) this.#helper.poke();
+    else if (this.#options.concurrency >= 2 && count >= HELPER_MIN_FILES) this.#helper = this.#startHelper();
+  }
+
+  #take = (): number | undefined => (this.#next < this.#ready ? this.#next++ : undefined);
+
+  #pathsOf(slice: number): string[] {
+    return this.#paths.slice(slice * STAT_SLICE, (slice + 1) * STAT_SLICE);
+  }
+
+  #finished(slice: number, facts: Float64Array): void {
+    this.#results[slice] = facts;
+    this.#done += facts.length / STAT_FIELDS;
+    const { onProgress } = this.#options;
+    if (onProgress !== undefined && !this.#listing && performance.now() - this.#last >= 100) {
+      this.#last = performance.now();
+      onProgress({ stage: 'stat', done: this.#done, total: this.#paths.length, bytes: 0 });
     }
-  };
-  const here = (slice: number) => {
-    const part = pathsOf(slice);
+  }
+
+  #startHelper(): Helper<number> {
+    return startHelper(
+      this.#take,
+      (slice, id) => ({ op: 'stat', id, follow: this.#options.follow, paths: this.#pathsOf(slice) }),
+      (slice, reply: StatReply) => {
+        for (const [i, code, message] of reply.errors) {
+          const index = slice * STAT_SLICE + i;
+          const path = this.#paths[index]!;
+          this.#errors.set(index, new DedupError(code as DedupErrorCode, message, { path }));
+        }
+        this.#finished(slice, reply.facts);
+      },
+    );
+  }
+
+  #here(slice: number): void {
+    const part = this.#pathsOf(slice);
     const facts = new Float64Array(part.length * STAT_FIELDS);
-    statSlice(part, options.follow, facts, (i, error) => {
+    statSlice(part, this.#options.follow, facts, (i, error) => {
       const path = part[i]!;
-      errors.set(slice * STAT_SLICE + i, fromErrno(error, { path, family: DedupError, action: 'stat' }));
+      this.#errors.set(
+        slice * STAT_SLICE + i,
+        fromErrno(error, { path, family: DedupError, action: 'stat' }),
+      );
     });
-    finished(slice, facts);
-  };
-  const helper =
-    options.concurrency >= 2 && paths.length >= HELPER_MIN_FILES
-      ? startHelper(
-          take,
-          (slice, id) => ({ op: 'stat', id, follow: options.follow, paths: pathsOf(slice) }),
-          (slice, reply: StatReply) => {
-            for (const [i, code, message] of reply.errors) {
-              const path = paths[slice * STAT_SLICE + i]!;
-              errors.set(slice * STAT_SLICE + i, new DedupError(code as DedupErrorCode, message, { path }));
-            }
-            finished(slice, reply.facts);
-          },
-        )
-      : undefined;
-  try {
-    for (let slice = take(); slice !== undefined; slice = take()) {
-      here(slice);
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      signal?.throwIfAborted();
-      helper?.check();
-    }
-    if (helper !== undefined) for (const slice of await helper.finish()) here(slice);
-  } finally {
+    this.#finished(slice, facts);
+  }
+
+  /** Ends the helper thread (when the walk failed); {@link StatQueue.finish} does it too. */
+  async dispose(): Promise<void> {
+    const helper = this.#helper;
+    this.#helper = undefined;
     await helper?.stop();
   }
-  signal?.throwIfAborted();
-  for (let slice = 0; slice < slices; slice++) {
-    const facts = results[slice]!;
-    for (let at = 0, index = slice * STAT_SLICE; at < facts.length; at += STAT_FIELDS, index++) {
-      const status = facts[at];
-      const path = paths[index]!;
-      if (status === StatStatus.File) {
-        const size = facts[at + 1]!;
-        if (size < options.minSize || size > options.maxSize) continue;
-        merger.add(path, size, facts[at + 2]!, facts[at + 3]!, facts[at + 4]!, facts[at + 5]!);
-        continue;
+
+  /** Stats every path not yet stat'ed and hands the results to the merger. */
+  async finish(): Promise<void> {
+    const { signal, onProgress, onError, minSize, maxSize } = this.#options;
+    const paths = this.#paths;
+    const slices = Math.ceil(paths.length / STAT_SLICE);
+    this.#ready = slices;
+    this.#listing = false;
+    try {
+      this.#helper?.poke();
+      for (let slice = this.#take(); slice !== undefined; slice = this.#take()) {
+        this.#here(slice);
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        signal?.throwIfAborted();
+        this.#helper?.check();
       }
-      const error =
-        status === StatStatus.Failed
-          ? errors.get(index)!
-          : status === StatStatus.Gone
-            ? new DedupError('E_NOT_FOUND', `cannot stat ${path}: no such file (it vanished)`, { path })
-            : new DedupError('E_NOT_FILE', `not a regular file any more: ${path}`, { path });
-      if (options.onError(error) === 'throw') throw error;
+      if (this.#helper !== undefined) for (const slice of await this.#helper.finish()) this.#here(slice);
+    } finally {
+      await this.dispose();
     }
+    signal?.throwIfAborted();
+    for (let slice = 0; slice < slices; slice++) {
+      const facts = this.#results[slice]!;
+      for (let at = 0, index = slice * STAT_SLICE; at < facts.length; at += STAT_FIELDS, index++) {
+        const status = facts[at];
+        const path = paths[index]!;
+        if (status === StatStatus.File) {
+          const size = facts[at + 1]!;
+          if (size < minSize || size > maxSize) continue;
+          this.#merger.add(path, size, facts[at + 2]!, facts[at + 3]!, facts[at + 4]!, facts[at + 5]!);
+          continue;
+        }
+        const error =
+          status === StatStatus.Failed
+            ? this.#errors.get(index)!
+            : status === StatStatus.Gone
+              ? new DedupError('E_NOT_FOUND', `cannot stat ${path}: no such file (it vanished)`, { path })
+              : new DedupError('E_NOT_FILE', `not a regular file any more: ${path}`, { path });
+        if (onError(error) === 'throw') throw error;
+      }
+    }
+    onProgress?.({ stage: 'stat', done: paths.length, total: paths.length, bytes: 0 });
   }
-  onProgress?.({ stage: 'stat', done: paths.length, total: paths.length, bytes: 0 });
 }

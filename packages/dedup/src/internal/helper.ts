@@ -49,6 +49,8 @@ async function release(worker: Worker, healthy: boolean): Promise<void> {
 export interface Helper<T> {
   /** Throws what handling a reply threw (e.g. `ctx.fail` for a file `onError` did not skip). */
   check(): void;
+  /** Sends more slices if `take` has some now (for a queue that grows while the helper works). */
+  poke(): void;
   /** Resolves once every slice sent is done; to the slices it could not do (the thread failed), for this thread. */
   finish(): Promise<T[]>;
   /** Gives the thread back (kept warm a moment for the next phase, or ended if it failed). */
@@ -103,6 +105,7 @@ export function startHelper<T, R extends HelperReply>(
     check() {
       if (failure !== undefined) throw failure.error;
     },
+    poke: send,
     async finish() {
       if (outstanding.size > 0 && !broken && failure === undefined) {
         await new Promise<void>((resolve) => {
