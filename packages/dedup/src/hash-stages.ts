@@ -139,8 +139,8 @@ async function hashMissing(
             algorithm,
             head: window.head,
             tail: window.tail,
-            paths: slice.map((f) => f.path),
-            sizes: slice.map((f) => f.size),
+            paths: slice.map((f) => f.path).join('\0'),
+            sizes: Float64Array.from(slice, (f) => f.size),
           }),
           (slice, reply: SmallReply) => {
             ctx.addDone(slice.length);
@@ -149,9 +149,10 @@ async function hashMissing(
               const path = slice[index]!.path;
               ctx.fail(new DedupError(code as DedupErrorCode, message, { path }));
             }
+            const digests = reply.digests.split('\n');
             for (let i = 0; i < slice.length; i++) {
-              const digest = reply.digests[i];
-              if (digest !== null && digest !== undefined) store(slice[i]!, digest);
+              const digest = digests[i];
+              if (digest !== undefined && digest !== '') store(slice[i]!, digest);
             }
           },
         )

@@ -75,7 +75,12 @@ export class StatQueue {
   #startHelper(): Helper<number> {
     return startHelper(
       this.#take,
-      (slice, id) => ({ op: 'stat', id, follow: this.#options.follow, paths: this.#pathsOf(slice) }),
+      (slice, id) => ({
+        op: 'stat',
+        id,
+        follow: this.#options.follow,
+        paths: this.#pathsOf(slice).join('\0'),
+      }),
       (slice, reply: StatReply) => {
         for (const [i, code, message] of reply.errors) {
           const index = slice * STAT_SLICE + i;

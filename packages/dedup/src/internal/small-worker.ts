@@ -11,8 +11,9 @@ export interface SmallJob {
   readonly algorithm: HashAlgorithm;
   readonly head: number;
   readonly tail: number;
-  readonly paths: readonly string[];
-  readonly sizes: readonly number[];
+  /** The paths joined by NUL (which no path contains): one string is cloned far faster than an array of them. */
+  readonly paths: string;
+  readonly sizes: Float64Array;
 }
 
 /** A slice of paths to stat (following symlinks with `follow`). */
@@ -20,7 +21,8 @@ export interface StatJob {
   readonly op: 'stat';
   readonly id: number;
   readonly follow: boolean;
-  readonly paths: readonly string[];
+  /** The paths joined by NUL. */
+  readonly paths: string;
 }
 
 /** A job of the helper thread. */
@@ -32,9 +34,10 @@ export interface HelperReply {
   readonly errors: [number, string, string][];
 }
 
-/** The digests of a hash job, in its order (`null` for a file that failed: see `errors`). */
+/** The digests of a hash job. */
 export interface SmallReply extends HelperReply {
-  readonly digests: (string | null)[];
+  /** The digests in the job's order, joined by newlines (empty for a file that failed: see `errors`). */
+  readonly digests: string;
   readonly bytes: number;
 }
 
@@ -53,28 +56,30 @@ async function hash(job: SmallJob): Promise<SmallReply> {
     tools = await hashTools(job.algorithm);
     toolsOf.set(job.algorithm, tools);
   }
-  const digests: (string | null)[] = new Array(job.paths.length);
+  const paths = job.paths.split('\0');
+  const digests: string[] = new Array(paths.length);
   const errors: [number, string, string][] = [];
   let bytes = 0;
-  for (let i = 0; i < job.paths.length; i++) {
+  for (let i = 0; i < paths.length; i++) {
     try {
       const size = job.sizes[i]!;
-      digests[i] = hashOne(job.paths[i]!, size, job.head, job.tail, tools);
+      digests[i] = hashOne(paths[i]!, size, job.head, job.tail, tools);
       bytes += Math.min(job.head + job.tail, size);
     } catch (error) {
-      digests[i] = null;
+      digests[i] = '';
       const e = DedupError.is(error) ? error : new DedupError('E_IO', String(error));
       errors.push([i, e.code, e.message]);
     }
   }
-  return { id: job.id, digests, errors, bytes };
+  return { id: job.id, digests: digests.join('\n'), errors, bytes };
 }
 
 function stat(job: StatJob): StatReply {
-  const facts = new Float64Array(job.paths.length * STAT_FIELDS);
+  const paths = job.paths.split('\0');
+  const facts = new Float64Array(paths.length * STAT_FIELDS);
   const errors: [number, string, string][] = [];
-  statSlice(job.paths, job.follow, facts, (i, error) => {
-    const e = fromErrno(error, { path: job.paths[i]!, family: DedupError, action: 'stat' });
+  statSlice(paths, job.follow, facts, (i, error) => {
+    const e = fromErrno(error, { path: paths[i]!, family: DedupError, action: 'stat' });
     errors.push([i, e.code, e.message]);
   });
   return { id: job.id, errors, facts };
@@ -88,12 +93,14 @@ parentPort?.on('message', (job: HelperJob) => {
   }
   hash(job).then(
     (reply) => parentPort?.postMessage(reply),
-    (error: unknown) =>
+    (error: unknown) => {
+      const paths = job.paths.split('\0');
       parentPort?.postMessage({
         id: job.id,
-        digests: job.paths.map(() => null),
-        errors: job.paths.map((_, i) => [i, 'E_IO', `cannot hash ${job.paths[i]}: ${String(error)}`]),
+        digests: '',
+        errors: paths.map((path, i) => [i, 'E_IO', `cannot hash ${path}: ${String(error)}`]),
         bytes: 0,
-      } satisfies SmallReply),
+      } satisfies SmallReply);
+    },
   );
 });
