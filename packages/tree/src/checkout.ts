@@ -1,9 +1,8 @@
-import { constants, type Dirent, type Stats } from 'node:fs';
+import { chmodSync, constants, type Dirent, mkdirSync, type Stats } from 'node:fs';
 import {
   chmod,
   copyFile,
   lstat,
-  mkdir,
   open,
   readdir,
   rename,
@@ -241,11 +240,17 @@ export async function checkout(
   const unchanged: DirPlan['unchanged'] = [];
   const links: DirPlan['links'] = [];
   const written: Written[] = [];
+  let dirsSinceYield = 0;
   const applyDir = async (p: DirPlan): Promise<void> => {
     signal?.throwIfAborted();
     if (p.create) {
       try {
-        await mkdir(p.abs, p.rel === '' ? { recursive: true } : { mode: 0o700 });
+        // Blocking calls for folders too (no thread-pool round trip each), yielding every few folders.
+        mkdirSync(p.abs, p.rel === '' ? { recursive: true } : { mode: 0o700 });
+        if (++dirsSinceYield >= 64) {
+          dirsSinceYield = 0;
+          await new Promise((resolveTurn) => setImmediate(resolveTurn));
+        }
       } catch (error) {
         throw io(error, p.abs, 'create directory');
       }
@@ -388,8 +393,12 @@ export async function checkout(
     // Deepest first, so that a read-only folder is closed only after everything inside it is written.
     for (const p of allDirs.sort((a, b) => b.rel.split('/').length - a.rel.split('/').length)) {
       if (p.mode === undefined) continue;
+      if (++dirsSinceYield >= 256) {
+        dirsSinceYield = 0;
+        await new Promise((resolveTurn) => setImmediate(resolveTurn));
+      }
       try {
-        await chmod(p.abs, p.mode);
+        chmodSync(p.abs, p.mode);
       } catch (error) {
         throw io(error, p.abs, 'change mode of');
       }
