@@ -6,6 +6,7 @@ import { CHUNK_BYTES, takeBuffer } from './file-checks.js';
 import { engineFor } from './node-engines.js';
 import {
   CANCEL_SLOTS,
+  type DoneColumns,
   deserializeError,
   type JobMessage,
   type ReplyBatch,
@@ -142,7 +143,8 @@ class Pool {
       const slot: Slot = { worker, pending: new Map(), started: false };
       worker.on('message', (replies: ReplyBatch) => {
         slot.started = true;
-        for (const m of replies) this.onMessage(slot, m);
+        for (const m of replies.other) this.onMessage(slot, m);
+        this.onDone(slot, replies.done);
         // Refill this worker at once, from inside the message handler: no round trip through the batch's loop.
         this.dispatch();
       });
@@ -157,16 +159,38 @@ class Pool {
   private onMessage(slot: Slot, m: ReplyMessage): void {
     const p = slot.pending.get(m.id);
     if (p === undefined) return;
-    if (m.type !== 'error' && m.type !== 'cancelled' && m.planned !== undefined) p.onPlanned(m.planned);
+    if (m.type === 'bytes' && m.planned !== undefined) p.onPlanned(m.planned);
     if (m.bytes > 0) p.onBytes(m.bytes);
     if (m.type === 'bytes') return;
-    slot.pending.delete(m.id);
-    if (slot.pending.size === 0) slot.worker.unref();
-    if (m.type === 'done') {
-      const { path, algorithm } = p;
-      p.resolve({ ok: true, result: { path, algorithm, digest: m.digest, size: m.size, engine: m.engine } });
-    } else if (m.type === 'error') p.resolve({ ok: false, error: deserializeError(m.error) });
+    this.settle(slot, m.id);
+    if (m.type === 'error') p.resolve({ ok: false, error: deserializeError(m.error) });
     else p.resolve({ ok: false, cancelled: true });
+  }
+
+  private onDone(slot: Slot, done: DoneColumns): void {
+    if (done.ids.length === 0) return;
+    const digests = done.digests.split(' ');
+    for (let i = 0; i < done.ids.length; i++) {
+      const id = done.ids[i]!;
+      const p = slot.pending.get(id);
+      if (p === undefined) continue;
+      const planned = done.planned[i]!;
+      if (planned >= 0) p.onPlanned(planned);
+      const bytes = done.bytes[i]!;
+      if (bytes > 0) p.onBytes(bytes);
+      this.settle(slot, id);
+      const { path, algorithm } = p;
+      p.resolve({
+        ok: true,
+        result: { path, algorithm, digest: digests[i]!, size: done.sizes[i]!, engine: done.engines[i]! },
+      });
+    }
+  }
+
+  /** Forgets a settled job; a worker with nothing left stops keeping the process alive. */
+  private settle(slot: Slot, id: number): void {
+    slot.pending.delete(id);
+    if (slot.pending.size === 0) slot.worker.unref();
   }
 
   private onCrash(slot: Slot, cause: unknown): void {

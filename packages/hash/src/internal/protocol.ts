@@ -23,24 +23,40 @@ export interface SerializedError {
 /** `planned`: the bytes the job will hash, sent once, as soon as the file is open. */
 export type ReplyMessage =
   | { readonly type: 'bytes'; readonly id: number; readonly bytes: number; readonly planned?: number }
-  | {
-      readonly type: 'done';
-      readonly id: number;
-      readonly bytes: number;
-      /** The result without `path` and `algorithm`, which the main thread knows: less to clone per file. */
-      readonly digest: string;
-      readonly size: number;
-      readonly engine: string;
-      readonly planned?: number;
-    }
   | { readonly type: 'error'; readonly id: number; readonly bytes: number; readonly error: SerializedError }
   | { readonly type: 'cancelled'; readonly id: number; readonly bytes: number };
+
+/**
+ * Finished jobs in columns, the i-th of each column for one job: structured clone copies a few arrays far faster
+ * than an object per file. `bytes`: hashed since the job's last report; `planned`: the bytes the job hashed when
+ * not announced before (-1 when it was); `digests`: lowercase hex joined by spaces; `path` and `algorithm` are known
+ * to the main thread.
+ */
+export interface DoneColumns {
+  readonly ids: number[];
+  readonly bytes: number[];
+  readonly planned: number[];
+  readonly sizes: number[];
+  readonly engines: string[];
+  digests: string;
+}
 
 /** Main thread -> worker: the jobs queued in one tick, in one message. */
 export type JobBatch = readonly JobMessage[];
 
-/** Worker -> main thread: the replies gathered while the worker drained its queue, in one message. */
-export type ReplyBatch = readonly ReplyMessage[];
+/**
+ * Worker -> main thread: what happened while the worker drained its queue, in one message. `other` (progress,
+ * errors, cancellations) is handled before `done`, so a job's progress always comes before its result.
+ */
+export interface ReplyBatch {
+  readonly done: DoneColumns;
+  readonly other: readonly ReplyMessage[];
+}
+
+/** An empty {@link DoneColumns}. */
+export function doneColumns(): DoneColumns {
+  return { ids: [], bytes: [], planned: [], sizes: [], engines: [], digests: '' };
+}
 
 export interface WorkerData {
   readonly cancel: SharedArrayBuffer;

@@ -4,8 +4,10 @@ import { CHUNK_BYTES } from './file-checks.js';
 import { engineFor } from './node-engines.js';
 import {
   CANCEL_SLOTS,
+  doneColumns,
   type JobBatch,
   type JobMessage,
+  type ReplyBatch,
   type ReplyMessage,
   serializeError,
   type WorkerData,
@@ -35,7 +37,9 @@ async function hasherFor(algorithm: HashAlgorithm) {
 
 const queue: JobMessage[] = [];
 let running = false;
-let replies: ReplyMessage[] = [];
+let other: ReplyMessage[] = [];
+let done = doneColumns();
+let pending = 0;
 let oldest = 0;
 // Replies wait at most this long for company: long enough to batch small files, short enough not to hold a result
 // back while a big file hashes.
@@ -43,9 +47,27 @@ const MAX_HOLD_MS = 5;
 const LOW_WATER = 40;
 
 function flush(): void {
-  if (replies.length === 0) return;
-  port!.postMessage(replies);
-  replies = [];
+  if (pending === 0) return;
+  const batch: ReplyBatch = { done, other };
+  port!.postMessage(batch);
+  other = [];
+  done = doneColumns();
+  pending = 0;
+}
+
+/** Queues one reply; sends the lot when it is time (see below). */
+function post(m: ReplyMessage | null): void {
+  if (pending++ === 0) oldest = performance.now();
+  if (m !== null) other.push(m);
+  // Reply early when few jobs are left, so that the main thread's refill arrives before the queue runs dry.
+  if (
+    m?.type === 'bytes' ||
+    queue.length === LOW_WATER ||
+    pending >= 32 ||
+    performance.now() - oldest >= MAX_HOLD_MS
+  ) {
+    flush();
+  }
 }
 
 async function drain(): Promise<void> {
@@ -54,19 +76,6 @@ async function drain(): Promise<void> {
     const cancelled = () => Atomics.load(flags, job!.batch % CANCEL_SLOTS) === job!.batch;
     let unreported = 0;
     let planned: number | undefined;
-    const post = (m: ReplyMessage) => {
-      if (replies.length === 0) oldest = performance.now();
-      replies.push(m);
-      // Reply early when few jobs are left, so that the main thread's refill arrives before the queue runs dry.
-      if (
-        m.type === 'bytes' ||
-        queue.length === LOW_WATER ||
-        replies.length >= 32 ||
-        performance.now() - oldest >= MAX_HOLD_MS
-      ) {
-        flush();
-      }
-    };
     if (cancelled()) {
       post({ type: 'cancelled', id: job.id, bytes: 0 });
       continue;
@@ -82,7 +91,7 @@ async function drain(): Promise<void> {
         engine,
         buf,
         (n) => {
-          if (replies.length > 0 && performance.now() - oldest >= MAX_HOLD_MS) flush();
+          if (pending > 0 && performance.now() - oldest >= MAX_HOLD_MS) flush();
           unreported += n;
           if (unreported >= REPORT_BYTES) {
             post({ type: 'bytes', id, bytes: unreported });
@@ -98,16 +107,15 @@ async function drain(): Promise<void> {
       );
       // null (too big) cannot happen: no size limit is passed here.
       if (result === undefined || result === null) post({ type: 'cancelled', id, bytes: unreported });
-      else
-        post({
-          type: 'done',
-          id,
-          bytes: unreported,
-          digest: result.digest,
-          size: result.size,
-          engine: result.engine,
-          ...(planned !== undefined ? { planned } : {}),
-        });
+      else {
+        done.ids.push(id);
+        done.bytes.push(unreported);
+        done.planned.push(planned ?? -1);
+        done.sizes.push(result.size);
+        done.engines.push(result.engine);
+        done.digests = done.digests === '' ? result.digest : `${done.digests} ${result.digest}`;
+        post(null);
+      }
     } catch (e) {
       post({ type: 'error', id: job.id, bytes: unreported, error: serializeError(e) });
     }
@@ -117,7 +125,7 @@ async function drain(): Promise<void> {
 }
 
 // An empty batch tells the pool that this worker loaded; a worker that fails before it is not retried.
-port.postMessage([]);
+port.postMessage({ done: doneColumns(), other: [] } satisfies ReplyBatch);
 
 port.on('message', (jobs: JobBatch) => {
   queue.push(...jobs);
