@@ -1,4 +1,5 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import type { Http2Server, ServerHttp2Session } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { RemoteError } from '@fsw/errors';
 import { cacheServiceDefinition } from '@fsw/remote';
@@ -90,6 +91,7 @@ export async function createServer(options: CreateServerOptions = {}): Promise<C
       });
       grpc.addService(cacheServiceDefinition, createGrpcHandlers(ctx));
       addresses.grpc = await listenGrpc(grpc, grpcListen);
+      widenFlowControl(grpc);
     }
   } catch (error) {
     grpc?.forceShutdown();
@@ -218,4 +220,30 @@ function listenGrpc(server: GrpcServer, at: { host: string; port: number }): Pro
       resolve({ host: at.host, port, url: `jolt://${hostPort(at.host, port)}` });
     });
   });
+}
+
+/** HTTP/2 flow-control windows of a gRPC connection: per stream, and for the whole connection. */
+const STREAM_WINDOW = 4 * 1024 * 1024;
+const CONNECTION_WINDOW = 32 * 1024 * 1024;
+
+/**
+ * grpc-js leaves the receiving side of a server connection at HTTP/2's default 64 KiB window: an upload then stalls
+ * every 64 KiB until a WINDOW_UPDATE makes the round trip through both event loops, which on loopback costs more
+ * time than moving the bytes. Widen the windows of every connection (grpc-js has no option for its server, so this
+ * reaches its HTTP/2 servers; should a future grpc-js keep them elsewhere, nothing changes but the speed).
+ */
+function widenFlowControl(server: GrpcServer): void {
+  const servers = (server as unknown as { http2Servers?: unknown }).http2Servers;
+  if (!(servers instanceof Map)) return;
+  for (const http2Server of servers.keys() as Iterable<Http2Server>) {
+    if (typeof http2Server?.on !== 'function') continue;
+    http2Server.on('session', (session: ServerHttp2Session) => {
+      try {
+        session.settings({ initialWindowSize: STREAM_WINDOW });
+        session.setLocalWindowSize(CONNECTION_WINDOW);
+      } catch {
+        // A session closing already: nothing to widen.
+      }
+    });
+  }
 }

@@ -1,3 +1,4 @@
+import { connect, type Settings } from 'node:http2';
 import { WRITE_BATCH_HEADER } from '@fsw/remote';
 import type { CacheServer } from '@fsw/server';
 import { encodeTree, type TreeEntry } from '@fsw/tree';
@@ -116,6 +117,22 @@ describe('gRPC fstree.CacheService', () => {
       status.INVALID_ARGUMENT,
     );
     expect(await client.hasObject([dAfter!])).toEqual([false]);
+  });
+
+  it('offers uploads HTTP/2 windows wider than the 64 KiB default', async () => {
+    const session = connect((server.addresses.grpc?.url as string).replace('jolt:', 'http:'));
+    try {
+      const settings = await new Promise<Settings>((resolve) => {
+        session.on('remoteSettings', (s) => {
+          if (s.initialWindowSize !== 65_535) resolve(s);
+        });
+      });
+      expect(settings.initialWindowSize).toBeGreaterThanOrEqual(1024 * 1024);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(session.state.remoteWindowSize).toBeGreaterThanOrEqual(1024 * 1024);
+    } finally {
+      session.destroy();
+    }
   });
 
   it('answers NOT_FOUND when reading a missing object', async () => {

@@ -86,6 +86,8 @@ export function openGrpcRemote(url: URL, settings: CallSettings, rootCerts: Uint
     'grpc.enable_retries': 0,
     'grpc.initial_reconnect_backoff_ms': 100,
     'grpc.max_reconnect_backoff_ms': 2_000,
+    // HTTP/2's default 64 KiB receive window makes a download wait for a WINDOW_UPDATE round trip every 64 KiB.
+    'grpc-node.flow_control_window': 32 * 1024 * 1024,
   }) as unknown as CacheClient;
   let closed = false;
   /** The server announced {@link WRITE_BATCH_HEADER}: several objects may share one `WriteObject` stream. */
