@@ -160,3 +160,25 @@ describe.each([0, 2])('small files with workers: %i', (workers) => {
     expect(await hashTree(out)).toBe(digest);
   });
 });
+
+describe('an unchanged write-tree', () => {
+  it('re-reads exactly the files whose objects left the store (checked by stat, then by folder listing)', async () => {
+    const { hashBytes } = await import('@fsw/hash');
+    // 48 contents whose objects share one fan-out folder: past the 32 lookups after which the folder is listed.
+    const contents: string[] = [];
+    for (let i = 0; contents.length < 48; i++) {
+      if ((await hashBytes(`content ${i}\n`)).startsWith('00')) contents.push(`content ${i}\n`);
+    }
+    const src = join(tmp, 'src');
+    await mkdir(src);
+    for (const [i, text] of contents.entries()) await writeFile(join(src, `f${i}`), text);
+    const store = openStore(join(tmp, 'cache'));
+    const digest = await writeTree(src, { store });
+    const gone = [3, 17, 30, 40, 47];
+    for (const i of gone) await unlink(store.path(`blake3:${await hashBytes(contents[i]!)}`));
+    let hashed = -1;
+    expect(await writeTree(src, { store, onProgress: (p) => (hashed = p.filesHashed) })).toBe(digest);
+    expect(hashed).toBe(gone.length);
+    for (const i of gone) expect(await store.has(`blake3:${await hashBytes(contents[i]!)}`)).toBe(true);
+  });
+});

@@ -119,20 +119,22 @@ function objectChecker(target: StoreTarget): (digest: string) => boolean {
         );
       }
       const sub = join(target.objects, fan);
+      names = new Set();
       try {
-        names = new Set(readdirSync(sub));
+        // Keyed by the hex without the suffix: a lookup then needs no concatenated (flattened) string per file.
+        for (const name of readdirSync(sub)) {
+          if (name.endsWith('.file') || name.endsWith('.tree')) names.add(name.slice(0, -5));
+        }
       } catch (error) {
         const code = (error as { code?: string }).code;
         if (code !== 'ENOENT' && code !== 'ENOTDIR') {
           throw fromErrno(error, { path: sub, family: TreeError, action: 'read store directory' });
         }
-        names = new Set();
       }
       listings.set(fan, names);
     }
     // A name listed in the store is hex: a digest with anything else in it matches nothing.
-    const rest = digest.slice(9);
-    return names.has(`${rest}.file`) || names.has(`${rest}.tree`);
+    return names.has(digest.slice(9));
   };
 }
 
