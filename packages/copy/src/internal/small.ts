@@ -135,6 +135,9 @@ function pack(batch: readonly Job[]): BatchMessage {
   return { src: batch.map((j) => j.src), dest: batch.map((j) => j.dest), numbers, flags };
 }
 
+/** Batches sent to a worker ahead of its answers: it never waits for the main thread to finish a slice. */
+const IN_FLIGHT = 2;
+
 /**
  * One worker thread taking batches until the queue is empty or the run stops. A worker that fails to start
  * leaves its share to the main thread; one that dies mid-batch fails the run (what it did is unknown).
@@ -146,28 +149,48 @@ async function workerLane(lane: SmallLane, init: WorkerInit, take: () => Job[] |
   } catch {
     return;
   }
-  let settle: ((reply: BatchReply | 'ready' | Error) => void) | undefined;
-  const answer = () => new Promise<BatchReply | 'ready' | Error>((resolve) => (settle = resolve));
-  worker.on('message', (m: BatchReply | 'ready') => settle?.(m));
-  worker.on('error', (e) => settle?.(e));
-  worker.on('exit', (code) => settle?.(new Error(`copy worker exited with code ${code}`)));
+  let onReady: ((ok: boolean) => void) | undefined;
+  const ready = new Promise<boolean>((resolve) => (onReady = resolve));
+  // Answers come in the order the batches were sent.
+  const waiting: ((reply: BatchReply | Error) => void)[] = [];
+  worker.on('message', (m: BatchReply | 'ready') => {
+    if (m === 'ready') onReady?.(true);
+    else waiting.shift()?.(m);
+  });
+  const dead = (e: Error) => {
+    onReady?.(false);
+    for (const w of waiting.splice(0)) w(e);
+  };
+  worker.on('error', dead);
+  worker.on('exit', (code) => dead(new Error(`copy worker exited with code ${code}`)));
+  const send = (batch: Job[]) => {
+    const reply = new Promise<BatchReply | Error>((resolve) => waiting.push(resolve));
+    worker.postMessage(pack(batch));
+    return { batch, reply };
+  };
   try {
-    if ((await answer()) !== 'ready') return;
-    let batch = take();
-    while (batch !== undefined && !lane.stop.aborted) {
-      const pending = answer();
-      worker.postMessage(pack(batch));
-      const reply = await pending;
-      if (reply === 'ready') continue;
+    if (!(await ready)) return;
+    const pending: { batch: Job[]; reply: Promise<BatchReply | Error> }[] = [];
+    const fill = () => {
+      while (pending.length < IN_FLIGHT && !lane.stop.aborted) {
+        const batch = take();
+        if (batch === undefined) return;
+        pending.push(send(batch));
+      }
+    };
+    fill();
+    for (let sent = pending.shift(); sent !== undefined; sent = pending.shift()) {
+      const { batch } = sent;
+      const reply = await sent.reply;
       if (reply instanceof Error) {
         lane.failed(reply, batch[0] as Job);
         return;
       }
+      for (const i of reply.crossed) (batch[i] as Job).root.crossDevice = true;
+      const done = reply.error === undefined ? reply.ran : reply.ran - 1;
       let files = 0;
       let bytes = 0;
       let last: string | undefined;
-      for (const i of reply.crossed) (batch[i] as Job).root.crossDevice = true;
-      const done = reply.error === undefined ? reply.ran : reply.ran - 1;
       for (let i = 0; i < done; i++) {
         const job = batch[i] as Job;
         const placed = reply.placed[i] === 1;
@@ -182,8 +205,9 @@ async function workerLane(lane: SmallLane, init: WorkerInit, take: () => Job[] |
       if (reply.error !== undefined) {
         lane.failed(deserializeError(reply.error), batch[done] as Job);
         // The rest of the batch, unless the failure stopped the run.
-        batch = reply.ran < batch.length ? batch.slice(reply.ran) : take();
-      } else batch = reply.ran < batch.length ? undefined : take();
+        if (reply.ran < batch.length && !lane.stop.aborted) pending.push(send(batch.slice(reply.ran)));
+      }
+      fill();
     }
   } finally {
     await worker.terminate();
