@@ -46,6 +46,7 @@ export {
   isDigest,
   normalizeDigest,
   objectPath,
+  READ_BATCH_HEADER,
   WRITE_BATCH_HEADER,
 } from './protocol.js';
 export { pull } from './pull.js';

@@ -34,6 +34,10 @@ function lazyRemote(url: string, protocol: Remote['protocol'], load: () => Promi
     get batchWrites() {
       return inner?.batchWrites;
     },
+    get batchReads() {
+      return inner?.batchReads;
+    },
+    readMany: async (digests, onObject, options) => (await get()).readMany!(digests, onObject, options),
     hasObjects: async (digests, options) => (await get()).hasObjects(digests, options),
     missing: async (digests, options) => (await get()).missing(digests, options),
     read: async (digest, options) => (await get()).read(digest, options),

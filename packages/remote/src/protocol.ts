@@ -56,10 +56,22 @@ export interface HasTreeResponse {
 /** `ReadObject` request. */
 export interface ReadObjectRequest {
   readonly digest: string;
+  /**
+   * Several digests (field 1 repeated), for a call with {@link READ_BATCH_HEADER}; a server that knows nothing of it
+   * reads the last one, as proto3 does with a repeated scalar field. Decoded only when more than one is present.
+   */
+  readonly digests?: readonly string[];
 }
 /** One chunk of a `ReadObject` response stream (64 KiB is usual). */
 export interface ReadObjectResponse {
   readonly data: Uint8Array;
+  /** With {@link READ_BATCH_HEADER}: set (field 2) on the first message of each object. */
+  readonly digest?: string;
+  /**
+   * With {@link READ_BATCH_HEADER}: the object named by `digest` is not in this stream (field 3): missing, or too
+   * large to batch; the client reads it with a call of its own.
+   */
+  readonly skipped?: boolean;
 }
 /**
  * One message of a `WriteObject` request stream. Our client repeats the digest in every message; a server should
@@ -82,6 +94,16 @@ export type WriteObjectResponse = Record<string, never>;
  * one object per call, and our server without the request header behaves exactly as the protocol says.
  */
 export const WRITE_BATCH_HEADER = 'fsw-write-batch';
+
+/**
+ * The same kind of extension for downloads: a server that can stream several small objects through one `ReadObject`
+ * call says so with this header in the initial metadata of its answers (`HasObject`, `HasTree`, `ReadObject`). A
+ * client that saw it may send it (value `1`) on a `ReadObject` call whose request names several digests; the server
+ * then answers every digest in order: a first message carrying the digest (field 2) and the start of the bytes, more
+ * messages with the rest; or one message with the digest and `skipped` (field 3) for an object it lacks or will not
+ * batch (over 1 MiB), which the client then reads alone. Nothing changes for calls without the header.
+ */
+export const READ_BATCH_HEADER = 'fsw-read-batch';
 
 /** The default chunk size of `ReadObject`/`WriteObject` streams: 64 KiB. */
 export const CHUNK_BYTES = 64 * 1024;
@@ -272,29 +294,41 @@ export function decodeHasTreeResponse(buf: Uint8Array): HasTreeResponse {
 }
 /** Encodes a `ReadObjectRequest`. */
 export function encodeReadObjectRequest(m: ReadObjectRequest): Buffer {
+  if (m.digests !== undefined && m.digests.length > 0) return encodeStrings(1, m.digests);
   return encodeStrings(1, m.digest === '' ? [] : [m.digest]);
 }
 /** Decodes a `ReadObjectRequest`. @throws RemoteError E_PROTOCOL */
 export function decodeReadObjectRequest(buf: Uint8Array): ReadObjectRequest {
   const all = decodeStrings(buf, 1);
-  return { digest: all[all.length - 1] ?? '' };
+  const digest = all[all.length - 1] ?? '';
+  return all.length > 1 ? { digest, digests: all } : { digest };
 }
 /** Encodes a `ReadObjectResponse`. */
 export function encodeReadObjectResponse(m: ReadObjectResponse): Buffer {
-  if (m.data.length === 0) return Buffer.alloc(0);
+  if (m.data.length === 0 && !m.digest && !m.skipped) return Buffer.alloc(0);
   const w = new Writer();
-  w.bytesField(1, m.data);
+  if (m.data.length > 0) w.bytesField(1, m.data);
+  if (m.digest) w.stringField(2, m.digest);
+  if (m.skipped) {
+    w.varint((3 << 3) | 0);
+    w.varint(1);
+  }
   return w.finish();
 }
 /** Decodes a `ReadObjectResponse` (the data is a view into `buf`, not a copy). @throws RemoteError E_PROTOCOL */
 export function decodeReadObjectResponse(buf: Uint8Array): ReadObjectResponse {
   let data: Uint8Array = new Uint8Array(0);
+  let digest: string | undefined;
+  let skipped = false;
   readFields(buf, (f, wt, r) => {
-    if (f !== 1 || wt !== 2) return false;
-    data = r.bytes();
+    if (f === 1 && wt === 2) data = r.bytes();
+    else if (f === 2 && wt === 2) digest = textDecoder.decode(r.bytes());
+    else if (f === 3 && wt === 0) skipped = r.varint() !== 0;
+    else return false;
     return true;
   });
-  return { data };
+  if (digest === undefined && !skipped) return { data };
+  return skipped ? { data, digest, skipped } : { data, digest };
 }
 /** Encodes a `WriteObjectRequest`. */
 export function encodeWriteObjectRequest(m: WriteObjectRequest): Buffer {

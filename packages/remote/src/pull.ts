@@ -11,6 +11,8 @@ import type { PullOptions, PullResult, Remote } from './types.js';
 
 /** Objects are buffered in memory up to this size, then spilled to a temp file in the store as they stream in. */
 const IN_MEMORY_MAX = 8 * 1024 * 1024;
+/** Files asked for per `readMany` call. */
+const READ_BATCH = 128;
 /** Whole-object attempts when a stream breaks midway (the remote already retried getting it started). */
 const READ_ATTEMPTS = 3;
 
@@ -41,6 +43,29 @@ async function fetchInto(
       const retry = RemoteError.is(error) && error.code === 'E_UNAVAILABLE' && attempt < READ_ATTEMPTS;
       if (!retry || signal.aborted) throw error;
     }
+  }
+}
+
+/**
+ * Puts bytes read from `remote` into the store, verified against their digest.
+ * @throws RemoteError E_DIGEST_MISMATCH (nothing stored)
+ */
+async function putChecked(
+  remote: Remote,
+  store: Store,
+  digest: string,
+  bytes: Uint8Array,
+  kind: ObjectKind,
+): Promise<void> {
+  try {
+    await store.putVerified(digest, bytes, kind);
+  } catch (error) {
+    if (TreeError.is(error) && error.code === 'E_CORRUPT') {
+      const { algorithm } = splitDigest(digest);
+      throw mismatch(digest, `${algorithm}:${await hashBytes(bytes, { algorithm })}`, remote);
+    }
+    if (FswLike(error)) throw error;
+    throw fromErrno(error, { path: store.dir, family: RemoteError, action: `store ${digest}` });
   }
 }
 
@@ -90,14 +115,7 @@ async function fetchOnce(
       return { size };
     }
     const bytes = Buffer.concat(chunks);
-    try {
-      await store.putVerified(digest, bytes, kind);
-    } catch (error) {
-      if (TreeError.is(error) && error.code === 'E_CORRUPT') {
-        throw mismatch(digest, `${algorithm}:${await hashBytes(bytes, { algorithm })}`, remote);
-      }
-      throw error;
-    }
+    await putChecked(remote, store, digest, bytes, kind);
     return { size, bytes };
   } catch (error) {
     stream.destroy();
@@ -188,17 +206,36 @@ export async function pull(
       }
       if (childFiles.length > 0) {
         const have = await presence.hasMany(childFiles);
+        const wanted: string[] = [];
         childFiles.forEach((d, i) => {
-          if (have[i]) {
-            objectsPresent++;
-            return;
-          }
-          meter.objectsTotal++;
-          files.add(async () => {
-            const got = await fetchInto(remote, store, d, 'file', signal);
-            counted(got.size);
-          });
+          if (have[i]) objectsPresent++;
+          else wanted.push(d);
         });
+        meter.objectsTotal += wanted.length;
+        if (remote.batchReads === true && remote.readMany !== undefined) {
+          // Several small files per call; those the remote skips (large ones) are read alone.
+          for (let i = 0; i < wanted.length; i += READ_BATCH) {
+            const batch = wanted.slice(i, i + READ_BATCH);
+            files.add(() =>
+              remote.readMany!(
+                batch,
+                async (d, bytes) => {
+                  if (bytes === undefined) {
+                    counted((await fetchInto(remote, store, d, 'file', signal)).size);
+                    return;
+                  }
+                  await putChecked(remote, store, d, bytes, 'file');
+                  counted(bytes.length);
+                },
+                { signal },
+              ),
+            );
+          }
+        } else {
+          for (const d of wanted) {
+            files.add(async () => counted((await fetchInto(remote, store, d, 'file', signal)).size));
+          }
+        }
       }
       level = next;
     }

@@ -87,6 +87,21 @@ export interface Remote extends AsyncDisposable {
    * announcing the extension in its first answer); `push` then batches small objects, else it uploads them one by one.
    */
   readonly batchWrites?: boolean;
+  /**
+   * Reads several small objects in one round trip where the remote offers it (a gRPC server announcing the
+   * extension: see {@link Remote.batchReads}), calling `onObject` once per digest, in order and one at a time (the
+   * next object is read once the promise it returns settles): with the object's bytes (not verified), or with
+   * undefined for an object the remote did not send that way (missing, or large), which the caller then reads
+   * with {@link Remote.read}.
+   * @throws RemoteError E_UNAVAILABLE, E_UNAUTHENTICATED, E_TIMEOUT, E_PROTOCOL; whatever `onObject` throws
+   */
+  readMany?(
+    digests: readonly string[],
+    onObject: (digest: string, bytes: Uint8Array | undefined) => Promise<void> | void,
+    options?: RemoteCallOptions,
+  ): Promise<void>;
+  /** True once the remote has said that {@link Remote.readMany} reads several objects per call. */
+  readonly batchReads?: boolean;
   /** Closes connections; further calls fail. */
   close(): Promise<void>;
 }

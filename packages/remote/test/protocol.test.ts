@@ -79,6 +79,27 @@ describe('cacheServiceDefinition', () => {
     expect(ours.length).toBe(2 + D.length);
   });
 
+  it('encodes the batch-read extension so that a plain decoder reads the last digest and plain chunks', () => {
+    const def = cacheServiceDefinition.ReadObject;
+    const digests = [D, D.replace('blake3:', '')];
+    const request = def.requestSerialize({ digest: D, digests });
+    expect(reference.ReadObject!.requestDeserialize(Buffer.from(request))).toMatchObject({
+      digest: digests[1],
+    });
+    expect(def.requestDeserialize(Buffer.from(request))).toEqual({ digest: digests[1], digests });
+    expect(def.requestDeserialize(Buffer.from(def.requestSerialize({ digest: D })))).toEqual({ digest: D });
+    const first = { data: Buffer.from('abc'), digest: D };
+    const skipped = { data: new Uint8Array(0), digest: D, skipped: true };
+    for (const m of [first, skipped]) {
+      const back = def.responseDeserialize(Buffer.from(def.responseSerialize(m)));
+      expect({ ...back, data: Buffer.from(back.data) }).toEqual({ ...m, data: Buffer.from(m.data) });
+      // Unknown fields to a reference decoder: it sees the data only.
+      expect(
+        Buffer.from(reference.ReadObject!.responseDeserialize(Buffer.from(def.responseSerialize(m))).data),
+      ).toEqual(Buffer.from(m.data));
+    }
+  });
+
   it('reads unpacked repeated bools, which some encoders send', () => {
     // field 1, wire type 0: true, false, true
     const unpacked = Buffer.from([0x08, 1, 0x08, 0, 0x08, 1]);

@@ -88,9 +88,15 @@ describe.each(['grpc', 'http', 'file'] as const)('with @fsw/server over %s', (ki
 });
 
 describe('with @fsw/server', () => {
-  it('pushes over gRPC several objects per WriteObject stream (the extension the server announces)', async () => {
+  it('pushes and pulls over gRPC several objects per call (the extensions the server announces)', async () => {
     let writes = 0;
-    const server = await startServer({ onRequest: (r) => void (r.method === 'WriteObject' && writes++) });
+    let reads = 0;
+    const server = await startServer({
+      onRequest: (r) => {
+        if (r.method === 'WriteObject') writes++;
+        if (r.method === 'ReadObject') reads++;
+      },
+    });
     const remote = remoteAt(urlFor(server, 'grpc'));
     const folder = join(tmp.dir, 'many');
     for (let i = 0; i < 40; i++) {
@@ -113,6 +119,34 @@ describe('with @fsw/server', () => {
     ]);
     expect(writes).toBe(5);
     expect(await expectComplete(server.dir, root)).toBe(44);
+
+    const back = openStore(join(tmp.dir, 'back-batched'));
+    const pulled = await pull(remote, back, root);
+    expect(pulled.objectsDownloaded).toBe(44);
+    for (const d of [...(await reachable(back, root)).files]) {
+      expect(Buffer.from(await back.get(d)).equals(Buffer.from(await local.get(d)))).toBe(true);
+    }
+    // Three trees one by one, the 41 files in one stream (the big one skipped there), the big one alone.
+    expect(reads).toBe(5);
+  });
+
+  it('refuses a corrupted object of a batched read: E_DIGEST_MISMATCH, not stored', async () => {
+    const server = await startServer();
+    const remote = remoteAt(urlFor(server, 'grpc'));
+    const folder = join(tmp.dir, 'few');
+    for (let i = 0; i < 4; i++) {
+      await mkdir(folder, { recursive: true });
+      await writeFile(join(folder, `f${i}`), `few ${i}\n`);
+    }
+    const root = await writeTree(folder, { store: local, index: false });
+    await push(local, remote, root);
+    const files = (await reachable(local, root)).files;
+    const victim = files[2]!;
+    const path = openStore(server.dir).path(victim, 'file');
+    await writeFile(path, 'not the bytes');
+    const back = openStore(join(tmp.dir, 'back-corrupt'));
+    await expect(pull(remote, back, root)).rejects.toMatchObject({ code: 'E_DIGEST_MISMATCH' });
+    expect(await back.has(victim)).toBe(false);
   });
 
   it("speaks the fstree C++ client's HTTP layout (<base>/bl/ake3:X/<rest>, HEAD per object)", async () => {

@@ -119,6 +119,28 @@ describe('gRPC fstree.CacheService', () => {
     expect(await client.hasObject([dAfter!])).toEqual([false]);
   });
 
+  it('reads several objects in one ReadObject stream with the read-batch header, skipping missing and large ones', async () => {
+    const small = Buffer.from('small one');
+    const mid = bytesOf(100_000, 4);
+    const large = bytesOf(1_500_000, 5);
+    const [dSmall, dMid, dLarge, dAbsent] = await Promise.all([small, mid, large, 'absent'].map(digestOf));
+    for (const [d, b] of [
+      [dSmall, small],
+      [dMid, mid],
+      [dLarge, large],
+    ] as const)
+      await client.writeObject(d!, b);
+    const messages = await client.readBatch([dMid!, dAbsent!, hex(dSmall!), dLarge!]);
+    expect(messages.map((m) => [m.digest ?? '', m.skipped ?? false, m.data.length])).toEqual([
+      [dMid, false, 65_536],
+      ['', false, 100_000 - 65_536],
+      [dAbsent, true, 0],
+      [dSmall, false, small.length],
+      [dLarge, true, 0],
+    ]);
+    expect(Buffer.concat(messages.slice(0, 2).map((m) => m.data)).equals(mid)).toBe(true);
+  });
+
   it('offers uploads HTTP/2 windows wider than the 64 KiB default', async () => {
     const session = connect((server.addresses.grpc?.url as string).replace('jolt:', 'http:'));
     try {

@@ -2,7 +2,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hashBytes } from '@fsw/hash';
-import { cacheServiceDefinition } from '@fsw/remote';
+import { cacheServiceDefinition, READ_BATCH_HEADER } from '@fsw/remote';
 import { type CacheServer, type CreateServerOptions, createServer } from '@fsw/server';
 import {
   type Client,
@@ -170,6 +170,19 @@ export class CacheClient {
       for (const m of messages) call.write(m);
       call.end();
     });
+  }
+
+  /** A ReadObject call naming several digests, with the batch-read header: every message it answers. */
+  async readBatch(digests: string[]): Promise<{ data: Buffer; digest?: string; skipped?: boolean }[]> {
+    const metadata = this.metadata.clone();
+    metadata.set(READ_BATCH_HEADER, '1');
+    const call = this.client.ReadObject(
+      { digest: digests[digests.length - 1] ?? '', digests } as never,
+      metadata,
+    ) as ClientReadableStream<{ data: Uint8Array; digest?: string; skipped?: boolean }>;
+    const out: { data: Buffer; digest?: string; skipped?: boolean }[] = [];
+    for await (const m of call) out.push({ ...m, data: Buffer.from(m.data) });
+    return out;
   }
 
   /** The initial metadata of a HasObject answer. */

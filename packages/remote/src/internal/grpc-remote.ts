@@ -10,6 +10,7 @@ import {
   type HasTreeRequest,
   type HasTreeResponse,
   normalizeDigest,
+  READ_BATCH_HEADER,
   type ReadObjectRequest,
   type ReadObjectResponse,
   WRITE_BATCH_HEADER,
@@ -92,8 +93,11 @@ export function openGrpcRemote(url: URL, settings: CallSettings, rootCerts: Uint
   let closed = false;
   /** The server announced {@link WRITE_BATCH_HEADER}: several objects may share one `WriteObject` stream. */
   let batchWrites = false;
+  /** The server announced {@link READ_BATCH_HEADER}: one `ReadObject` call may fetch several objects. */
+  let batchReads = false;
   const noteFeatures = (md: grpc.Metadata) => {
     if (md.get(WRITE_BATCH_HEADER)[0] === '1') batchWrites = true;
+    if (md.get(READ_BATCH_HEADER)[0] === '1') batchReads = true;
   };
 
   const metadata = (): grpc.Metadata => {
@@ -297,6 +301,75 @@ export function openGrpcRemote(url: URL, settings: CallSettings, rootCerts: Uint
     get batchWrites() {
       return batchWrites;
     },
+    get batchReads() {
+      return batchReads;
+    },
+
+    async readMany(digests, onObject, options: RemoteCallOptions = {}) {
+      const { signal } = options;
+      const wanted = digests.map((d) => normalizeDigest(d));
+      if (!batchReads || wanted.length < 2) {
+        for (const d of wanted) await onObject(d, undefined);
+        return;
+      }
+      // Objects handed to onObject so far: a retry asks only for the rest.
+      let done = 0;
+      const what = `ReadObject ${wanted[0]} (+${wanted.length - 1} in one stream)`;
+      await withRetry(settings, signal, async () => {
+        checkOpen();
+        const rest = wanted.slice(done);
+        const md = metadata();
+        md.set(READ_BATCH_HEADER, '1');
+        const call = client.ReadObject({ digest: rest[rest.length - 1]!, digests: rest }, md);
+        const watchdog = new Watchdog(settings.timeoutMs, () => call.cancel());
+        const onAbort = () => call.cancel();
+        signal?.addEventListener('abort', onAbort, { once: true });
+        let current: string | undefined;
+        let chunks: Buffer[] = [];
+        const hand = async (d: string, bytes: Uint8Array | undefined) => {
+          // Never retried nor remapped: a refusal of onObject (a digest mismatch…) ends the read as it is.
+          await onObject(d, bytes);
+          done++;
+        };
+        try {
+          for await (const msg of call as AsyncIterable<ReadObjectResponse>) {
+            watchdog.kick();
+            if (msg.digest !== undefined && msg.digest !== '') {
+              if (current !== undefined) await hand(current, Buffer.concat(chunks));
+              current = undefined;
+              chunks = [];
+              const d = normalizeOrProtocol(msg.digest);
+              if (d !== wanted[done]) {
+                throw remoteError('E_PROTOCOL', settings, `${what}: answered ${d} out of order`);
+              }
+              if (msg.skipped) {
+                await hand(d, undefined);
+                continue;
+              }
+              current = d;
+            } else if (current === undefined) {
+              throw remoteError('E_PROTOCOL', settings, `${what}: bytes before any digest`);
+            }
+            if (msg.data.length > 0) chunks.push(Buffer.from(msg.data));
+            watchdog.kick();
+          }
+          if (current !== undefined) await hand(current, Buffer.concat(chunks));
+          if (done !== wanted.length) {
+            throw remoteError(
+              'E_PROTOCOL',
+              settings,
+              `${what}: answered ${done} of ${wanted.length} objects`,
+            );
+          }
+        } catch (error) {
+          call.cancel();
+          throw mapError(error, what, watchdog, signal);
+        } finally {
+          watchdog.stop();
+          signal?.removeEventListener('abort', onAbort);
+        }
+      });
+    },
 
     async hasObjects(digests, options: RemoteCallOptions = {}) {
       const normal = digests.map((d) => normalizeDigest(d));
@@ -323,6 +396,7 @@ export function openGrpcRemote(url: URL, settings: CallSettings, rootCerts: Uint
       return withRetry(settings, signal, async () => {
         checkOpen();
         const call = client.ReadObject({ digest: d }, metadata());
+        call.on('metadata', noteFeatures);
         const watchdog = new Watchdog(settings.timeoutMs, () => call.cancel());
         const onAbort = () => call.cancel();
         signal?.addEventListener('abort', onAbort, { once: true });

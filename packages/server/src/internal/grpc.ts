@@ -9,7 +9,7 @@ import type {
   WriteObjectRequest,
   WriteObjectResponse,
 } from '@fsw/remote';
-import { WRITE_BATCH_HEADER } from '@fsw/remote';
+import { READ_BATCH_HEADER, WRITE_BATCH_HEADER } from '@fsw/remote';
 import type {
   ServerReadableStream,
   ServerUnaryCall,
@@ -135,24 +135,35 @@ export function createGrpcHandlers(ctx: ServiceContext): UntypedServiceImplement
 
   const ReadObject = (call: ServerWritableStream<ReadObjectRequest, ReadObjectResponse>): void => {
     const cancelled = cancellation(call);
+    // Our client's extension (see READ_BATCH_HEADER): several small objects, one after the other, in one stream.
+    const batch = call.metadata.get(READ_BATCH_HEADER)[0] === '1';
     serve(
       'ReadObject',
       call.metadata,
       async (log) => {
+        call.sendMetadata(features());
+        if (batch) {
+          const digests = (call.request.digests ?? [call.request.digest]).map(requireDigest);
+          log.target = describe(digests);
+          for (const digest of digests) {
+            const bytes = ctx.objects.readSmallSync(digest);
+            if (bytes === undefined) {
+              await send(call, { data: EMPTY, digest: digest.full, skipped: true }, cancelled);
+              continue;
+            }
+            log.sent += bytes.byteLength;
+            await sendBytes(call, bytes, cancelled, digest.full);
+          }
+          call.end();
+          return;
+        }
         const digest = requireDigest(call.request.digest);
         log.target = digest.full;
         const opened = await ctx.objects.openRead(digest, CHUNK_BYTES);
         if (!opened) throw new CallError(Status.NOT_FOUND, `object not found: ${digest.full}`);
         if (opened.bytes) {
-          const bytes = opened.bytes;
-          // An empty object is one message with empty data, as fstree's client expects.
-          let offset = 0;
-          do {
-            const data = bytes.subarray(offset, offset + CHUNK_BYTES);
-            log.sent += data.byteLength;
-            await send(call, { data }, cancelled);
-            offset += CHUNK_BYTES;
-          } while (offset < bytes.byteLength);
+          log.sent += opened.bytes.byteLength;
+          await sendBytes(call, opened.bytes, cancelled);
         } else {
           const stream = opened.stream;
           try {
@@ -246,11 +257,32 @@ export function createGrpcHandlers(ctx: ServiceContext): UntypedServiceImplement
   return { HasObject, HasTree, ReadObject, WriteObject };
 }
 
-/** The initial metadata of `HasObject`/`HasTree` answers: the extensions this server accepts. */
+/** The initial metadata of `HasObject`/`HasTree`/`ReadObject` answers: the extensions this server accepts. */
 function features(): Metadata {
   const md = new Metadata();
   md.set(WRITE_BATCH_HEADER, '1');
+  md.set(READ_BATCH_HEADER, '1');
   return md;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Sends an object held in memory in chunks of 64 KiB (an empty object is one message with empty data, as fstree's
+ * client expects); `digest`, when given, goes with the first chunk (the batch extension).
+ */
+async function sendBytes(
+  call: ServerWritableStream<unknown, ReadObjectResponse>,
+  bytes: Uint8Array,
+  cancelled: AbortSignal,
+  digest?: string,
+): Promise<void> {
+  let offset = 0;
+  do {
+    const data = bytes.subarray(offset, offset + CHUNK_BYTES);
+    await send(call, offset === 0 && digest !== undefined ? { data, digest } : { data }, cancelled);
+    offset += CHUNK_BYTES;
+  } while (offset < bytes.byteLength);
 }
 
 function requireDigest(text: string): Digest {

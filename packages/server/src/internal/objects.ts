@@ -1,4 +1,12 @@
-import { createReadStream, mkdirSync, type ReadStream, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  createReadStream,
+  mkdirSync,
+  type ReadStream,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import {
   type FileHandle,
   mkdir,
@@ -328,6 +336,22 @@ export class ObjectSet {
         return undefined;
       }
       throw error;
+    }
+  }
+
+  /**
+   * The bytes of an indexed object of at most 1 MiB, read with one synchronous call (and marked used); undefined
+   * when the index does not know it, it is larger, or it vanished (for {@link openRead} to settle).
+   */
+  readSmallSync(digest: Digest): Uint8Array | undefined {
+    const known = this.#entries.get(digest.full);
+    if (!known || known.size > SPILL_BYTES) return undefined;
+    try {
+      const bytes = readFileSync(this.#path(digest, known.kind));
+      known.lastUsed = now();
+      return bytes;
+    } catch {
+      return undefined;
     }
   }
 
