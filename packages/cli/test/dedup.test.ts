@@ -97,7 +97,7 @@ describe('fsw dedup', () => {
       const second = await runFsw(['dedup', '--cache', '--json', dir], { env });
       expect(second.stdout.split('\n').slice(0, 2)).toEqual(first.stdout.split('\n').slice(0, 2));
       expect(second.stdout).toContain('"bytesRead":0');
-      expect(statSync(join(env.XDG_CACHE_HOME, 'fsw', 'dedup-cache.txt')).size).toBeGreaterThan(0);
+      expect(statSync(join(env.XDG_CACHE_HOME, 'fsw', 'dedup-cache.bin')).size).toBeGreaterThan(0);
     } finally {
       rmSync(env.XDG_CACHE_HOME, { recursive: true, force: true });
     }

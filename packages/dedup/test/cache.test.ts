@@ -26,7 +26,7 @@ function tree() {
 describe('hash cache', () => {
   it('a second run over an unchanged tree reads nothing and finds the same groups', async () => {
     const list = tree();
-    const cache = join(dir, 'cache', 'dedup.txt');
+    const cache = join(dir, 'cache', 'dedup.bin');
     const first = await scanFiles(await statFiles(list), { cache });
     expect(first.bytesRead).toBeGreaterThan(200_000);
     const second = await scanFiles(await statFiles(list), { cache });
@@ -34,12 +34,12 @@ describe('hash cache', () => {
     expect(second.groups).toEqual(first.groups);
     expect(second.cacheRebuilt).toBe(false);
     // Written atomically: no temporary file is left next to it.
-    expect(readdirSync(join(dir, 'cache'))).toEqual(['dedup.txt']);
+    expect(readdirSync(join(dir, 'cache'))).toEqual(['dedup.bin']);
   });
 
   it('a change of mtime or size invalidates the entry of that file only', async () => {
     const list = tree();
-    const cache = join(dir, 'dedup.txt');
+    const cache = join(dir, 'dedup.bin');
     await scanFiles(await statFiles(list), { cache });
     // Same size, same head and tail, new middle, new mtime: b is no longer a copy of a.
     const b = readFileSync(list[1]!);
@@ -53,7 +53,7 @@ describe('hash cache', () => {
 
   it('does not trust a stale entry whose mtime no longer matches, even if the size does', async () => {
     const list = tree();
-    const cache = join(dir, 'dedup.txt');
+    const cache = join(dir, 'dedup.bin');
     await scanFiles(await statFiles(list), { cache });
     // c becomes an exact copy of a, with the same size: only an mtime-keyed cache notices.
     writeFileSync(list[2]!, readFileSync(list[0]!));
@@ -64,28 +64,48 @@ describe('hash cache', () => {
 
   it('rebuilds a corrupt or truncated cache file instead of trusting it', async () => {
     const list = tree();
-    const cache = join(dir, 'dedup.txt');
+    const cache = join(dir, 'dedup.bin');
     const first = await scanFiles(await statFiles(list), { cache });
-    const text = readFileSync(cache, 'utf8');
-    // A flipped digest (the trailer checksum no longer matches).
-    const tampered = text.replace(
-      /full:blake3=([0-9a-f])/,
-      (_, c: string) => `full:blake3=${c === '0' ? '1' : '0'}`,
-    );
-    expect(tampered).not.toBe(text);
-    for (const broken of [tampered, text.slice(0, text.length >> 1), 'garbage', '']) {
+    const data = readFileSync(cache);
+    // A flipped byte in the middle (the trailing checksum no longer matches).
+    const tampered = Buffer.from(data);
+    tampered[data.length >> 1] = tampered[data.length >> 1]! ^ 1;
+    for (const broken of [
+      tampered,
+      data.subarray(0, data.length >> 1),
+      Buffer.from('garbage'),
+      Buffer.alloc(0),
+    ]) {
       writeFileSync(cache, broken);
       const scan = await scanFiles(await statFiles(list), { cache });
       expect(scan.groups).toEqual(first.groups);
       expect(scan.bytesRead).toBeGreaterThan(200_000);
       expect(scan.cacheRebuilt).toBe(true);
-      // The rebuilt file is whole again.
-      expect(readFileSync(cache, 'utf8')).toMatch(/\nend \d+ [0-9a-f]{64}\n$/);
+      // The rebuilt file is whole again: a second run trusts it.
+      const again = await scanFiles(await statFiles(list), { cache });
+      expect([again.bytesRead, again.cacheRebuilt]).toEqual([0, false]);
     }
   });
 
+  it('replaces a cache of the older text format without reading it, and keeps entries of files not seen', async () => {
+    const list = tree();
+    const cache = join(dir, 'dedup.bin');
+    writeFileSync(cache, 'fsw-dedup-cache 1\n1 2 3 4 full:blake3=00\nend 1 x\n');
+    const first = await scanFiles(await statFiles(list), { cache });
+    expect(first.cacheRebuilt).toBe(false);
+    expect(readFileSync(cache).subarray(0, 18).toString()).toBe('fsw-dedup-cache 2\n');
+    // A run over part of the tree adds a digest kind for those files only; the others' entries stay.
+    const part = await scanFiles(await statFiles(list.slice(0, 2)), { cache, algorithm: 'sha256' });
+    expect(part.bytesRead).toBe(200_000);
+    const again = await scanFiles(await statFiles(list), { cache });
+    expect(again.bytesRead).toBe(0);
+    expect(again.groups).toEqual(first.groups);
+    const sha = await scanFiles(await statFiles(list.slice(0, 2)), { cache, algorithm: 'sha256' });
+    expect(sha.bytesRead).toBe(0);
+  });
+
   it('the default location follows XDG_CACHE_HOME', () => {
-    expect(defaultCachePath({ XDG_CACHE_HOME: '/x/cache' })).toBe('/x/cache/fsw/dedup-cache.txt');
-    expect(defaultCachePath({})).toMatch(/\.cache\/fsw\/dedup-cache\.txt$/);
+    expect(defaultCachePath({ XDG_CACHE_HOME: '/x/cache' })).toBe('/x/cache/fsw/dedup-cache.bin');
+    expect(defaultCachePath({})).toMatch(/\.cache\/fsw\/dedup-cache\.bin$/);
   });
 });

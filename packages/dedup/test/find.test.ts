@@ -206,8 +206,11 @@ describe('findDuplicates', () => {
         .filter((e) => e.code === code)
         .map((e) => e.path)
         .sort();
-    expect(byCode('E_NOT_FOUND')).toEqual([...gone].sort());
-    expect(byCode('E_NOT_DIR')).toEqual([...unreachable].sort());
+    // The helper thread may stat while the folders are swapped (before or between the two calls above): a path below
+    // one is then reported gone (E_NOT_FOUND) rather than unreachable.
+    expect(errors.map((e) => e.path).sort()).toEqual([...gone, ...unreachable].sort());
+    expect(byCode('E_NOT_FOUND')).toEqual(expect.arrayContaining(gone));
+    expect([...byCode('E_NOT_FOUND'), ...byCode('E_NOT_DIR')]).toHaveLength(100);
     // Without onError, the failure is thrown (once every path is stat'ed).
     const rejected = scanDuplicates(dir, {
       onProgress: (p) => {
