@@ -163,6 +163,13 @@ export async function execute(plan: Plan, options: Resolved, verb: 'copy' | 'mov
       },
       counted,
       failed: failJob,
+      abandon: (error) => {
+        if (stop.aborted) return;
+        fatal = new CopyError('E_IO', `cannot ${verb}: a copy worker thread stopped (${error.message})`, {
+          cause: error,
+        });
+        controller.abort(fatal);
+      },
       progress: (files, bytes, last) => tracker.addFiles(files, bytes, last),
     };
     // Large files go through the thread pool in chunks (progress within the file) while the small ones are copied

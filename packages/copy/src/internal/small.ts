@@ -25,6 +25,8 @@ export interface SmallLane {
   counted(job: Job, placed: boolean): void;
   /** A job failed (its temp file is already gone). */
   failed(error: unknown, job: Job): void;
+  /** Stops the run with `error`, whatever `onError` says: work was lost (a worker thread died mid-batch). */
+  abandon(error: Error): void;
   /** Files placed since the last call, with their bytes: one progress update per slice or batch. */
   progress(files: number, bytes: number, last: string | undefined): void;
 }
@@ -140,7 +142,8 @@ const IN_FLIGHT = 2;
 
 /**
  * One worker thread taking batches until the queue is empty or the run stops. A worker that fails to start
- * leaves its share to the main thread; one that dies mid-batch fails the run (what it did is unknown).
+ * leaves its share to the main thread; one that dies mid-batch stops the run (what it did with its batches is
+ * unknown, so they can be neither counted nor redone).
  */
 async function workerLane(lane: SmallLane, init: WorkerInit, take: () => Job[] | undefined): Promise<void> {
   let worker: Worker;
@@ -183,7 +186,7 @@ async function workerLane(lane: SmallLane, init: WorkerInit, take: () => Job[] |
       const { batch } = sent;
       const reply = await sent.reply;
       if (reply instanceof Error) {
-        lane.failed(reply, batch[0] as Job);
+        lane.abandon(reply);
         return;
       }
       for (const i of reply.crossed) (batch[i] as Job).root.crossDevice = true;
