@@ -215,3 +215,42 @@ describe('the warm pool', () => {
     expect(res.stdout).toBe((await expected())[1]);
   });
 });
+
+describe('runs of small files', () => {
+  it('go to a worker thread as well when FSW_HASH_SMALL_WORKERS=1, never with 0, with the same digests', async () => {
+    const { spawnSync } = await import('node:child_process');
+    // Enough work (~125 MB) to keep the calling thread busy past the 15 ms after which workers may start.
+    const small = Array.from({ length: 2500 }, (_, i) => {
+      const p = join(dir, `r${i}`);
+      writeFileSync(p, Buffer.alloc(50_000 + i, i % 251));
+      return p;
+    });
+    const want = (await hashFiles(small, { concurrency: 1 })).map((r) => r.digest);
+    // A worker thread shows in the process's thread count (/proc/self/status) once the batch is done.
+    const script = `
+      import { readFileSync } from 'node:fs';
+      import { hashFiles } from '@fsw/hash';
+      const threads = () => Number(/Threads:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]);
+      const before = threads();
+      const paths = readFileSync(0, 'utf8').split('\\n');
+      const res = await hashFiles(paths, { concurrency: 2 });
+      process.stdout.write(JSON.stringify({ added: threads() - before, digests: res.map((r) => r.digest) }));`;
+    for (const [flag, workers] of [
+      ['1', true],
+      ['0', false],
+    ] as const) {
+      const res = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+        cwd: new URL('.', import.meta.url),
+        input: small.join('\n'),
+        encoding: 'utf8',
+        env: { ...process.env, FSW_HASH_SMALL_WORKERS: flag },
+        timeout: 60_000,
+      });
+      expect(res.status, res.stderr).toBe(0);
+      const out = JSON.parse(res.stdout) as { added: number; digests: string[] };
+      expect(out.digests).toEqual(want);
+      if (workers) expect(out.added).toBeGreaterThan(0);
+      else expect(out.added).toBe(0);
+    }
+  });
+});

@@ -245,7 +245,7 @@ class Pool {
         (best === undefined || best.pending.size > 0) &&
         (this.bigQueue.length > 0
           ? this.slots.length < this.target
-          : this.slots.length < this.target - 1 && this.laneBusyMs >= LANE_ALONE_MS && this.probe.spare())
+          : this.slots.length < this.target - 1 && this.laneBusyMs >= LANE_ALONE_MS && this.spareCore())
       ) {
         this.grow(this.slots.length + 1);
         best = this.slots.at(-1);
@@ -281,6 +281,14 @@ class Pool {
   private laneScheduled = false;
   /** Measures whether a core is idle while the lane runs, to decide on a worker for small files. */
   private readonly probe = new SpareCoreProbe();
+  /** `FSW_HASH_SMALL_WORKERS`: `1` always starts workers for long runs of small files, `0` never; unset, the probe. */
+  private readonly smallWorkers = process.env.FSW_HASH_SMALL_WORKERS;
+
+  private spareCore(): boolean {
+    if (this.smallWorkers === '1') return true;
+    if (this.smallWorkers === '0') return false;
+    return this.probe.spare();
+  }
   private laneBuf: Buffer | undefined;
   private readonly laneHashers = new Map<HashAlgorithm, LaneHasher>();
 
