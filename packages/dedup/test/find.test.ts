@@ -218,6 +218,16 @@ describe('findDuplicates', () => {
       },
     });
     await expect(rejected).rejects.toMatchObject({ code: 'E_NOT_FOUND', path: join(dir, 'd7/f9') });
+    // Aborted while the two threads stat: the signal's reason, and the helper thread is let go.
+    const controller = new AbortController();
+    const reason = new Error('stop now');
+    const aborted = scanDuplicates(dir, {
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (p.stage === 'walk' && p.done === p.total) controller.abort(reason);
+      },
+    });
+    await expect(aborted).rejects.toBe(reason);
   });
 
   it('throws a typed error for a missing root, and for bad options', async () => {
