@@ -142,7 +142,7 @@ describe('gRPC fstree.CacheService', () => {
   });
 
   it('offers uploads HTTP/2 windows wider than the 64 KiB default', async () => {
-    const session = connect((server.addresses.grpc?.url as string).replace('jolt:', 'http:'));
+    const session = connect(String(server.addresses.grpc?.url ?? '').replace('jolt:', 'http:'));
     try {
       const settings = await new Promise<Settings>((resolve) => {
         session.on('remoteSettings', (s) => {
