@@ -170,6 +170,42 @@ export async function pull(
     meter.tick();
   };
 
+  /**
+   * Fetches `digests` into the store through `pool`, verified: several per call when the remote offers it (those it
+   * skips, large ones, are read alone), else one call each. `got` receives each object's bytes when kept in memory.
+   */
+  const fetchAll = (
+    pool: TaskPool,
+    digests: readonly string[],
+    kind: ObjectKind,
+    got?: (digest: string, bytes: Uint8Array | undefined) => void,
+  ) => {
+    const single = async (d: string) => {
+      const r = await fetchInto(remote, store, d, kind, signal);
+      counted(r.size);
+      got?.(d, r.bytes);
+    };
+    if (remote.batchReads !== true || remote.readMany === undefined || digests.length < 2) {
+      for (const d of digests) pool.add(() => single(d));
+      return;
+    }
+    for (let i = 0; i < digests.length; i += READ_BATCH) {
+      const batch = digests.slice(i, i + READ_BATCH);
+      pool.add(() =>
+        remote.readMany!(
+          batch,
+          async (d, bytes) => {
+            if (bytes === undefined) return single(d);
+            await putChecked(remote, store, d, bytes, kind);
+            counted(bytes.length);
+            got?.(d, bytes);
+          },
+          { signal },
+        ),
+      );
+    }
+  };
+
   try {
     meter.phase = 'transfer';
     const seen = new Set<string>([root]);
@@ -182,15 +218,20 @@ export async function pull(
       // Trees of this level, in parallel: read locally when stored, else fetched and verified.
       const treePool = new TaskPool(concurrency, controller);
       const listings: Uint8Array[] = new Array(level.length);
+      const fetching: string[] = [];
+      const slot = new Map<string, number>();
       level.forEach((d, i) => {
-        treePool.add(async () => {
-          if (present[i]) listings[i] = await store.get(d);
-          else {
-            const got = await fetchInto(remote, store, d, 'tree', signal);
-            counted(got.size);
-            listings[i] = got.bytes!;
-          }
-        });
+        if (present[i]) {
+          treePool.add(async () => {
+            listings[i] = await store.get(d);
+          });
+        } else {
+          fetching.push(d);
+          slot.set(d, i);
+        }
+      });
+      fetchAll(treePool, fetching, 'tree', (d, bytes) => {
+        listings[slot.get(d)!] = bytes!;
       });
       await treePool.drain();
       const next: string[] = [];
@@ -212,30 +253,7 @@ export async function pull(
           else wanted.push(d);
         });
         meter.objectsTotal += wanted.length;
-        if (remote.batchReads === true && remote.readMany !== undefined) {
-          // Several small files per call; those the remote skips (large ones) are read alone.
-          for (let i = 0; i < wanted.length; i += READ_BATCH) {
-            const batch = wanted.slice(i, i + READ_BATCH);
-            files.add(() =>
-              remote.readMany!(
-                batch,
-                async (d, bytes) => {
-                  if (bytes === undefined) {
-                    counted((await fetchInto(remote, store, d, 'file', signal)).size);
-                    return;
-                  }
-                  await putChecked(remote, store, d, bytes, 'file');
-                  counted(bytes.length);
-                },
-                { signal },
-              ),
-            );
-          }
-        } else {
-          for (const d of wanted) {
-            files.add(async () => counted((await fetchInto(remote, store, d, 'file', signal)).size));
-          }
-        }
+        fetchAll(files, wanted, 'file');
       }
       level = next;
     }
