@@ -252,12 +252,17 @@ export function openGrpcRemote(url: URL, settings: CallSettings, rootCerts: Uint
 
   const limit = pLimit(settings.concurrency);
 
-  /** One `WriteObject` call streaming `messages`; an ALREADY_EXISTS answer is a success. */
+  /**
+   * One `WriteObject` call streaming `messages`; an ALREADY_EXISTS answer is a success. `inMemory`: the messages
+   * are views of bytes already held, so they are queued without waiting for the stream to drain after each one
+   * (which costs an event-loop turn per message); a stream from disk waits, to bound what is buffered.
+   */
   const writeCall = async (
     what: string,
     md: grpc.Metadata,
     messages: AsyncIterable<WriteObjectRequest>,
     signal: AbortSignal | undefined,
+    inMemory = false,
   ): Promise<void> => {
     let call: grpc.ClientWritableStream<WriteObjectRequest> | undefined;
     const watchdog = new Watchdog(settings.timeoutMs, () => call?.cancel());
@@ -270,7 +275,7 @@ export function openGrpcRemote(url: URL, settings: CallSettings, rootCerts: Uint
     const stream = call!;
     try {
       for await (const message of messages) {
-        if (!stream.write(message)) await Promise.race([once(stream, 'drain'), answered]);
+        if (!stream.write(message) && !inMemory) await Promise.race([once(stream, 'drain'), answered]);
         watchdog.kick();
       }
       stream.end();
@@ -441,7 +446,13 @@ export function openGrpcRemote(url: URL, settings: CallSettings, rootCerts: Uint
         checkOpen();
         const source = await openSource(data, used, settings, d);
         used = true;
-        await writeCall(`WriteObject ${d}`, metadata(), objectMessages(d, source), options.signal);
+        await writeCall(
+          `WriteObject ${d}`,
+          metadata(),
+          objectMessages(d, source),
+          options.signal,
+          source instanceof Uint8Array,
+        );
       });
     },
 
@@ -468,7 +479,7 @@ export function openGrpcRemote(url: URL, settings: CallSettings, rootCerts: Uint
         async function* messages(): AsyncGenerator<WriteObjectRequest> {
           for (const [d, bytes] of unique) yield* objectMessages(d, bytes);
         }
-        await writeCall(what, md, messages(), signal);
+        await writeCall(what, md, messages(), signal, true);
       });
     },
 
