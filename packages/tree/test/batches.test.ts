@@ -42,6 +42,21 @@ async function manyFiles(dir: string, count: number): Promise<void> {
   }
 }
 
+/** Options that abort a write-tree or checkout once its first file is done, and the reason it aborts with. */
+function abortAfterFirstFile() {
+  const controller = new AbortController();
+  const reason = new Error('stop');
+  return {
+    reason,
+    options: {
+      signal: controller.signal,
+      onProgress: (p: { filesDone: number }) => {
+        if (p.filesDone >= 1) controller.abort(reason);
+      },
+    },
+  };
+}
+
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   return promise.then(
     () => {
@@ -83,19 +98,9 @@ describe.each([0, 2])('small files with workers: %i', (workers) => {
   it('write-tree aborted mid-way throws the reason and leaves no temp file in the store', async () => {
     await manyFiles(join(tmp, 'src'), 300);
     const store = openStore(join(tmp, 'cache'));
-    const controller = new AbortController();
-    const reason = new Error('stop');
-    const error = await rejection(
-      writeTree(join(tmp, 'src'), {
-        store,
-        workers,
-        signal: controller.signal,
-        onProgress: (p) => {
-          if (p.filesDone >= 1) controller.abort(reason);
-        },
-      }),
-    );
-    expect(error).toBe(reason);
+    const stop = abortAfterFirstFile();
+    const error = await rejection(writeTree(join(tmp, 'src'), { store, workers, ...stop.options }));
+    expect(error).toBe(stop.reason);
     expect(await tempsIn(join(tmp, 'cache'), ['.tmp-'])).toEqual([]);
   });
 
@@ -139,19 +144,9 @@ describe.each([0, 2])('small files with workers: %i', (workers) => {
     const store = openStore(join(tmp, 'cache'));
     const digest = await writeTree(join(tmp, 'src'), { store, index: false });
     const out = join(tmp, 'out');
-    const controller = new AbortController();
-    const reason = new Error('stop');
-    const error = await rejection(
-      checkout(digest, out, {
-        store,
-        workers,
-        signal: controller.signal,
-        onProgress: (p) => {
-          if (p.filesDone >= 1) controller.abort(reason);
-        },
-      }),
-    );
-    expect(error).toBe(reason);
+    const stop = abortAfterFirstFile();
+    const error = await rejection(checkout(digest, out, { store, workers, ...stop.options }));
+    expect(error).toBe(stop.reason);
     expect(await tempsIn(out, ['.fsw-tmp-'])).toEqual([]);
     const written = (await tempsIn(out, ['f'])).length;
     expect(written).toBeGreaterThan(0);

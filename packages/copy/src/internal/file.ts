@@ -3,23 +3,23 @@ import { chmod, copyFile, open, utimes } from 'node:fs/promises';
 import { CopyError, fromErrno } from '@fsw/errors';
 import type { Resolved } from './options.js';
 import type { Tracker } from './progress.js';
-import { cloneError, errnoOf, NO_CLONE, removeQuietly, tempPath as tempPathOf } from './sync-file.js';
+import {
+  cloneError,
+  errnoOf,
+  NO_CLONE,
+  removeQuietly,
+  type SmallJob,
+  tempPath as tempPathOf,
+} from './sync-file.js';
 
 export { errnoOf };
 
-/** One file or symlink to copy or move. */
-export interface Job {
-  readonly kind: 'file' | 'symlink';
-  readonly src: string;
-  readonly dest: string;
-  readonly size: number;
-  readonly mode: number;
-  readonly mtimeMs: number;
-  /**
-   * Place the copy with `link()` (fails if the destination appeared meanwhile) rather than `rename()` (replaces):
-   * set when the destination directory existed before and the policy must not replace files.
-   */
-  readonly noReplace: boolean;
+/**
+ * One file or symlink to copy or move. `noReplace` (place with `link()`, which fails if the destination appeared
+ * meanwhile, rather than `rename()`) is set when the destination directory existed before and the policy must not
+ * replace files.
+ */
+export interface Job extends SmallJob {
   /** The root this job belongs to: shares what was learnt about crossing devices. */
   readonly root: { crossDevice: boolean };
 }
