@@ -1,3 +1,5 @@
+import { utimes } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { CacheServer, CreateServerOptions } from '@fsw/server';
 import { encodeTree } from '@fsw/tree';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -174,6 +176,14 @@ describe('eviction', () => {
     for (let i = 0; i < 5; i++) digests[`o${i}`] = await upload(http, bytesOf(2000, 40 + i));
     await server?.close();
     client?.close();
+    // A restarted server knows an object's last use only from its file's mtime, whose clock ticks every few ms:
+    // give the five files one second each, in upload order, so that the LRU order is the upload order.
+    const base = Date.now() / 1000 - 100;
+    for (const [i, digest] of Object.values(digests).entries()) {
+      const hex = digest.slice('blake3:'.length);
+      const file = join(dir, 'objects', hex.slice(0, 2), `${hex.slice(2)}.file`);
+      await utimes(file, base + i, base + i);
+    }
     ({ http } = await start({ maxBytes: 5000, retentionMs: 0 }));
     await server?.ready();
     expect(server?.stats()).toMatchObject({ objects: 5, bytes: 10_000 });
