@@ -56,6 +56,16 @@ describe('fsw write-tree', () => {
     expect(ls.stdout).toContain('a.txt');
   });
 
+  it('--threads N hashes and writes small files on N worker threads (1: none), to the same tree', async () => {
+    for (const n of ['1', '3']) {
+      const written = await runFsw(['write-tree', '--no-index', '--threads', n, join(tmp, 'basic')], { env });
+      expect(written).toMatchObject({ code: 0, stdout: `${BASIC}\n` });
+      const out = join(tmp, `threads-${n}`);
+      expect((await runFsw(['checkout', '--threads', n, BASIC, out], { env })).code).toBe(0);
+      expect((await runFsw(['write-tree', '--no-index', out], { env })).stdout).toBe(`${BASIC}\n`);
+    }
+  });
+
   it('reuses the index on a second run', async () => {
     const dir = join(tmp, 'basic');
     await runFsw(['write-tree', dir], { env });

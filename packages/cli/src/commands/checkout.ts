@@ -5,6 +5,7 @@ import {
   cacheDir,
   digestArg,
   filesBar,
+  fileThreads,
   ignoreFile,
   type TreeFlags,
   threads,
@@ -45,7 +46,7 @@ export const register: Register = (program: Command, ctx) => {
         ignoreFile: ignoreFile(ctx, flags),
         index: flags.index,
         force: flags.force === true,
-        ...(concurrency === undefined ? {} : { concurrency }),
+        ...fileThreads(concurrency),
         onProgress: filesBar(bar),
       });
       bar.stop();

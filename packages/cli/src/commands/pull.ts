@@ -12,6 +12,7 @@ import {
   cacheDir,
   digestArg,
   filesBar,
+  fileThreads,
   ignoreFile,
   threads,
   withCacheOption,
@@ -90,7 +91,7 @@ export const register: Register = (program: Command, ctx) => {
         ignoreFile: ignoreFile(ctx, flags),
         index: flags.index,
         force: flags.force === true,
-        ...(concurrency === undefined ? {} : { concurrency }),
+        ...fileThreads(concurrency),
         onProgress: filesBar(bar),
       });
       bar.stop();

@@ -12,6 +12,7 @@ import {
   cacheDir,
   digestArg,
   filesBar,
+  fileThreads,
   ignoreFile,
   threads,
   withCacheOption,
@@ -78,7 +79,7 @@ export const register: Register = (program: Command, ctx) => {
         store,
         ignoreFile: ignoreFile(ctx, flags),
         index: flags.index,
-        ...(concurrency === undefined ? {} : { concurrency }),
+        ...fileThreads(concurrency),
         onProgress: filesBar(hashing),
       });
       hashing.stop();

@@ -31,7 +31,7 @@ export function withWalkOptions(command: Command): Command {
     )
     .option(
       '--threads <n>',
-      'files hashed or written at once (env FSTREE_THREADS; default 2x CPU count, min 8)',
+      'files hashed or written at once, and worker threads for small files (1: none) (env FSTREE_THREADS; default: by tree size and CPU count)',
     );
 }
 
@@ -57,6 +57,14 @@ export function threads(ctx: CommandContext, flags: TreeFlags): number | undefin
   const n = parseCount(text, 'thread count');
   if (n < 1) throw new UsageError(`invalid thread count '${text}' (expected at least 1)`);
   return n;
+}
+
+/**
+ * What `--threads N` (or `FSTREE_THREADS`) means to write-tree and checkout: N files at once, and N worker threads
+ * for the small files (`1`: everything on the main thread). Neither given: the library's defaults.
+ */
+export function fileThreads(n: number | undefined): { concurrency?: number; workers?: number } {
+  return n === undefined ? {} : { concurrency: n, workers: n > 1 ? n : 0 };
 }
 
 /** `--cache-size`, else `FSTREE_CACHE_SIZE`, else 10 GiB. @throws UsageError */

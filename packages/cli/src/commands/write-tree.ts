@@ -4,6 +4,7 @@ import type { Register } from './index.js';
 import {
   cacheDir,
   filesBar,
+  fileThreads,
   ignoreFile,
   type TreeFlags,
   threads,
@@ -45,7 +46,7 @@ export const register: Register = (program: Command, ctx) => {
         store: openStore(cacheDir(ctx, flags)),
         ignoreFile: ignoreFile(ctx, flags),
         index: flags.index,
-        ...(concurrency === undefined ? {} : { concurrency }),
+        ...fileThreads(concurrency),
         onProgress: (p) => {
           final = p;
           toBar(p);
