@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -120,6 +121,16 @@ export function generatePhotoLibrary(
 
 /** The built `fsw` entry point the benchmarks run. */
 export const FSW_BIN = fileURLToPath(new URL('../../packages/cli/dist/bin.js', import.meta.url));
+
+/** Runs `fsw ARGS` to completion (with `env` over the current environment) and returns its trimmed stdout. */
+export function fswOutput(args: readonly string[], env: NodeJS.ProcessEnv = {}): string {
+  const r = spawnSync(process.execPath, [FSW_BIN, ...args], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`fsw ${args.join(' ')} failed: ${r.stderr}`);
+  return r.stdout.trim();
+}
 
 /** Where generated datasets live (git-ignored). */
 export const DATA_ROOT = fileURLToPath(new URL('../.data', import.meta.url));

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { DATA_ROOT, FSW_BIN, generatePhotoLibrary, generateSmallFiles } from '../dataset.js';
+import { DATA_ROOT, FSW_BIN, fswOutput, generatePhotoLibrary, generateSmallFiles } from '../dataset.js';
 import { type Comparison, compare, have } from '../harness.js';
 import type { Benchmark } from '../run.js';
 
@@ -140,15 +140,6 @@ class RsyncDaemon {
   }
 }
 
-function fsw(args: readonly string[], env: NodeJS.ProcessEnv): string {
-  const r = spawnSync(process.execPath, [fswBin, ...args], {
-    env: { ...process.env, ...env },
-    encoding: 'utf8',
-  });
-  if (r.status !== 0) throw new Error(`fsw ${args.join(' ')} failed: ${r.stderr}`);
-  return r.stdout.trim();
-}
-
 function dataset(kind: 'small' | 'photos', count: number): string {
   const root = join(dataRoot, `remote-${kind}-${count}`);
   const marker = `${root}.complete`;
@@ -221,7 +212,7 @@ function treeRows(label: string, source: string, work: string, serve: Serve): Co
     );
     // Leave both sides in sync for the incremental runs.
     spawnSync('rsync', ['-a', `${source}/`, daemon.url('push')]);
-    fsw(['write-tree-push', source, '--remote', remote, '-q'], env);
+    fswOutput(['write-tree-push', source, '--remote', remote, '-q'], env);
     rows.push(
       compare({
         name: `push, one file changed, ${label}`,
@@ -242,7 +233,7 @@ function treeRows(label: string, source: string, work: string, serve: Serve): Co
       }),
     );
 
-    writeFileSync(digestFile, fsw(['write-tree-push', source, '--remote', remote, '-q'], env));
+    writeFileSync(digestFile, fswOutput(['write-tree-push', source, '--remote', remote, '-q'], env));
     const pullOurs = {
       label: 'fsw pull-checkout DIGEST OUT --remote jolt://',
       command: `'${process.execPath}' '${fswBin}' pull-checkout "$(cat '${digestFile}')" '${outOurs}' --remote ${remote} -q -f`,
@@ -275,7 +266,7 @@ function treeRows(label: string, source: string, work: string, serve: Serve): Co
         // The source changes and is pushed (untimed); each side then fetches that one change.
         before: () => {
           touchOneFile(source);
-          writeFileSync(digestFile, fsw(['write-tree-push', source, '--remote', remote, '-q'], env));
+          writeFileSync(digestFile, fswOutput(['write-tree-push', source, '--remote', remote, '-q'], env));
         },
         runs: RUNS,
         target: 'ratio <= 0.33',

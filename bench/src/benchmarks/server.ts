@@ -3,7 +3,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, write
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { DATA_ROOT, FSW_BIN, generateSmallFiles } from '../dataset.js';
+import { DATA_ROOT, FSW_BIN, fswOutput, generateSmallFiles } from '../dataset.js';
 import { type Comparison, compare, have } from '../harness.js';
 import type { Benchmark } from '../run.js';
 
@@ -125,15 +125,6 @@ function startRsyncDaemon(work: string, port: number): ChildProcess {
   return child;
 }
 
-function fsw(args: readonly string[], env: NodeJS.ProcessEnv): string {
-  const r = spawnSync(process.execPath, [fswBin, ...args], {
-    env: { ...process.env, ...env },
-    encoding: 'utf8',
-  });
-  if (r.status !== 0) throw new Error(`fsw ${args.join(' ')} failed: ${r.stderr}`);
-  return r.stdout.trim();
-}
-
 /**
  * `fsw serve` under the sync workloads of the issue, against an rsync daemon on loopback (whole processes): a full
  * push of the small-file tree into an empty server (gRPC and HTTP), a push with nothing changed, a push after one file
@@ -159,7 +150,7 @@ export const serverBenchmark: Benchmark = {
     const serverDir = join(work, 'server');
     const log = join(work, 'serve.log');
     rmSync(join(root, '.fstree'), { recursive: true, force: true });
-    const digest = fsw(['write-tree', root], env);
+    const digest = fswOutput(['write-tree', root], env);
 
     let server: ChildProcess | undefined;
     const rsyncd = startRsyncDaemon(work, rsyncPort);
@@ -202,7 +193,7 @@ export const serverBenchmark: Benchmark = {
       }
       // From here on, one server holding the whole tree and an rsync target holding the whole tree.
       freshServer();
-      fsw(['push', digest, '--remote', jolt], env);
+      fswOutput(['push', digest, '--remote', jolt], env);
       freshRsyncTarget();
       spawnSync('rsync', ['-a', `${root}/`, `${rsyncUrl}/tree/`]);
       rows.push(
@@ -236,7 +227,7 @@ export const serverBenchmark: Benchmark = {
         }),
       );
       writeFileSync(changed, original);
-      fsw(['write-tree-push', root, '--remote', jolt], env);
+      fswOutput(['write-tree-push', root, '--remote', jolt], env);
       const pullStore = join(work, 'pull-store');
       const pullOut = join(work, 'pull-out');
       const rsyncOut = join(work, 'rsync-out');
