@@ -14,7 +14,6 @@ import {
   filesBar,
   fileThreads,
   ignoreFile,
-  threads,
   withCacheOption,
   withWalkOptions,
 } from './tree-options.js';
@@ -72,8 +71,7 @@ export const register: Register = (program: Command, ctx) => {
   ).action(async (digestText: string, dir: string, flags: PullCheckoutFlags) => {
     const out = outputFor(ctx, flags);
     const digest = await digestArg(digestText);
-    const { url, options } = remoteSettings(ctx, flags);
-    const concurrency = threads(ctx, flags);
+    const { url, options, concurrency } = remoteSettings(ctx, flags);
     const { checkout, openStore } = await import('@fsw/tree');
     const { openRemote, pull } = await import('@fsw/remote');
     const store = openStore(cacheDir(ctx, flags));

@@ -1,20 +1,13 @@
 import type { Command } from 'commander';
 import { outputFor, withOutputOptions } from '../context.js';
 import type { Register } from './index.js';
-import {
-  type RemoteFlags,
-  remoteSettings,
-  runTransfer,
-  transferBar,
-  withRemoteOptions,
-} from './remote-options.js';
+import { type RemoteFlags, remoteSettings, runTransfer, withRemoteOptions } from './remote-options.js';
 import {
   cacheDir,
   digestArg,
   filesBar,
   fileThreads,
   ignoreFile,
-  threads,
   withCacheOption,
   withWalkOptions,
 } from './tree-options.js';
@@ -66,35 +59,27 @@ export const register: Register = (program: Command, ctx) => {
     ),
   ).action(async (dir: string, flags: WriteTreePushFlags) => {
     const out = outputFor(ctx, flags);
-    const { url, options } = remoteSettings(ctx, flags);
-    const concurrency = threads(ctx, flags);
+    const { url, options, concurrency } = remoteSettings(ctx, flags);
     const { openStore, writeTree } = await import('@fsw/tree');
     const { openRemote, push } = await import('@fsw/remote');
     const store = openStore(cacheDir(ctx, flags));
     const remote = openRemote(url, options);
     const hashing = out.progress({ unit: 'bytes', label: 'write-tree' });
-    let bar = hashing;
-    try {
-      const digest = await writeTree(dir, {
-        store,
-        ignoreFile: ignoreFile(ctx, flags),
-        index: flags.index,
-        ...fileThreads(concurrency),
-        onProgress: filesBar(hashing),
-      });
-      hashing.stop();
-      bar = out.progress({ unit: 'bytes', label: 'push' });
-      const result = await push(store, remote, digest, {
-        ...(concurrency === undefined ? {} : { concurrency }),
-        onProgress: transferBar(bar),
-      });
-      bar.stop();
-      if (out.json) out.record({ ...result, remote: url });
-      else out.line(result.digest);
-    } finally {
-      bar.stop();
-      await remote.close();
-    }
+    const digest = await writeTree(dir, {
+      store,
+      ignoreFile: ignoreFile(ctx, flags),
+      index: flags.index,
+      ...fileThreads(concurrency),
+      onProgress: filesBar(hashing),
+    })
+      .catch(async (error: unknown) => {
+        await remote.close();
+        throw error;
+      })
+      .finally(() => hashing.stop());
+    await runTransfer(out, url, remote, 'push', (onProgress) =>
+      push(store, remote, digest, { ...(concurrency === undefined ? {} : { concurrency }), onProgress }),
+    );
     ctx.setExitCode(out.failed ? 1 : 0);
   });
 };
