@@ -1,4 +1,5 @@
-import type { HashAlgorithm } from '../types.js';
+import type { HashAlgorithm, HashResult } from '../types.js';
+import { toHex } from './hex.js';
 
 /** The minimal incremental hash every engine provides; digest finishes it, reset makes it reusable. */
 export interface RawHasher {
@@ -15,4 +16,15 @@ export interface Engine {
   /** `'native'`, `'node:crypto'` or `'hash-wasm'`. */
   readonly name: string;
   create(algorithm: HashAlgorithm): RawHasher | Promise<RawHasher>;
+}
+
+/** The result of hashing a whole file (or its range) with `hasher`: finishes the hasher, in lowercase hex. */
+export function fileResult(
+  path: string,
+  algorithm: HashAlgorithm,
+  hasher: RawHasher,
+  size: number,
+  engine: HashResult['engine'],
+): HashResult {
+  return { path, algorithm, digest: hasher.digestHex?.() ?? toHex(hasher.digest()), size, engine };
 }

@@ -10,9 +10,9 @@ import {
   shrunk,
   takeBuffer,
 } from './file-checks.js';
-import { toHex } from './hex.js';
 import { acquire, release } from './node-engines.js';
 import { planSegments } from './plan.js';
+import { fileResult } from './raw.js';
 
 // The callback API of node:fs, wrapped by hand: it costs markedly less CPU per call than FileHandle, which matters
 // when many small files are hashed on this thread.
@@ -85,13 +85,7 @@ export async function hashFileAsync(
       }
     }
     checkUnchanged(before, await statFd(fd, path), path);
-    return {
-      path,
-      algorithm,
-      digest: hasher.digestHex?.() ?? toHex(hasher.digest()),
-      size: before.size,
-      engine,
-    };
+    return fileResult(path, algorithm, hasher, before.size, engine);
   } finally {
     // A read may still be in flight into one of the buffers: let it land before the buffers are reused.
     await pending?.catch(() => undefined);

@@ -9,9 +9,8 @@ import {
   shrunk,
   sizeChanged,
 } from './file-checks.js';
-import { toHex } from './hex.js';
 import { planSegments } from './plan.js';
-import type { RawHasher } from './raw.js';
+import { fileResult, type RawHasher } from './raw.js';
 
 /**
  * Hashes one file with blocking reads: for worker threads, where blocking costs nothing and saves the
@@ -61,7 +60,7 @@ export function hashFileSync(
       if (n !== size) throw sizeChanged(path, size, n);
       hasher.update(buf.subarray(0, n));
       if (n > 0) onBytes(n);
-      return { path, algorithm, digest: hasher.digestHex?.() ?? toHex(hasher.digest()), size, engine };
+      return fileResult(path, algorithm, hasher, size, engine);
     }
     const segments = planSegments(size, range);
     const planned = segments.reduce((n, s) => n + s.length, 0);
@@ -91,13 +90,7 @@ export function hashFileSync(
       throw ioError(e, path, 'stat');
     }
     checkUnchanged(before, after, path);
-    return {
-      path,
-      algorithm,
-      digest: hasher.digestHex?.() ?? toHex(hasher.digest()),
-      size: before.size,
-      engine,
-    };
+    return fileResult(path, algorithm, hasher, before.size, engine);
   } finally {
     closeSync(fd);
   }
