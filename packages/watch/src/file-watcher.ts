@@ -16,6 +16,13 @@ import type { FileEvent, FileEventType, WatchOptions } from './types.js';
 
 type RawType = 'create' | 'update' | 'delete';
 
+/**
+ * Not part of the API: a replacement for `@parcel/watcher`'s `subscribe` passed under this key of the options, so
+ * that tests can make the backend lose notifications (as it does under load) and check what is recovered.
+ */
+const BACKEND = Symbol.for('@fsw/watch.backend');
+type Subscribe = typeof parcel.subscribe;
+
 /** The raw notifications of one path since the last batch. */
 interface Pending {
   first: RawType;
@@ -50,6 +57,8 @@ export interface FileWatcherEvents {
 const BURST_PATHS = 32;
 const RECONCILE_QUIET_MS = 300;
 const RECONCILE_MAX_MS = 3000;
+/** Folders of at most this many entries are compared with the disk after any batch (larger ones after bursts). */
+const QUIET_LIST_MAX = 4096;
 // How long the state of a reported path is remembered to recognise a late notification of a change already
 // reported (the backend may deliver the creation and the write of one file in two rounds).
 const RECENT_MS = 5000;
@@ -114,6 +123,7 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
   readonly #maxWaitMs: number;
   readonly #signal: AbortSignal | undefined;
   readonly #rules: IgnoreRules;
+  readonly #subscribe: Subscribe;
   readonly #index = new InodeIndex();
   readonly #prefix: string;
   #real: string;
@@ -138,6 +148,7 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
   #reconcileTimer: NodeJS.Timeout | undefined;
   #reconcileDeadline: number | undefined;
   #reconcileDue = false;
+  #reconcileAll = false;
   readonly #queues = new Set<BatchQueue>();
   readonly #buffered: FileEvent[][] = [];
   #bufferedError: unknown;
@@ -175,6 +186,8 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
     this.#maxWaitMs = Math.max(maxWaitMs, debounceMs);
     this.#signal = options.signal;
     this.#rules = new IgnoreRules(this.path, this.#filter.ignore, this.#filter.ignoreFiles);
+    const backend = (options as { [BACKEND]?: { subscribe?: Subscribe } })[BACKEND];
+    this.#subscribe = backend?.subscribe ?? parcel.subscribe.bind(parcel);
   }
 
   /** True once {@link close} was called or the watcher failed. */
@@ -216,7 +229,7 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
         const ignore: (string | RegExp)[] = [...this.#nativeGlobs];
         // Non-recursive: the backend skips everything below the direct children (no watches spent on them).
         if (!this.#filter.recursive) ignore.push(/\//);
-        const sub = await parcel.subscribe(this.#real, this.#onNative, ignore.length ? { ignore } : {});
+        const sub = await this.#subscribe(this.#real, this.#onNative, ignore.length ? { ignore } : {});
         // A close() that raced with subscribing: drop the subscription at once.
         if (this.#closed) await sub.unsubscribe().catch(() => undefined);
         else this.#subs.set(this.path, sub);
@@ -243,6 +256,9 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
       this.#started = true;
       // Notifications that arrived while indexing wait for the index: deliver them now.
       if (this.#pending.size > 0 || this.#rootGone) this.#schedule();
+      // The backend can lose the very first notifications after subscribing: compare the whole tree with the index
+      // once things are quiet.
+      this.#armReconcile(true);
     } catch (error) {
       // Not #shutdown(): it waits for this very start.
       const released = this.#release();
@@ -416,7 +432,7 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
           const events = await this.#process(batch);
           if (this.#closed) return;
           if (events.length > 0) this.#emit(events);
-          if (batch.size >= BURST_PATHS) this.#markBurst(batch);
+          this.#markTouched(batch);
         }
         if (this.#reconcileDue && !this.#rootGone) {
           this.#reconcileDue = false;
@@ -440,12 +456,18 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
   }
 
   /**
-   * Notes the folders of a burst for a comparison with the disk once the burst is over: under a fast stream of
-   * changes @parcel/watcher can drop a round of notifications (parcel-bundler/watcher#183: events added between
-   * handing a round to JavaScript and clearing it are lost).
+   * Notes the folders of a batch for a comparison with the disk once things are quiet: @parcel/watcher can drop a
+   * round of notifications (parcel-bundler/watcher#183: events added between handing a round to JavaScript and
+   * clearing it are lost), seen even for two changes in a row on a loaded machine. After a burst, every folder whose
+   * modification time changed is compared too.
    */
-  #markBurst(batch: Map<string, Pending>): void {
+  #markTouched(batch: Map<string, Pending>): void {
     for (const path of batch.keys()) this.#dirty.add(path.slice(0, path.lastIndexOf('/')));
+    this.#armReconcile(batch.size >= BURST_PATHS);
+  }
+
+  #armReconcile(all: boolean): void {
+    if (all) this.#reconcileAll = true;
     clearTimeout(this.#reconcileTimer);
     const due = (): void => {
       clearTimeout(this.#reconcileTimer);
@@ -461,13 +483,16 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
   }
 
   /**
-   * Compares the folders of recent bursts, and every folder whose modification time changed, with the index, and
-   * queues what differs as if it had been notified. Returns true when something was queued.
+   * Compares the folders of recent batches with the index (after a burst or at start, every folder whose
+   * modification time changed too), and queues what differs as if it had been notified. Returns true when something
+   * was queued.
    */
   async #reconcile(): Promise<boolean> {
     const index = this.#index;
     const dirs = this.#dirty;
     this.#dirty = new Set();
+    const all = this.#reconcileAll;
+    this.#reconcileAll = false;
     // Creations and deletions change their folder's mtime even when their notification was lost.
     const folders: string[] = [];
     const collectFolders = (dir: string): void => {
@@ -477,14 +502,18 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
         if (this.#filter.recursive) collectFolders(`${dir}/${name}`);
       }
     };
-    if (this.#filter.recursive) collectFolders(this.path);
+    if (all && this.#filter.recursive) collectFolders(this.path);
     const folderStats = await lstatAll(folders);
     folders.forEach((dir, i) => {
       const stat = folderStats[i];
       if (stat !== undefined && !(stat instanceof Error) && stat.mtimeMs !== index.get(dir)?.mtimeMs)
         dirs.add(dir);
     });
-    dirs.add(this.path);
+    if (all) dirs.add(this.path);
+    else {
+      // Outside bursts, a folder too large to list after every change is left to its notifications.
+      for (const dir of dirs) if (index.children(dir).size > QUIET_LIST_MAX) dirs.delete(dir);
+    }
     let queued = false;
     const queue = (path: string, first: RawType, last: RawType): void => {
       if (this.#pending.has(path)) return;
@@ -779,7 +808,7 @@ export class FileWatcher implements AsyncIterable<FileEvent[]>, AsyncDisposable 
     if (this.#closed || this.#subs.has(dir)) return;
     const native = this.#real === this.path ? dir : this.#real + dir.slice(this.path.length);
     try {
-      const sub = await parcel.subscribe(
+      const sub = await this.#subscribe(
         native,
         this.#onNative,
         this.#subGlobs.length ? { ignore: this.#subGlobs } : {},
