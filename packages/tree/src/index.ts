@@ -25,6 +25,14 @@ export type {
   PutFileResult,
 } from './store.js';
 export { DEFAULT_CACHE_BYTES, DEFAULT_RETENTION_MS, defaultStoreDir, openStore } from './store.js';
-export type { ObjectKind, Store, TreeEntry, TreeEntryType } from './types.js';
+export type {
+  ObjectKind,
+  PutManyOptions,
+  PutManyResult,
+  Store,
+  TreeEntry,
+  TreeEntryType,
+  VerifiedObject,
+} from './types.js';
 export type { HashTreeOptions, WriteTreeOptions, WriteTreeProgress } from './write-tree.js';
 export { hashTree, writeTree } from './write-tree.js';

@@ -3,6 +3,7 @@ import { lstat, mkdir, open, readdir, rename, stat, unlink, utimes } from 'node:
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { type Readable, Transform } from 'node:stream';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { fromErrno, TreeError } from '@fsw/errors';
 import { createHasher, hashBytes, type StreamHasher } from '@fsw/hash';
 import pLimit from 'p-limit';
@@ -16,7 +17,7 @@ import {
   tempName,
   writeObjectSync,
 } from './internal/file-jobs.js';
-import type { ObjectKind, Store } from './types.js';
+import type { ObjectKind, PutManyOptions, PutManyResult, Store, VerifiedObject } from './types.js';
 
 /** Options of {@link openStore}. */
 export interface OpenStoreOptions {
@@ -77,6 +78,15 @@ export interface LocalStore extends Store {
   locateSync(digest: string): ObjectLocation | undefined;
   /** Finds an object under either suffix (and marks it used); `undefined` when absent. */
   locate(digest: string): Promise<ObjectLocation | undefined>;
+  /**
+   * `putVerified` for many objects at once, with blocking calls on the calling thread in slices of a few
+   * milliseconds (the event loop turns between slices): each object is hashed and, when it matches its digest,
+   * written atomically (temp file beside it + rename; safe against other writers of the same object) unless already
+   * stored. Made for pulls of many small objects, where one thread-pool round trip per call costs more than the
+   * write itself; objects are kept in memory by the caller, so keep batches to a few MiB.
+   * @throws TreeError from `onError` (default: the first failure, e.g. E_CORRUPT on a mismatch); `signal.reason`
+   */
+  putManyVerified(objects: readonly VerifiedObject[], options?: PutManyOptions): Promise<PutManyResult>;
   /** Like `putFile`, also returning the stat the file had when it was opened. */
   putFileWithStat(path: string): Promise<PutFileResult>;
   /** Marks an object as just used, for eviction (best effort). */
@@ -98,6 +108,8 @@ export function defaultStoreDir(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 const CHUNK = 1024 * 1024;
+/** How long `putManyVerified` blocks the event loop at most before yielding a turn. */
+const SLICE_MS = 8;
 const SUFFIXES: readonly ObjectKind[] = ['file', 'tree'];
 const LIST_AFTER = 32;
 const LISTING_TTL_MS = 5000;
@@ -106,6 +118,13 @@ let blake3: StreamHasher | undefined;
 async function syncHasher(): Promise<StreamHasher> {
   blake3 ??= await createHasher('blake3');
   return blake3;
+}
+let sha1: StreamHasher | undefined;
+/** The main thread's reusable hasher of `algorithm` (used only within one synchronous stretch at a time). */
+async function hasherOf(algorithm: DigestParts['algorithm']): Promise<StreamHasher> {
+  if (algorithm === 'blake3') return syncHasher();
+  sha1 ??= await createHasher('sha1');
+  return sha1;
 }
 let sharedBuffer: Buffer | undefined;
 /** The main thread's read buffer for small files, made on first use (importing the codec alone costs nothing). */
@@ -242,6 +261,65 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
   };
 
   const target: StoreTarget = { objects, touchAfterMs };
+
+  const mismatchError = (parts: DigestParts, actual: string) =>
+    new TreeError(
+      'E_CORRUPT',
+      `refusing object: bytes hash to ${parts.algorithm}:${actual}, not ${parts.algorithm}:${parts.hex}`,
+    );
+
+  /** Verifies and stores one object with blocking calls; returns whether it wrote. Throws TreeError. */
+  const putVerifiedSync = (
+    parts: DigestParts,
+    hasher: StreamHasher,
+    bytes: Uint8Array,
+    kind: ObjectKind,
+  ): boolean => {
+    const actual = hasher.reset().update(bytes).digest();
+    if (actual !== parts.hex) throw mismatchError(parts, actual);
+    let written: boolean;
+    try {
+      written = writeObjectSync(target, madeDirs, parts.hex, kind, bytes);
+    } catch (error) {
+      throw fromErrno(error, { path: objectPath(parts, kind), family: TreeError, action: 'write object' });
+    }
+    if (written) noteWritten(objectPath(parts, kind));
+    return written;
+  };
+
+  const putManyVerified = async (
+    list: readonly VerifiedObject[],
+    options: PutManyOptions = {},
+  ): Promise<PutManyResult> => {
+    const { signal, onError } = options;
+    signal?.throwIfAborted();
+    const blake3Hasher = await syncHasher();
+    let written = 0;
+    let present = 0;
+    let skipped = 0;
+    let sliceStart = performance.now();
+    for (let i = 0; i < list.length; i++) {
+      if (performance.now() - sliceStart >= SLICE_MS) {
+        await nextTurn();
+        signal?.throwIfAborted();
+        sliceStart = performance.now();
+      }
+      const object = list[i] as VerifiedObject;
+      try {
+        const parts = splitDigest(object.digest);
+        const hasher = parts.algorithm === 'blake3' ? blake3Hasher : await hasherOf(parts.algorithm);
+        if (putVerifiedSync(parts, hasher, object.bytes, object.kind ?? 'file')) written++;
+        else present++;
+      } catch (error) {
+        const e = TreeError.is(error)
+          ? error
+          : fromErrno(error, { path: root, family: TreeError, action: 'store object' });
+        if ((onError?.(e, object, i) ?? 'throw') === 'throw') throw e;
+        skipped++;
+      }
+    }
+    return { written, present, skipped };
+  };
 
   const putFileWithStat = async (path: string): Promise<PutFileResult> => {
     const state: JobState = { buffer: syncBuffer(), hasher: await syncHasher(), madeDirs };
@@ -448,14 +526,10 @@ export function openStore(dir?: string, options: OpenStoreOptions = {}): LocalSt
     async putVerified(digest, bytes, kind = 'file') {
       const parts = algorithmParts(digest);
       const actual = await digestOf(bytes, parts.algorithm);
-      if (actual !== parts.hex) {
-        throw new TreeError(
-          'E_CORRUPT',
-          `refusing object: bytes hash to ${parts.algorithm}:${actual}, not ${parts.algorithm}:${parts.hex}`,
-        );
-      }
+      if (actual !== parts.hex) throw mismatchError(parts, actual);
       await writeObject(parts, bytes, kind);
     },
+    putManyVerified,
     async putFile(path) {
       return (await putFileWithStat(path)).digest;
     },

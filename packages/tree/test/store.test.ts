@@ -78,6 +78,84 @@ describe('openStore', () => {
     await expect(store.putVerified(sha1, Buffer.from('abd'))).rejects.toMatchObject({ code: 'E_CORRUPT' });
   });
 
+  it('putManyVerified stores many objects, skips stored ones and refuses mismatches storing nothing', async () => {
+    const store = openStore(join(tmp, 'cache'));
+    await store.put(Buffer.from('hello world\n'));
+    const treeBytes = encodeTree([{ name: 'a', digest: HELLO, type: 'file', mode: 0o644 }]);
+    const sha1 = `sha1:${await hashBytes('abc', { algorithm: 'sha1' })}`;
+    const many = Array.from({ length: 300 }, (_, i) => Buffer.from(`object ${i}`));
+    const objects = [
+      { digest: HELLO, bytes: Buffer.from('hello world\n') },
+      { digest: `blake3:${await hashBytes(treeBytes)}`, bytes: treeBytes, kind: 'tree' as const },
+      { digest: sha1, bytes: Buffer.from('abc') },
+      ...(await Promise.all(many.map(async (bytes) => ({ digest: await hashBytes(bytes), bytes })))),
+    ];
+    expect(await store.putManyVerified(objects)).toEqual({ written: 302, present: 1, skipped: 0 });
+    expect(store.path(objects[1]!.digest, 'tree')).toMatch(/\.tree$/);
+    expect((await stat(store.path(objects[1]!.digest, 'tree'))).isFile()).toBe(true);
+    expect(Buffer.from(await store.get(sha1)).toString()).toBe('abc');
+    expect(Buffer.from(await store.get(objects[200]!.digest)).toString()).toBe('object 197');
+    expect(await listAll(store.dir)).toHaveLength(303);
+    expect(await store.putManyVerified(objects)).toEqual({ written: 0, present: 303, skipped: 0 });
+
+    // Default: the first failure rejects with putVerified's error; what came before it is stored, nothing after.
+    const other = Buffer.from('other');
+    const bad = [
+      { digest: `blake3:${await hashBytes(other)}`, bytes: other },
+      { digest: EMPTY, bytes: Buffer.from('not empty') },
+      { digest: await hashBytes('after'), bytes: Buffer.from('after') },
+    ];
+    const err = await store.putManyVerified(bad).catch((e: unknown) => e);
+    expect(TreeError.is(err) && err.code).toBe('E_CORRUPT');
+    expect(await store.hasMany(bad.map((o) => o.digest))).toEqual([true, false, false]);
+    // onError 'skip' goes on and counts; a digest that does not parse is a per-object error too.
+    const seen: [string, number][] = [];
+    const result = await store.putManyVerified([...bad, { digest: 'blake3:nothex', bytes: other }], {
+      onError: (e, _object, index) => {
+        seen.push([e.code, index]);
+        return 'skip';
+      },
+    });
+    expect(result).toEqual({ written: 1, present: 1, skipped: 2 });
+    expect(seen).toEqual([
+      ['E_CORRUPT', 1],
+      ['E_INVALID_ARGUMENT', 3],
+    ]);
+    expect(await store.has(EMPTY)).toBe(false);
+    expect((await listAll(store.dir)).filter((p) => p.includes('.tmp-'))).toEqual([]);
+  });
+
+  it('putManyVerified yields between slices, stops on abort and reports write errors', async () => {
+    const store = openStore(join(tmp, 'cache'));
+    const objects = await Promise.all(
+      Array.from({ length: 2000 }, async (_, i) => {
+        const bytes = Buffer.alloc(2048, i % 251);
+        bytes.writeUInt32LE(i);
+        return { digest: await hashBytes(bytes), bytes };
+      }),
+    );
+    const controller = new AbortController();
+    let turns = 0;
+    const tick = () => {
+      turns++;
+      if (turns === 2) controller.abort(new Error('stop'));
+      else setImmediate(tick);
+    };
+    setImmediate(tick);
+    await expect(store.putManyVerified(objects, { signal: controller.signal })).rejects.toThrow('stop');
+    const stored = (await store.hasMany(objects.map((o) => o.digest))).filter(Boolean).length;
+    expect(stored).toBeGreaterThan(0);
+    expect(stored).toBeLessThan(objects.length);
+    await expect(store.putManyVerified(objects, { signal: controller.signal })).rejects.toThrow('stop');
+
+    // A store whose objects folder is a file cannot be written: the file-system error names the object.
+    await writeFile(join(tmp, 'blocked'), '');
+    const blocked = openStore(join(tmp, 'blocked'));
+    const failed = await blocked.putManyVerified(objects.slice(0, 2)).catch((e: unknown) => e);
+    expect(TreeError.is(failed) && failed.code).toBe('E_NOT_DIR');
+    expect(TreeError.is(failed) && failed.path).toContain(objects[0]!.digest.slice(2, 8));
+  });
+
   it('putFile stores small and large files (streamed) with their digests', async () => {
     const store = openStore(join(tmp, 'cache'));
     const small = join(tmp, 'small');
