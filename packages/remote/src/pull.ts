@@ -13,6 +13,8 @@ import type { PullOptions, PullResult, Remote } from './types.js';
 const IN_MEMORY_MAX = 8 * 1024 * 1024;
 /** Files asked for per `readMany` call. */
 const READ_BATCH = 128;
+/** Objects received through `readMany` are verified and stored together once this many bytes have arrived. */
+const STORE_BATCH_BYTES = 4 * 1024 * 1024;
 /** Whole-object attempts when a stream breaks midway (the remote already retried getting it started). */
 const READ_ATTEMPTS = 3;
 
@@ -46,6 +48,22 @@ async function fetchInto(
   }
 }
 
+/** The error a failed store write of `digest` becomes: a digest mismatch, the store's own error, or a RemoteError. */
+async function storeFailure(
+  error: unknown,
+  remote: Remote,
+  store: Store,
+  digest: string,
+  bytes: Uint8Array,
+): Promise<Error> {
+  if (TreeError.is(error) && error.code === 'E_CORRUPT') {
+    const { algorithm } = splitDigest(digest);
+    return mismatch(digest, `${algorithm}:${await hashBytes(bytes, { algorithm })}`, remote);
+  }
+  if (FswLike(error)) return error as Error;
+  return fromErrno(error, { path: store.dir, family: RemoteError, action: `store ${digest}` });
+}
+
 /**
  * Puts bytes read from `remote` into the store, verified against their digest.
  * @throws RemoteError E_DIGEST_MISMATCH (nothing stored)
@@ -60,13 +78,49 @@ async function putChecked(
   try {
     await store.putVerified(digest, bytes, kind);
   } catch (error) {
-    if (TreeError.is(error) && error.code === 'E_CORRUPT') {
-      const { algorithm } = splitDigest(digest);
-      throw mismatch(digest, `${algorithm}:${await hashBytes(bytes, { algorithm })}`, remote);
-    }
-    if (FswLike(error)) throw error;
-    throw fromErrno(error, { path: store.dir, family: RemoteError, action: `store ${digest}` });
+    throw await storeFailure(error, remote, store, digest, bytes);
   }
+}
+
+/**
+ * Puts many objects read from `remote` into the store, each verified against its digest: in one synchronous batch
+ * (`putManyVerified`) when the store has it, else one `putVerified` each. Objects before a failing one are stored,
+ * the failing one is not.
+ * @throws RemoteError E_DIGEST_MISMATCH
+ */
+async function putAllChecked(
+  remote: Remote,
+  store: Store,
+  objects: readonly Received[],
+  kind: ObjectKind,
+  signal: AbortSignal,
+): Promise<void> {
+  if (store.putManyVerified === undefined) {
+    for (const o of objects) await putChecked(remote, store, o.digest, o.bytes, kind);
+    return;
+  }
+  let failed: Received | undefined;
+  try {
+    await store.putManyVerified(
+      objects.map((o) => ({ digest: o.digest, bytes: o.bytes, kind })),
+      {
+        signal,
+        onError: (_error, _object, index) => {
+          failed = objects[index];
+          return 'throw';
+        },
+      },
+    );
+  } catch (error) {
+    if (failed === undefined || signal.aborted) throw error;
+    throw await storeFailure(error, remote, store, failed.digest, failed.bytes);
+  }
+}
+
+/** An object received whole, not yet verified. */
+interface Received {
+  readonly digest: string;
+  readonly bytes: Uint8Array;
 }
 
 async function fetchOnce(
@@ -191,18 +245,39 @@ export async function pull(
     }
     for (let i = 0; i < digests.length; i += READ_BATCH) {
       const batch = digests.slice(i, i + READ_BATCH);
-      pool.add(() =>
-        remote.readMany!(
-          batch,
-          async (d, bytes) => {
-            if (bytes === undefined) return single(d);
-            await putChecked(remote, store, d, bytes, kind);
-            counted(bytes.length);
-            got?.(d, bytes);
-          },
-          { signal },
-        ),
-      );
+      pool.add(async () => {
+        // Received objects wait here, then are verified and stored in one batch of synchronous calls.
+        let received: Received[] = [];
+        let receivedBytes = 0;
+        const keep = async () => {
+          const list = received;
+          received = [];
+          receivedBytes = 0;
+          if (list.length === 0) return;
+          await putAllChecked(remote, store, list, kind, signal);
+          for (const o of list) {
+            counted(o.bytes.length);
+            got?.(o.digest, o.bytes);
+          }
+        };
+        try {
+          await remote.readMany!(
+            batch,
+            async (d, bytes) => {
+              if (bytes === undefined) return single(d);
+              received.push({ digest: d, bytes });
+              receivedBytes += bytes.length;
+              if (receivedBytes >= STORE_BATCH_BYTES) await keep();
+            },
+            { signal },
+          );
+        } catch (error) {
+          // What arrived whole before the failure is kept (verified): a pull run again fetches only the rest.
+          if (!signal.aborted) await keep().catch(() => {});
+          throw error;
+        }
+        await keep();
+      });
     }
   };
 

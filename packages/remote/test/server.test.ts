@@ -148,6 +148,18 @@ describe('with @fsw/server', () => {
     const back = openStore(join(tmp.dir, 'back-corrupt'));
     await expect(pull(remote, back, root)).rejects.toMatchObject({ code: 'E_DIGEST_MISMATCH' });
     expect(await back.has(victim)).toBe(false);
+    // A store without the batched put (one putVerified per object) refuses it the same way.
+    const plain = openStore(join(tmp.dir, 'back-corrupt-plain'));
+    const oneByOne = { ...plain, putManyVerified: undefined };
+    await expect(pull(remote, oneByOne, root)).rejects.toMatchObject({ code: 'E_DIGEST_MISMATCH' });
+    expect(await plain.has(victim)).toBe(false);
+    // Repaired on the server, both pulls complete: the objects verified before the failure were kept.
+    await writeFile(path, await local.get(victim));
+    for (const store of [back, oneByOne]) {
+      const again = await pull(remote, store, root);
+      expect(again.objectsDownloaded + again.objectsPresent).toBe(files.length + 1);
+      expect(Buffer.from(await store.get(victim)).equals(Buffer.from(await local.get(victim)))).toBe(true);
+    }
   });
 
   it("speaks the fstree C++ client's HTTP layout (<base>/bl/ake3:X/<rest>, HEAD per object)", async () => {
