@@ -72,6 +72,15 @@ export interface WalkOptions {
    * @default false
    */
   readonly syncStat?: boolean;
+  /**
+   * Read each directory with a synchronous call (`readdirSync`) instead of a thread-pool round trip, giving the event
+   * loop a turn every few milliseconds (so progress, messages and aborts are still handled). Several times cheaper per
+   * directory on a warm local disk, for trees of many small directories; but each call blocks the event loop for as
+   * long as that one directory takes to list: for CLIs and scripts, not for servers or slow network disks. Applies to
+   * the unsorted `walk`; `sort` and `walkAll` read as before. Same entries and errors either way.
+   * @default false
+   */
+  readonly syncReaddir?: boolean;
   /** Deterministic order: depth-first, siblings by name (UTF-16 code units). @default false */
   readonly sort?: boolean;
   /** Directories read at once. @default 8 */

@@ -1,4 +1,4 @@
-import { type Dirent, readdir as readdirCallback } from 'node:fs';
+import { type Dirent, readdir as readdirCallback, readdirSync } from 'node:fs';
 import {
   compareNames,
   type DirTask,
@@ -29,6 +29,9 @@ export interface WalkIterable extends AsyncIterable<WalkEntry> {
 const BATCH = 1024;
 /** Entries buffered ahead of the consumer before the readers pause. */
 const HIGH_WATER = 2048;
+/** With `syncReaddir`: how long synchronous reads may run before the event loop gets a turn. */
+const TURN_MS = 8;
+const WITH_TYPES = { withFileTypes: true } as const;
 
 /** `readdir` with file types; the callback form skips the promise machinery of `fs.promises`. */
 function readdir(path: string): Promise<Dirent[]> {
@@ -180,6 +183,10 @@ class Crawler implements Sink {
   private wakeConsumer: (() => void) | undefined;
   private readonly wakeReaders: (() => void)[] = [];
   private readonly onAbort: () => void;
+  /** When the current run of synchronous reads (`syncReaddir`) began. */
+  private turnStart = 0;
+  /** The turn of the event loop the readers wait for, shared: one turn for all, not one per reader. */
+  private turn: Promise<void> | undefined;
   error: { value: unknown } | undefined;
 
   constructor(walker: Walker) {
@@ -268,7 +275,7 @@ class Crawler implements Sink {
     }
     let dirents: Dirent[];
     try {
-      dirents = await readdir(task.path);
+      dirents = walker.options.syncReaddir ? await this.readNow(task.path) : await readdir(task.path);
     } catch (error) {
       this.readFailed(task, error);
       return;
@@ -299,6 +306,25 @@ class Crawler implements Sink {
       if (batch.length > 0) await this.hand(task, batch);
     }
     if (lossy) await this.hand(task, await walker.lossyNames(task));
+  }
+
+  /**
+   * `readdirSync`, after a turn of the event loop once the synchronous reads have run {@link TURN_MS}: a thread-pool
+   * round trip per directory costs several times the system call, and most directories of a large tree are small.
+   */
+  private async readNow(path: string): Promise<Dirent[]> {
+    if (performance.now() - this.turnStart >= TURN_MS) {
+      this.turn ??= new Promise<void>((resolve) =>
+        setImmediate(() => {
+          this.turn = undefined;
+          this.turnStart = performance.now();
+          resolve();
+        }),
+      );
+      await this.turn;
+      if (this.stopped) throw STOP;
+    }
+    return readdirSync(path, WITH_TYPES);
   }
 
   /** {@link Sink}: an entry of the fast path. */

@@ -260,6 +260,8 @@ describe('walk and walkAll agree', () => {
     { ignore: ['deeper/'], type: 'file' },
     { stat: true },
     { stat: true, syncStat: true, type: 'file' },
+    { stat: true, syncStat: true, syncReaddir: true, ignore: ['deeper/'] },
+    { syncReaddir: true, glob: '*.ts', hidden: false },
     { concurrency: 1 },
   ];
   for (const options of cases) {
@@ -311,6 +313,11 @@ describe.skipIf(!unprivileged)(
       out.skipped = it.skipped; out.seen = seen; out.names = names.sort();
       const all = await walkAll(root, { onError: () => 'skip' });
       out.allSkipped = all.skipped; out.allNames = all.map((e) => e.relativePath).sort();
+      try { for await (const _ of walk(root, { syncReaddir: true })); out.sync = 'no error'; } catch (e) { out.sync = e.code + ' ' + e.path; }
+      const syncIt = walk(root, { syncReaddir: true, onError: () => 'skip' });
+      const syncNames = [];
+      for await (const e of syncIt) syncNames.push(e.relativePath);
+      out.syncSkipped = syncIt.skipped; out.syncNames = syncNames.sort();
       console.log(JSON.stringify(out));`,
         root,
       );
@@ -334,6 +341,9 @@ describe.skipIf(!unprivileged)(
       );
       expect(out.allSkipped).toBe(1);
       expect(out.allNames).toEqual(out.names);
+      expect(out.sync).toBe(`E_PERMISSION ${root}/locked`);
+      expect(out.syncSkipped).toBe(1);
+      expect(out.syncNames).toEqual(out.names);
     });
 
     it('never reads a directory excluded by ignore, an ignore file, hidden: false or maxDepth', async () => {

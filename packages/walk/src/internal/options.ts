@@ -14,6 +14,7 @@ export interface ResolvedOptions {
   readonly followSymlinks: boolean;
   readonly stat: boolean;
   readonly syncStat: boolean;
+  readonly syncReaddir: boolean;
   readonly sort: boolean;
   readonly concurrency: number;
   readonly signal: AbortSignal | undefined;
@@ -107,6 +108,7 @@ export function resolveOptions(options: WalkOptions = {}): ResolvedOptions {
     followSymlinks: options.followSymlinks ?? false,
     stat: options.stat ?? false,
     syncStat: options.syncStat ?? false,
+    syncReaddir: options.syncReaddir ?? false,
     sort: options.sort ?? false,
     concurrency,
     signal: options.signal,
