@@ -1,9 +1,10 @@
 import { DedupError, type DedupErrorCode } from '@fsw/errors';
 import { ALGORITHMS, type HashAlgorithm, type HashRange, isHashAlgorithm } from '@fsw/hash';
-import { hashOne, hashTools } from './internal/hash-one.js';
+import { MemoryDigests } from './cache.js';
+import { type DigestKey, hashKey, hashTools, hexOfKey, keyOfHex } from './internal/hash-one.js';
 import { HELPER_MIN_FILES, startHelper } from './internal/helper.js';
 import type { SmallReply } from './internal/small-worker.js';
-import { byteCompareStage, sizeStage, splitBy } from './stages.js';
+import { byteCompareStage, sizeStage, splitBy, splitByKey } from './stages.js';
 import type { CandidateGroup, DedupFile, DedupStage, StageContext } from './types.js';
 
 /** Which bytes {@link partialHashStage} hashes. */
@@ -83,100 +84,102 @@ function bytesToRead(file: DedupFile, window: Window): number {
 }
 
 /**
- * Hashes every file of every group that has no digest of `kind` yet and stores the digests, on this thread with
- * reused hashers and buffers (plus a helper thread for thousands of small files): for a file of a few KiB a round
- * trip to a worker costs several times the reading, and native BLAKE3 outruns the reads of a large one.
- * Files the window covers entirely also get their full-content digest, so the full stage never reads them again.
+ * Hashes `todo` (the `head` and `tail` of each file that `window` selects) and calls `found(index, key)` for each
+ * file hashed, on this thread with reused hashers and buffers (plus a helper thread for thousands of small files):
+ * for a file of a few KiB a round trip to a worker costs several times the reading, and native BLAKE3 outruns the
+ * reads of a large one. A file that cannot be read goes to `ctx.fail`.
  */
-async function hashMissing(
-  groups: readonly CandidateGroup[],
+async function hashFiles(
+  todo: readonly DedupFile[],
   ctx: StageContext,
-  kind: string,
   algorithm: HashAlgorithm,
   window: Window,
+  found: (index: number, key: DigestKey) => void,
 ): Promise<void> {
-  const full = fullKind(algorithm);
-  const todo: DedupFile[] = [];
-  let known = 0;
-  for (const group of groups) {
-    for (const file of group.files) {
-      if (digestOf(ctx, file, kind, full, window) !== undefined) known++;
-      else todo.push(file);
-    }
-  }
-  ctx.addDone(known);
   if (todo.length === 0) return;
-  // A file the window covers whole is stored once, under its full digest: the cache stays half the size.
-  const store = (file: DedupFile, digest: string) =>
-    ctx.digests.set(file, bytesToRead(file, window) === file.size ? full : kind, digest);
-  // Slices of at most SLICE_FILES files or about SLICE_BYTES bytes: the unit of work of both threads.
-  const chunks: DedupFile[][] = [];
-  let chunk: DedupFile[] = [];
+  // Slices of at most SLICE_FILES files or about SLICE_BYTES bytes, as [from, to) of `todo`: the unit of work of
+  // both threads.
+  const bounds: number[] = [0];
   let chunkBytes = 0;
   let totalBytes = 0;
-  for (const file of todo) {
-    const n = bytesToRead(file, window);
-    chunk.push(file);
+  for (let i = 0; i < todo.length; i++) {
+    const n = bytesToRead(todo[i]!, window);
     chunkBytes += n;
     totalBytes += n;
-    if (chunk.length >= SLICE_FILES || chunkBytes >= SLICE_BYTES) {
-      chunks.push(chunk);
-      chunk = [];
+    if (i + 1 - bounds[bounds.length - 1]! >= SLICE_FILES || chunkBytes >= SLICE_BYTES) {
+      bounds.push(i + 1);
       chunkBytes = 0;
     }
   }
-  if (chunk.length > 0) chunks.push(chunk);
+  if (bounds[bounds.length - 1] !== todo.length) bounds.push(todo.length);
   let next = 0;
-  const take = () => (next < chunks.length ? chunks[next++] : undefined);
+  const take = () => (next < bounds.length - 1 ? next++ : undefined);
   // One helper thread reads and hashes slices too: both threads take the next slice from the same queue.
   const helper =
     ctx.concurrency >= 2 && (todo.length >= HELPER_MIN_FILES || totalBytes >= HELPER_MIN_BYTES)
       ? startHelper(
           take,
-          (slice, id) => ({
-            op: 'hash',
-            id,
-            algorithm,
-            head: window.head,
-            tail: window.tail,
-            paths: slice.map((f) => f.path).join('\0'),
-            sizes: Float64Array.from(slice, (f) => f.size),
-          }),
+          (slice, id) => {
+            const slicePaths: string[] = [];
+            const sizes = new Float64Array(bounds[slice + 1]! - bounds[slice]!);
+            for (let i = bounds[slice]!, j = 0; i < bounds[slice + 1]!; i++, j++) {
+              slicePaths.push(todo[i]!.path);
+              sizes[j] = todo[i]!.size;
+            }
+            return {
+              op: 'hash',
+              id,
+              algorithm,
+              head: window.head,
+              tail: window.tail,
+              paths: slicePaths.join('\0'),
+              sizes,
+            };
+          },
           (slice, reply: SmallReply) => {
-            ctx.addDone(slice.length);
+            const from = bounds[slice]!;
+            ctx.addDone(bounds[slice + 1]! - from);
             ctx.addBytes(reply.bytes);
             for (const [index, code, message] of reply.errors) {
-              const path = slice[index]!.path;
+              const path = todo[from + index]!.path;
               ctx.fail(new DedupError(code as DedupErrorCode, message, { path }));
             }
+            const { crcs } = reply;
+            if (crcs !== undefined) {
+              for (let i = 0; i < crcs.length; i++) if (!Number.isNaN(crcs[i])) found(from + i, crcs[i]!);
+              return;
+            }
             const digests = reply.digests.split('\n');
-            for (let i = 0; i < slice.length; i++) {
-              const digest = digests[i];
-              if (digest !== undefined && digest !== '') store(slice[i]!, digest);
+            for (let i = 0; i < digests.length; i++) {
+              const digest = digests[i]!;
+              if (digest !== '') found(from + i, digest);
             }
           },
         )
       : undefined;
   try {
     const tools = await hashTools(algorithm);
-    const here = (slice: readonly DedupFile[]) => {
+    const here = (slice: number) => {
       // Progress once per slice: a clock read per file would cost more than hashing a small one.
       let bytes = 0;
+      const from = bounds[slice]!;
+      const to = bounds[slice + 1]!;
       try {
-        for (const file of slice) {
-          let digest: string;
+        for (let i = from; i < to; i++) {
+          const file = todo[i]!;
+          let key: DigestKey;
           try {
-            digest = hashOne(file.path, file.size, window.head, window.tail, tools);
+            key = hashKey(file.path, file.size, window.head, window.tail, tools);
           } catch (error) {
             if (!DedupError.is(error)) throw error;
             ctx.fail(error);
             continue;
           }
           bytes += bytesToRead(file, window);
-          store(file, digest);
+          found(i, key);
         }
       } finally {
-        ctx.addDone(slice.length);
+        ctx.addDone(to - from);
         ctx.addBytes(bytes);
       }
     };
@@ -229,11 +232,63 @@ export function partialHashStage(options: PartialHashStageOptions = {}): DedupSt
   };
   const kind = `partial:${where}:${bytes}:${algorithm}`;
   const full = fullKind(algorithm);
+  const numeric = algorithm === 'crc32';
+  // The keys of one run (a stage object may serve several runs at once), by the run's context.
+  const runs = new WeakMap<StageContext, PartialRun>();
+  const hashGroups = async (groups: readonly CandidateGroup[], ctx: StageContext): Promise<PartialRun> => {
+    const run: PartialRun = { keys: [], at: new Map() };
+    // A CRC-32 only filters: without a cache file nobody reads it again, so it is kept as a number in `keys`
+    // only (no string and no store entry per file). Any other digest is stored as before.
+    const keep = !numeric || !(ctx.digests instanceof MemoryDigests);
+    const todo: DedupFile[] = [];
+    const slots: number[] = [];
+    const keys = run.keys;
+    let known = 0;
+    for (const group of groups) {
+      run.at.set(group, keys.length);
+      for (const file of group.files) {
+        const hex = digestOf(ctx, file, kind, full, window);
+        if (hex === undefined) {
+          todo.push(file);
+          slots.push(keys.length);
+          keys.push(undefined);
+        } else {
+          keys.push(numeric ? keyOfHex(hex) : hex);
+          known++;
+        }
+      }
+    }
+    ctx.addDone(known);
+    await hashFiles(todo, ctx, algorithm, window, (index, key) => {
+      keys[slots[index]!] = key;
+      if (!keep) return;
+      const file = todo[index]!;
+      // A file the window covers whole is stored once, under its full digest: the cache stays half the size.
+      ctx.digests.set(file, bytesToRead(file, window) === file.size ? full : kind, hexOfKey(key));
+    });
+    return run;
+  };
+  const split = (group: CandidateGroup, run: PartialRun, from: number) =>
+    splitByKey(group, (_, index) => run.keys[from + index]);
   return {
     name: 'partial',
-    prepare: (groups, ctx) => hashMissing(groups, ctx, kind, algorithm, window),
-    refine: (group, ctx) => splitBy(group, (file) => digestOf(ctx, file, kind, full, window)),
+    async prepare(groups, ctx) {
+      runs.set(ctx, await hashGroups(groups, ctx));
+    },
+    refine(group, ctx) {
+      const run = runs.get(ctx);
+      const from = run?.at.get(group);
+      if (run !== undefined && from !== undefined) return split(group, run, from);
+      // Called without `prepare` (e.g. by a stage that wraps this one): hash this group now.
+      return hashGroups([group], ctx).then((own) => split(group, own, 0));
+    },
   };
+}
+
+/** What the partial stage computed in one run: a key per file of its groups, at the group's offset. */
+interface PartialRun {
+  readonly keys: (DigestKey | undefined)[];
+  readonly at: Map<CandidateGroup, number>;
 }
 
 /**
@@ -247,7 +302,20 @@ export function fullHashStage(options: FullHashStageOptions = {}): DedupStage {
   const kind = fullKind(algorithm);
   return {
     name: 'full',
-    prepare: (groups, ctx) => hashMissing(groups, ctx, kind, algorithm, WHOLE),
+    async prepare(groups, ctx) {
+      const todo: DedupFile[] = [];
+      let known = 0;
+      for (const group of groups) {
+        for (const file of group.files) {
+          if (ctx.digests.get(file, kind) !== undefined) known++;
+          else todo.push(file);
+        }
+      }
+      ctx.addDone(known);
+      await hashFiles(todo, ctx, algorithm, WHOLE, (index, key) =>
+        ctx.digests.set(todo[index]!, kind, hexOfKey(key)),
+      );
+    },
     refine: (group, ctx) => splitBy(group, (file) => ctx.digests.get(file, kind)),
   };
 }

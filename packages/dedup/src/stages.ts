@@ -1,4 +1,5 @@
 import { CompareReadError, filesEqual } from './internal/compare.js';
+import { type DigestKey, hexOfKey } from './internal/hash-one.js';
 import type { CandidateGroup, DedupFile, DedupStage, StageContext } from './types.js';
 
 /** Splits `group` by a key computed per file; files whose key is `undefined` are left out. */
@@ -6,16 +7,28 @@ export function splitBy(
   group: CandidateGroup,
   keyOf: (file: DedupFile) => string | undefined,
 ): CandidateGroup[] {
+  return splitByKey(group, keyOf);
+}
+
+/**
+ * {@link splitBy} with keys that may be numbers (a CRC-32: no string per file) and the file's index in the group;
+ * each group's `key` is the hex form of its key (see `hexOfKey`).
+ */
+export function splitByKey(
+  group: CandidateGroup,
+  keyOf: (file: DedupFile, index: number) => DigestKey | undefined,
+): CandidateGroup[] {
   const files = group.files;
   if (files.length === 2) {
     // The common case after the size stage, without a Map.
-    const a = keyOf(files[0]!);
-    return a !== undefined && a === keyOf(files[1]!) ? [{ files, key: a }] : [];
+    const a = keyOf(files[0]!, 0);
+    return a !== undefined && a === keyOf(files[1]!, 1) ? [{ files, key: hexOfKey(a) }] : [];
   }
   // A key seen once maps to its file, and to an array only once a second file shares it: most keys are unique.
-  const buckets = new Map<string, DedupFile | DedupFile[]>();
-  for (const file of files) {
-    const key = keyOf(file);
+  const buckets = new Map<DigestKey, DedupFile | DedupFile[]>();
+  for (let i = 0; i < files.length; i++) {
+    const file = files[i]!;
+    const key = keyOf(file, i);
     if (key === undefined) continue;
     const bucket = buckets.get(key);
     if (bucket === undefined) buckets.set(key, file);
@@ -23,7 +36,8 @@ export function splitBy(
     else buckets.set(key, [bucket, file]);
   }
   const out: CandidateGroup[] = [];
-  for (const [key, bucket] of buckets) if (Array.isArray(bucket)) out.push({ files: bucket, key });
+  for (const [key, bucket] of buckets)
+    if (Array.isArray(bucket)) out.push({ files: bucket, key: hexOfKey(key) });
   return out;
 }
 

@@ -256,6 +256,23 @@ describe('custom pipelines', () => {
     expect(groups.every((g) => g.digest.startsWith('size:300000'))).toBe(true);
   });
 
+  it('a partial stage refined without prepare (wrapped by another stage) hashes the group itself', async () => {
+    const data = bytes(100);
+    const a = put(dir, 'a', data);
+    const b = put(dir, 'b', data);
+    put(dir, 'c', flip(data, 0));
+    const files = await statFiles([a, b, join(dir, 'c')]);
+    for (const algorithm of ['crc32', 'blake3'] as const) {
+      const inner = partialHashStage({ algorithm, bytes: 16 });
+      const wrapped: DedupStage = { name: 'wrapped', refine: (group, ctx) => inner.refine(group, ctx) };
+      const viaRefine = await groupDuplicates(files, { stages: [sizeStage(), wrapped] });
+      const viaPrepare = await groupDuplicates(files, { stages: [sizeStage(), inner] });
+      expect(paths(viaRefine)).toEqual([[a, b]]);
+      expect(viaRefine[0]?.digest).toBe(viaPrepare[0]?.digest);
+      expect(viaRefine[0]?.digest).toMatch(algorithm === 'crc32' ? /^[0-9a-f]{8}$/ : /^[0-9a-f]{64}$/);
+    }
+  });
+
   it('partial stages at the head or the tail only catch what they read', async () => {
     const x = bytes(20_000);
     const a = put(dir, 'a', x);

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import type { HelperJob, HelperReply } from './small-worker.js';
+import { type HelperJob, type HelperReply, READY } from './small-worker.js';
 
 /** How long an idle helper thread is kept for the next phase (stat, then each hash stage) before it is ended. */
 const IDLE_MS = 1000;
@@ -9,6 +9,8 @@ export const HELPER_MIN_FILES = 4096;
 
 let idle: Worker | undefined;
 let idleTimer: ReturnType<typeof setTimeout> | undefined;
+/** Threads whose module has loaded (they said so): only these are given work. */
+const ready = new WeakSet<Worker>();
 
 /**
  * A helper thread: the idle one left by the previous phase (already started, its modules loaded), else a new one.
@@ -26,6 +28,7 @@ function acquire(): Worker {
   worker.on('exit', () => {
     if (idle === worker) idle = undefined;
   });
+  worker.once('message', () => ready.add(worker));
   return worker;
 }
 
@@ -73,7 +76,9 @@ export function startHelper<T, R extends HelperReply>(
   let failure: { error: unknown } | undefined;
   let idleResolve: (() => void) | undefined;
   const send = () => {
-    while (!broken && failure === undefined && outstanding.size < 2) {
+    // A thread still starting (~0.1 s) gets nothing yet: the calling thread takes the slices meanwhile, and a phase
+    // that ends before the thread is up never waits for it.
+    while (ready.has(worker) && !broken && failure === undefined && outstanding.size < 2) {
       const slice = take();
       if (slice === undefined) break;
       const id = nextId++;
@@ -82,7 +87,12 @@ export function startHelper<T, R extends HelperReply>(
     }
     if (outstanding.size === 0 || broken || failure !== undefined) idleResolve?.();
   };
-  const onMessage = (reply: R) => {
+  const onMessage = (reply: R | typeof READY) => {
+    if (reply === READY) {
+      ready.add(worker);
+      send();
+      return;
+    }
     const slice = outstanding.get(reply.id);
     if (slice === undefined) return;
     outstanding.delete(reply.id);

@@ -38,6 +38,8 @@ export interface HelperReply {
 export interface SmallReply extends HelperReply {
   /** The digests in the job's order, joined by newlines (empty for a file that failed: see `errors`). */
   readonly digests: string;
+  /** For `crc32`, the checksums as numbers instead (`NaN` for a file that failed); `digests` is then empty. */
+  readonly crcs?: Float64Array;
   readonly bytes: number;
 }
 
@@ -46,31 +48,40 @@ export interface StatReply extends HelperReply {
   readonly facts: Float64Array;
 }
 
+/** What the thread posts once its module has loaded, before any reply. */
+export const READY = 'ready';
+
 const toolsOf = new Map<HashAlgorithm, HashTools>();
 
 async function hash(job: SmallJob): Promise<SmallReply> {
   // Loaded on the first hash job: a thread started for the stat phase answers sooner without @fsw/hash.
-  const { hashOne, hashTools } = await import('./hash-one.js');
+  const { hashKey, hashTools } = await import('./hash-one.js');
   let tools = toolsOf.get(job.algorithm);
   if (tools === undefined) {
     tools = await hashTools(job.algorithm);
     toolsOf.set(job.algorithm, tools);
   }
   const paths = job.paths.split('\0');
-  const digests: string[] = new Array(paths.length);
+  // CRC-32s travel as numbers: no string per file to build here and to split and keep there.
+  const crcs = tools.crc !== undefined ? new Float64Array(paths.length) : undefined;
+  const digests: string[] = crcs === undefined ? new Array(paths.length) : [];
   const errors: [number, string, string][] = [];
   let bytes = 0;
   for (let i = 0; i < paths.length; i++) {
     try {
       const size = job.sizes[i]!;
-      digests[i] = hashOne(paths[i]!, size, job.head, job.tail, tools);
+      const key = hashKey(paths[i]!, size, job.head, job.tail, tools);
+      if (crcs !== undefined) crcs[i] = key as number;
+      else digests[i] = key as string;
       bytes += Math.min(job.head + job.tail, size);
     } catch (error) {
-      digests[i] = '';
+      if (crcs !== undefined) crcs[i] = Number.NaN;
+      else digests[i] = '';
       const e = DedupError.is(error) ? error : new DedupError('E_IO', String(error));
       errors.push([i, e.code, e.message]);
     }
   }
+  if (crcs !== undefined) return { id: job.id, digests: '', crcs, errors, bytes };
   return { id: job.id, digests: digests.join('\n'), errors, bytes };
 }
 
@@ -92,7 +103,8 @@ parentPort?.on('message', (job: HelperJob) => {
     return;
   }
   hash(job).then(
-    (reply) => parentPort?.postMessage(reply),
+    (reply) =>
+      parentPort?.postMessage(reply, reply.crcs === undefined ? [] : [reply.crcs.buffer as ArrayBuffer]),
     (error: unknown) => {
       const paths = job.paths.split('\0');
       parentPort?.postMessage({
@@ -104,3 +116,4 @@ parentPort?.on('message', (job: HelperJob) => {
     },
   );
 });
+parentPort?.postMessage(READY);
