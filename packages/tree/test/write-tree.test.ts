@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, open, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, open, rename, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { TreeError } from '@fsw/errors';
 import {
+  checkout,
   diffTrees,
   hashTree,
   lsTree,
@@ -329,6 +330,78 @@ describe('the index', () => {
     const third = await run();
     expect(third.digest).toBe(first.digest);
     expect(third.progress).toMatchObject({ filesHashed: 2 });
+  });
+
+  it('reuses unchanged folder trees, and sees every kind of change below them', async () => {
+    for (const d of ['a/deep', 'b', 'c']) await mkdir(join(src, d), { recursive: true });
+    for (const f of ['a/deep/x', 'a/deep/y', 'a/z', 'b/one', 'b/two', 'c/only', 'top']) {
+      await fileWithStat(f, `content of ${f}`);
+    }
+    const truth = () => hashTree(src, { index: false });
+    await run();
+    const changes: (() => Promise<unknown>)[] = [
+      () => writeFile(join(src, 'a/deep/x'), 'changed, longer content'),
+      () => fileWithStat('a/deep/new', 'added deep down'),
+      () => rm(join(src, 'b/two')),
+      // Renamed: same number of entries, one name differs.
+      () => rename(join(src, 'b/one'), join(src, 'b/uno')),
+      () => chmod(join(src, 'c'), 0o700),
+      () => symlink('only', join(src, 'c/link')),
+      () => rm(join(src, 'c/link')),
+      () => rm(join(src, 'a/deep'), { recursive: true }),
+      () => mkdir(join(src, 'c/empty')),
+    ];
+    for (const change of changes) {
+      await change();
+      const { digest } = await run();
+      expect(digest).toBe(await truth());
+      // And the next run, from the index just written, agrees.
+      expect((await run()).digest).toBe(digest);
+    }
+  });
+
+  it('trusts the store folders stamped with the index only while nothing was removed from them', async () => {
+    await fileWithStat('a', 'alpha');
+    await fileWithStat('b', 'beta');
+    const first = await run();
+    const entries = await readTree(first.digest, { store });
+    const object = store.path(entries[0]!.digest);
+    const fan = join(object, '..');
+    // Stamps are taken of folders whose mtime is settled (older than a moment): age them, then stamp them.
+    const old = new Date(Date.now() - 60_000);
+    for (const e of entries) await utimes(join(store.path(e.digest), '..'), old, old);
+    await writeFile(join(src, 'c'), 'new file, new index');
+    await run();
+    await rm(join(src, 'c'));
+    await run();
+
+    // An object removed behind the index's back, its folder's mtime restored: the stamp still holds and the object
+    // is not looked for (the case the stamp cannot see, like a file rewritten with its mtime restored).
+    const fanTimes = await stat(fan);
+    await rm(object);
+    await utimes(fan, fanTimes.atime, fanTimes.mtime);
+    expect((await run()).progress).toMatchObject({ filesHashed: 0, filesReused: 2 });
+
+    // Removed the normal way (eviction, rm): the folder changed, so the object is looked for and stored again.
+    await run({ index: false });
+    await rm(object);
+    const again = await run();
+    expect(again.progress).toMatchObject({ filesHashed: 1, filesReused: 1 });
+    expect(await store.has(entries[0]!.digest)).toBe(true);
+    expect(again.digest).toBe(first.digest);
+  });
+
+  it('takes nothing but file records from an index written by a checkout', async () => {
+    await mkdir(join(src, 'sub'));
+    await fileWithStat('sub/f', 'f');
+    await fileWithStat('g', 'g');
+    const digest = (await run()).digest;
+    const out = join(tmp, 'out');
+    await checkout(digest, out, { store });
+    await writeFile(join(out, 'sub', 'f'), 'changed');
+    const next = await writeTree(out, { store });
+    expect(next).toBe(await hashTree(out, { index: false }));
+    expect(next).not.toBe(digest);
   });
 
   it('does not trust a record whose mtime is not older than the index itself', async () => {

@@ -1,11 +1,9 @@
-import { readdirSync, statSync } from 'node:fs';
 import { readlink, stat as statPath } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { fromErrno, TreeError } from '@fsw/errors';
 import pLimit from 'p-limit';
 import { encodeTree } from '../codec.js';
-import { tryParseDigest } from '../digest.js';
 import type { TreeEntry } from '../types.js';
 import {
   type BatchRunner,
@@ -14,9 +12,10 @@ import {
   WORKERS_AFTER,
   workerRunner,
 } from './batch-runner.js';
-import { failureError, isFailure, objectFile, type StoreOutcome, type StoreTarget } from './file-jobs.js';
+import { failureError, isFailure, type StoreOutcome, type StoreTarget } from './file-jobs.js';
 import { readIgnoreText } from './ignore-rules.js';
-import { type IndexRecord, loadIndex, recordMatches, saveIndex } from './index-file.js';
+import { type IndexRecord, IndexView, loadIndexView, saveIndex } from './index-file.js';
+import { ObjectPresence } from './presence.js';
 import { type ScanEntry, scanTree } from './scan.js';
 
 /** Progress of a write-tree, reported (throttled) while it runs and once at the end. */
@@ -81,7 +80,20 @@ interface DirNode {
   readonly rel: string;
   readonly depth: number;
   mode: number;
+  /** Folders and symlinks; files are kept apart (below) and made entries only when the tree is encoded. */
   readonly children: TreeEntry[];
+  readonly fileNames: string[];
+  /** Each file's index record (its digest, full mode and stat), in the order of `fileNames`. */
+  /** A record made this run, or the number of an unchanged one in the old index. */
+  readonly fileRecords: (IndexRecord | number)[];
+  /** Where its record is in the new index (-1: the root, which has none). */
+  slot: number;
+  /** Its record in the old index, when that has its tree digest and the same mode. */
+  old: IndexRecord | undefined;
+  /** Children equal to an entry of the old tree (a file taken from the index, a folder with its old digest). */
+  same: number;
+  /** A child differs from (or is not in) the old tree. */
+  changed: boolean;
 }
 
 const PROGRESS_EVERY_MS = 100;
@@ -91,52 +103,27 @@ function parentOf(rel: string): string {
   return slash === -1 ? '' : rel.slice(0, slash);
 }
 
-/** Lookups in one fan-out folder of the store after which the folder is listed once instead of stat-ed per object. */
-const LIST_AFTER = 32;
-
-/**
- * Whether objects are in a local store, for digests taken from the index, synchronously: a stat per object at
- * first, then one listing per fan-out folder kept for the rest of the build (an unchanged tree of 200,000 files
- * asks about every object; a small tree in a big store lists nothing).
- */
-function objectChecker(target: StoreTarget): (digest: string) => boolean {
-  const listings = new Map<string, Set<string>>();
-  const lookups = new Map<string, number>();
-  return (digest) => {
-    // Index digests are ours: `blake3:<hex>`. Anything else is not trusted (and re-read).
-    if (digest.length !== 71 || !digest.startsWith('blake3:')) return false;
-    const fan = digest.slice(7, 9);
-    let names = listings.get(fan);
-    if (names === undefined) {
-      const n = (lookups.get(fan) ?? 0) + 1;
-      lookups.set(fan, n);
-      if (n < LIST_AFTER) {
-        const hex = tryParseDigest(digest)?.hex;
-        return (
-          hex !== undefined &&
-          (statSync(objectFile(target.objects, hex, 'file'), { throwIfNoEntry: false }) !== undefined ||
-            statSync(objectFile(target.objects, hex, 'tree'), { throwIfNoEntry: false }) !== undefined)
-        );
-      }
-      const sub = join(target.objects, fan);
-      names = new Set();
-      try {
-        // Keyed by the hex without the suffix: a lookup then needs no concatenated (flattened) string per file.
-        for (const name of readdirSync(sub)) {
-          if (name.endsWith('.file') || name.endsWith('.tree')) names.add(name.slice(0, -5));
-        }
-      } catch (error) {
-        const code = (error as { code?: string }).code;
-        if (code !== 'ENOENT' && code !== 'ENOTDIR') {
-          throw fromErrno(error, { path: sub, family: TreeError, action: 'read store directory' });
-        }
-      }
-      listings.set(fan, names);
-    }
-    // A name listed in the store is hex: a digest with anything else in it matches nothing.
-    return names.has(digest.slice(9));
-  };
+function* digestsOf(records: Iterable<[string, IndexRecord]>): Iterable<string> {
+  for (const [, r] of records) if (r.digest !== '') yield r.digest;
 }
+
+/** A folder's tree entries: its folders and symlinks, and its files made entries from their records. */
+function entriesOf(node: DirNode, view: IndexView): TreeEntry[] {
+  const entries = node.children.slice();
+  for (let i = 0; i < node.fileNames.length; i++) {
+    const r = node.fileRecords[i]!;
+    const name = node.fileNames[i]!;
+    entries.push(
+      typeof r === 'number'
+        ? { name, digest: view.digest(r), type: 'file', mode: view.mode(r) & 0o7777 }
+        : { name, digest: r.digest, type: 'file', mode: r.mode & 0o7777 },
+    );
+  }
+  return entries;
+}
+
+/** A file on its way to being read, with its place in the new index. */
+type FileEntry = ScanEntry & { readonly slot: number };
 
 /** Builds the Merkle tree of `dir` bottom-up and returns the root digest. */
 export async function buildTree(dir: string, options: BuildOptions): Promise<string> {
@@ -164,19 +151,43 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
       );
     }
   }
-  const oldIndex = options.useIndex ? await loadIndex(dir) : new Map<string, IndexRecord>();
-  const newIndex = new Map<string, IndexRecord>();
+  const view = options.useIndex ? await loadIndexView(dir) : IndexView.empty();
+  // The new index, in scan order (so that the next run finds each record where its cursor is): paths, and records
+  // made this run or numbers of unchanged records of the old index (no object per unchanged file).
+  const paths: string[] = [];
+  const records: (IndexRecord | number | undefined)[] = [];
   let indexChanged = !options.useIndex;
+  /** Entries of the old index met again unchanged (files reused, folders present): all of them means same keys. */
+  let oldSeen = 0;
+  // Folders whose children are all as in the old tree keep the old tree digest, unencoded (not when the trees are
+  // wanted: verifyTree).
+  const reuseTrees = options.keepTrees === undefined;
 
+  const newNode = (rel: string, depth: number, mode: number): DirNode => ({
+    rel,
+    depth,
+    mode,
+    children: [],
+    fileNames: [],
+    fileRecords: [],
+    slot: -1,
+    old: undefined,
+    same: 0,
+    changed: false,
+  });
   const dirs = new Map<string, DirNode>();
-  dirs.set('', { rel: '', depth: 0, mode: rootStat.mode & 0o7777, children: [] });
+  dirs.set('', newNode('', 0, rootStat.mode & 0o7777));
+  let lastNode: DirNode | undefined;
   const nodeOf = (rel: string): DirNode => {
+    // Entries come folder by folder: the last node is usually the one.
+    if (lastNode?.rel === rel) return lastNode;
     let node = dirs.get(rel);
     if (node === undefined) {
       // A child may be reported before its parent's own entry (parallel lstat): create the node early.
-      node = { rel, depth: rel.split('/').length, mode: 0, children: [] };
+      node = newNode(rel, rel.split('/').length, 0);
       dirs.set(rel, node);
     }
+    lastNode = node;
     return node;
   };
 
@@ -201,58 +212,75 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
   const limit = pLimit(options.concurrency);
   let failed = false;
 
-  const record = (e: ScanEntry, digest: string, racy: boolean, same?: IndexRecord) => {
-    nodeOf(parentOf(e.relativePath)).children.push({
-      name: e.name,
-      digest,
-      type: 'file',
-      mode: e.mode & 0o7777,
-    });
-    // An unchanged file keeps its record object: no allocation on the warm path.
-    newIndex.set(
-      e.relativePath,
-      same ?? {
-        type: 'file',
-        digest,
-        mode: e.mode,
-        size: e.size,
-        mtimeMs: e.mtimeMs,
-        ino: e.ino,
-        racy,
-      },
-    );
+  /** Records a file: `r` is a new record, or the number of its unchanged record in the old index. */
+  const record = (e: ScanEntry, slot: number, r: IndexRecord | number) => {
+    const parent = nodeOf(e.dir);
+    parent.fileNames.push(e.name);
+    parent.fileRecords.push(r);
+    records[slot] = r;
+    if (typeof r === 'number') {
+      parent.same++;
+      oldSeen++;
+    } else {
+      parent.changed = true;
+    }
     progress.filesDone++;
     progress.bytesDone += e.size;
     report(false);
   };
 
   /** The unchanged-file path, synchronous when the sink can answer at once (no promise per file). */
+  const presence =
+    sink.batches?.target === undefined
+      ? undefined
+      : new ObjectPresence(sink.batches.target.objects, view.stamps);
+  /** Whether an object named in the old index is there, synchronously (undefined: the sink cannot tell at once). */
   const hasObject =
-    sink.batches?.target === undefined ? sink.hasFileSync : objectChecker(sink.batches.target);
-  const reuse = (e: ScanEntry): boolean => {
-    const previous = oldIndex.get(e.relativePath);
-    if (!recordMatches(previous, e) || hasObject === undefined || !hasObject(previous.digest)) {
-      return false;
-    }
+    presence === undefined ? sink.hasFileSync : (digest: string) => presence.hasIndexed(digest);
+  /** The same for old record `i`, without making its digest string when the folder's stamp holds. */
+  const hasObjectOf: ((i: number) => boolean) | undefined =
+    presence !== undefined
+      ? (i) => presence.trusts(view.fan(i)) || presence.hasIndexed(view.digest(i))
+      : hasObject === undefined
+        ? undefined
+        : (i) => hasObject(view.digest(i));
+  const reuse = (e: ScanEntry, slot: number): boolean => {
+    if (hasObjectOf === undefined) return false;
+    const i = view.find(e.relativePath);
+    if (i < 0 || !view.fileMatches(i, e) || !hasObjectOf(i)) return false;
     progress.filesReused++;
-    record(e, previous.digest, false, previous);
+    record(e, slot, i);
     return true;
   };
+  /** A new file record (the stat is the walk's: if the file moved on while it was read, it is never trusted). */
+  const fresh = (e: ScanEntry, digest: string, read: { size: number; mtimeMs: number; ino: number }) => {
+    progress.filesHashed++;
+    indexChanged = true;
+    presence?.noteStored(digest);
+    const racy = read.size !== e.size || read.mtimeMs !== e.mtimeMs || read.ino !== e.ino;
+    return {
+      type: 'file',
+      digest,
+      mode: e.mode,
+      size: e.size,
+      mtimeMs: e.mtimeMs,
+      ino: e.ino,
+      racy,
+    } as const;
+  };
 
-  const addFile = async (e: ScanEntry) => {
+  const addFile = async (e: FileEntry) => {
     if (failed) return;
     signal?.throwIfAborted();
-    const previous = oldIndex.get(e.relativePath);
-    if (recordMatches(previous, e) && (await sink.hasFile(previous.digest))) {
+    const i = view.find(e.relativePath);
+    if (i >= 0 && view.fileMatches(i, e) && (await sink.hasFile(view.digest(i)))) {
       progress.filesReused++;
-      record(e, previous.digest, false);
+      presence?.noteStored(view.digest(i));
+      record(e, e.slot, i);
       return;
     }
     const stored = await sink.putFile(e.path);
-    progress.filesHashed++;
-    indexChanged = true;
-    // The index keeps the walk's stat: if the file moved on between the walk and the read, never trust that record.
-    record(e, stored.digest, stored.size !== e.size || stored.mtimeMs !== e.mtimeMs || stored.ino !== e.ino);
+    record(e, e.slot, fresh(e, stored.digest, stored));
   };
 
   const addSymlink = async (e: ScanEntry) => {
@@ -263,7 +291,9 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
     } catch (error) {
       throw fromErrno(error, { path: e.path, family: TreeError, action: 'read symlink' });
     }
-    nodeOf(parentOf(e.relativePath)).children.push({
+    const parent = nodeOf(e.dir);
+    parent.changed = true;
+    parent.children.push({
       name: e.name,
       digest: '',
       type: 'symlink',
@@ -277,7 +307,7 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
   const walkSignal = signal === undefined ? stopWalk.signal : AbortSignal.any([signal, stopWalk.signal]);
   // Files to read and symlinks to resolve wait in a queue served by at most `concurrency` workers: no promise per
   // entry (a cold write-tree of 200,000 files queued that many in p-limit, ~0.5 GB).
-  const queue: (ScanEntry | undefined)[] = [];
+  const queue: (FileEntry | ScanEntry | undefined)[] = [];
   let head = 0;
   const workers = new Set<Promise<void>>();
   let firstError: { readonly reason: unknown } | undefined;
@@ -290,7 +320,7 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
         head = 0;
       }
       try {
-        if (e.type === 'file') await addFile(e);
+        if ('slot' in e) await addFile(e);
         else await addSymlink(e);
       } catch (error) {
         if (firstError === undefined) {
@@ -301,7 +331,7 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
       }
     }
   };
-  const enqueue = (e: ScanEntry) => {
+  const enqueue = (e: FileEntry | ScanEntry) => {
     queue.push(e);
     if (workers.size < options.concurrency) {
       const worker: Promise<void> = work().then(() => {
@@ -317,7 +347,7 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
   // Small files go in batches to a BatchRunner: the main thread at first, worker threads once the tree proves big
   // (or from the start when `workers` says so).
   const batchTarget = sink.batches;
-  const pendingFiles: ScanEntry[] = [];
+  const pendingFiles: FileEntry[] = [];
   let pendingHead = 0;
   let batched = 0;
   let active = 0;
@@ -333,16 +363,12 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
       stopWalk.abort(error);
     }
   };
-  const onBatch = (entries: readonly ScanEntry[], outcomes: readonly StoreOutcome[]) => {
+  const onBatch = (entries: readonly FileEntry[], outcomes: readonly StoreOutcome[]) => {
     outcomes.forEach((o, i) => {
       const e = entries[i]!;
       if (o === 'large') enqueue(e);
       else if (isFailure(o)) fail(failureError(o));
-      else if (!failed) {
-        progress.filesHashed++;
-        indexChanged = true;
-        record(e, `blake3:${o.hex}`, o.size !== e.size || o.mtimeMs !== e.mtimeMs || o.ino !== e.ino);
-      }
+      else if (!failed) record(e, e.slot, fresh(e, `blake3:${o.hex}`, o));
     });
   };
   const pump = () => {
@@ -403,8 +429,17 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
   try {
     await scanTree(dir, { ignore, concurrency: options.concurrency, signal: walkSignal }, (e) => {
       if (e.type === 'dir') {
-        nodeOf(e.relativePath).mode = e.mode & 0o7777;
-        newIndex.set(e.relativePath, {
+        const node = nodeOf(e.relativePath);
+        node.mode = e.mode & 0o7777;
+        const i = view.find(e.relativePath);
+        if (i >= 0 && view.type(i) === 'dir') {
+          oldSeen++;
+          const old = view.record(i);
+          if (old.digest !== '' && old.mode === e.mode) node.old = old;
+        }
+        node.slot = paths.length;
+        paths.push(e.relativePath);
+        records.push({
           type: 'dir',
           digest: '',
           mode: e.mode,
@@ -416,12 +451,15 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
       } else if (e.type === 'file') {
         progress.filesTotal++;
         progress.bytesTotal += e.size;
-        if (reuse(e)) return;
+        const slot = paths.length;
+        paths.push(e.relativePath);
+        records.push(undefined);
+        if (reuse(e, slot)) return;
         if (batchTarget === undefined) {
-          enqueue(e);
+          enqueue({ ...e, slot });
           return;
         }
-        pendingFiles.push(e);
+        pendingFiles.push({ ...e, slot });
         batched++;
         if (pendingFiles.length - pendingHead >= runner.batchSize) pump();
       } else {
@@ -450,38 +488,72 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
     else level.push(node);
   }
   let rootDigest = '';
+  const finish = (node: DirNode, digest: string) => {
+    if (options.keepTrees !== undefined) options.keepTrees.set(digest, entriesOf(node, view));
+    progress.trees++;
+    if (node.rel === '') {
+      rootDigest = digest;
+      return;
+    }
+    const name = node.rel.slice(node.rel.lastIndexOf('/') + 1);
+    const parent = nodeOf(parentOf(node.rel));
+    parent.children.push({ name, digest, type: 'dir', mode: node.mode });
+    const entries = node.children.length + node.fileNames.length;
+    const old = node.old;
+    if (old !== undefined && old.digest === digest) parent.same++;
+    else parent.changed = true;
+    // The folder's record carries its tree digest and entry count, for the next run.
+    const seen = records[node.slot];
+    if (typeof seen === 'object' && (seen.digest !== digest || seen.size !== entries)) {
+      if (old === undefined || old.digest !== digest || old.size !== entries) indexChanged = true;
+      records[node.slot] = { ...seen, digest, size: entries };
+    }
+  };
   for (const depth of [...levels.keys()].sort((a, b) => b - a)) {
     signal?.throwIfAborted();
+    const toEncode: DirNode[] = [];
+    for (const node of levels.get(depth)!) {
+      const old = node.old;
+      if (
+        reuseTrees &&
+        old !== undefined &&
+        !node.changed &&
+        node.same === old.size &&
+        hasObject?.(old.digest) === true
+      ) {
+        finish(node, old.digest);
+      } else {
+        toEncode.push(node);
+      }
+    }
     await Promise.all(
-      levels.get(depth)!.map((node) =>
+      toEncode.map((node) =>
         limit(async () => {
-          const bytes = encodeTree(node.children);
-          const digest = await sink.putTree(bytes);
-          options.keepTrees?.set(digest, node.children);
-          progress.trees++;
-          if (node.rel === '') {
-            rootDigest = digest;
-          } else {
-            const name = node.rel.slice(node.rel.lastIndexOf('/') + 1);
-            nodeOf(parentOf(node.rel)).children.push({ name, digest, type: 'dir', mode: node.mode });
-          }
+          const digest = await sink.putTree(encodeTree(entriesOf(node, view)));
+          // The root's digest is not kept in the index: its object need not be covered by a stamp.
+          if (node.rel !== '') presence?.noteStored(digest);
+          finish(node, digest);
         }),
       ),
     );
   }
 
   if (options.saveIndex) {
-    if (!indexChanged && newIndex.size === oldIndex.size) {
-      for (const key of newIndex.keys()) {
-        if (!oldIndex.has(key)) {
-          indexChanged = true;
-          break;
-        }
-      }
-    } else {
-      indexChanged = true;
+    // Every entry met again unchanged and nothing else: the same keys as the old index.
+    const sameKeys = oldSeen === view.count && paths.length === oldSeen;
+    const stampsHold = presence === undefined || presence.unchanged();
+    if (indexChanged || !sameKeys || !stampsHold) {
+      const entries = {
+        *[Symbol.iterator](): Iterator<[string, IndexRecord]> {
+          for (let k = 0; k < paths.length; k++) {
+            const r = records[k];
+            if (r !== undefined) yield [paths[k]!, typeof r === 'number' ? view.record(r) : r];
+          }
+        },
+      };
+      const stamps = await presence?.stampsFor(digestsOf(entries));
+      await saveIndex(dir, entries, { trees: true, stamps });
     }
-    if (indexChanged) await saveIndex(dir, newIndex);
   }
   report(true);
   return rootDigest;

@@ -7,10 +7,14 @@ import { INDEX_DIR } from './ignore-rules.js';
 /** What the index remembers of one path after a write-tree or checkout. */
 export interface IndexRecord {
   readonly type: 'file' | 'dir' | 'symlink';
-  /** `blake3:<hex>` for a file, `''` otherwise. */
+  /**
+   * `blake3:<hex>` for a file; for a folder, the digest of its tree when a write-tree wrote the index (`''` from a
+   * checkout, or when the index does not vouch for its trees); `''` otherwise.
+   */
   readonly digest: string;
   /** Full `st_mode`. */
   readonly mode: number;
+  /** A file's size; for a folder with a tree digest, the number of entries of that tree. */
   readonly size: number;
   readonly mtimeMs: number;
   readonly ino: number;
@@ -21,10 +25,23 @@ export interface IndexRecord {
   readonly racy: boolean;
 }
 
-// Binary: the magic line, then per record a fixed 36-byte head (type u8, racy u8, digest length u8, 0 u8, mode u32,
-// path length u32, size f64, mtimeMs f64, ino f64; little-endian) followed by the path (UTF-8) and the digest
-// (ASCII). Parsed with offsets and no per-field strings: loading is a measurable part of an unchanged write-tree.
-const MAGIC = Buffer.from('fsw-tree-index 2\n', 'latin1');
+/** The store folder stamps saved with an index (see internal/presence.ts). */
+export interface StoreStamps {
+  /** The store's `objects` folder they describe. */
+  readonly objects: string;
+  /** Per fan-out folder (`hex[0:2]`), its mtime and inode when every digest of the index in it was seen there. */
+  readonly fans: ReadonlyMap<string, { readonly mtimeMs: number; readonly ino: number }>;
+}
+
+// Binary: the magic line, a flags byte (1: folder records carry their tree digests), a u32 length and the store
+// stamps (u16 path length, the objects path, then per fan-out folder: fan u8, mtimeMs f64, ino f64), then per
+// record a fixed 36-byte head (type u8, racy u8, digest length u8, 0 u8, mode u32, path length u32, size f64,
+// mtimeMs f64, ino f64; little-endian) followed by the path (UTF-8) and the digest (ASCII). Parsed with offsets and
+// no per-field strings: loading is a measurable part of an unchanged write-tree. Version 2 (no flags, no stamps) is
+// still read.
+const MAGIC = Buffer.from('fsw-tree-index 3\n', 'latin1');
+const MAGIC_V2 = Buffer.from('fsw-tree-index 2\n', 'latin1');
+const FAN_BYTES = 17;
 const HEAD = 36;
 const TYPE_CODE = { file: 1, dir: 2, symlink: 3 } as const;
 const CODE_TYPE: readonly (IndexRecord['type'] | undefined)[] = [undefined, 'file', 'dir', 'symlink'];
@@ -44,7 +61,14 @@ export function indexPath(dir: string): string {
  * and losing it only costs re-hashing.
  */
 export async function loadIndex(dir: string): Promise<Map<string, IndexRecord>> {
+  const view = await loadIndexView(dir);
   const records = new Map<string, IndexRecord>();
+  for (let i = 0; i < view.count; i++) records.set(view.path(i), view.record(i));
+  return records;
+}
+
+/** {@link loadIndex} as an {@link IndexView}, with the store stamps a write-tree saved. */
+export async function loadIndexView(dir: string): Promise<IndexView> {
   let bytes: Buffer;
   let indexMtimeMs: number;
   try {
@@ -57,34 +81,225 @@ export async function loadIndex(dir: string): Promise<Map<string, IndexRecord>> 
       await handle.close();
     }
   } catch {
-    return records;
+    return IndexView.empty();
   }
-  if (bytes.length < MAGIC.length || !bytes.subarray(0, MAGIC.length).equals(MAGIC)) return records;
-  let at = MAGIC.length;
-  while (at < bytes.length) {
-    if (at + HEAD > bytes.length) return new Map();
-    const type = CODE_TYPE[bytes[at]!];
-    const digestLength = bytes[at + 2]!;
-    const pathLength = bytes.readUInt32LE(at + 8);
-    const end = at + HEAD + pathLength + digestLength;
-    if (type === undefined || end > bytes.length) return new Map();
-    const mtimeMs = bytes.readDoubleLE(at + 20);
-    records.set(bytes.toString('utf8', at + HEAD, at + HEAD + pathLength), {
-      type,
-      digest: digestLength === 0 ? '' : bytes.toString('latin1', at + HEAD + pathLength, end),
-      mode: bytes.readUInt32LE(at + 4),
-      size: bytes.readDoubleLE(at + 12),
+  return IndexView.parse(bytes, indexMtimeMs);
+}
+
+const FAN_NAMES: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+function hexValue(c: number): number {
+  return c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
+}
+
+/**
+ * A loaded index read in place: records are found by number and their fields read from the file's bytes, so an
+ * unchanged write-tree makes no object or string per record. Records are looked up in the order they were saved
+ * (the order of the scan) with a cursor; a map of all paths is built only when a lookup misses it.
+ */
+export class IndexView {
+  private cursor = 0;
+  private byPath: Map<string, number> | undefined;
+
+  private constructor(
+    private readonly bytes: Buffer,
+    /** Start of each record. */
+    private readonly starts: readonly number[],
+    private readonly indexMtimeMs: number,
+    /** Folder records carry tree digests. */
+    private readonly trees: boolean,
+    readonly stamps: StoreStamps | undefined,
+  ) {}
+
+  /** An index with no records. */
+  static empty(): IndexView {
+    return new IndexView(Buffer.alloc(0), [], 0, false, undefined);
+  }
+
+  /** Parses index bytes (see the format above); anything malformed gives an empty index. */
+  static parse(bytes: Buffer, indexMtimeMs: number): IndexView {
+    if (bytes.length < MAGIC.length) return IndexView.empty();
+    let at = MAGIC.length;
+    let trees = false;
+    let stamps: StoreStamps | undefined;
+    if (bytes.subarray(0, MAGIC.length).equals(MAGIC)) {
+      if (at + 5 > bytes.length) return IndexView.empty();
+      trees = bytes[at] === 1;
+      const length = bytes.readUInt32LE(at + 1);
+      at += 5;
+      if (at + length > bytes.length) return IndexView.empty();
+      stamps = parseStamps(bytes.subarray(at, at + length));
+      at += length;
+    } else if (!bytes.subarray(0, MAGIC.length).equals(MAGIC_V2)) {
+      return IndexView.empty();
+    }
+    const starts: number[] = [];
+    while (at < bytes.length) {
+      if (at + HEAD > bytes.length) return IndexView.empty();
+      const end = at + HEAD + bytes.readUInt32LE(at + 8) + bytes[at + 2]!;
+      if (CODE_TYPE[bytes[at]!] === undefined || end > bytes.length) return IndexView.empty();
+      starts.push(at);
+      at = end;
+    }
+    return new IndexView(bytes, starts, indexMtimeMs, trees, stamps);
+  }
+
+  /** Number of records. */
+  get count(): number {
+    return this.starts.length;
+  }
+
+  type(i: number): IndexRecord['type'] {
+    return CODE_TYPE[this.bytes[this.starts[i]!]!]!;
+  }
+
+  path(i: number): string {
+    const at = this.starts[i]!;
+    return this.bytes.toString('utf8', at + HEAD, at + HEAD + this.bytes.readUInt32LE(at + 8));
+  }
+
+  /** The record's digest; a folder's only when the index vouches for its trees. */
+  digest(i: number): string {
+    const at = this.starts[i]!;
+    const length = this.bytes[at + 2]!;
+    if (length === 0 || (!this.trees && this.type(i) === 'dir')) return '';
+    const from = at + HEAD + this.bytes.readUInt32LE(at + 8);
+    return this.bytes.toString('latin1', from, from + length);
+  }
+
+  mode(i: number): number {
+    return this.bytes.readUInt32LE(this.starts[i]! + 4);
+  }
+
+  /** The record as an object. */
+  record(i: number): IndexRecord {
+    const at = this.starts[i]!;
+    const mtimeMs = this.bytes.readDoubleLE(at + 20);
+    return {
+      type: this.type(i),
+      digest: this.digest(i),
+      mode: this.mode(i),
+      size: this.bytes.readDoubleLE(at + 12),
       mtimeMs,
-      ino: bytes.readDoubleLE(at + 28),
-      racy: bytes[at + 1] === 1 || mtimeMs >= indexMtimeMs,
-    });
-    at = end;
+      ino: this.bytes.readDoubleLE(at + 28),
+      racy: this.bytes[at + 1] === 1 || mtimeMs >= this.indexMtimeMs,
+    };
   }
-  return records;
+
+  /**
+   * Whether record `i` is a trusted file record with a digest and the same size, mtime, mode and inode as `st`
+   * (see {@link recordMatches}).
+   */
+  fileMatches(
+    i: number,
+    st: { readonly size: number; readonly mtimeMs: number; readonly mode: number; readonly ino: number },
+  ): boolean {
+    const b = this.bytes;
+    const at = this.starts[i]!;
+    const mtimeMs = b.readDoubleLE(at + 20);
+    return (
+      b[at] === TYPE_CODE.file &&
+      b[at + 1] === 0 &&
+      mtimeMs < this.indexMtimeMs &&
+      b[at + 2] !== 0 &&
+      mtimeMs === st.mtimeMs &&
+      b.readDoubleLE(at + 12) === st.size &&
+      b.readUInt32LE(at + 4) === st.mode &&
+      b.readDoubleLE(at + 28) === st.ino
+    );
+  }
+
+  /** The fan-out folder (`hex[0:2]`) of a `blake3:` digest of record `i`, or `undefined` for any other digest. */
+  fan(i: number): string | undefined {
+    const b = this.bytes;
+    const at = this.starts[i]!;
+    if (b[at + 2] !== 71) return undefined;
+    const from = at + HEAD + b.readUInt32LE(at + 8);
+    // `blake3:` then two lowercase hex digits.
+    if (b[from] !== 98 || b[from + 6] !== 58) return undefined;
+    const hi = hexValue(b[from + 7]!);
+    const lo = hexValue(b[from + 8]!);
+    return hi < 0 || lo < 0 ? undefined : FAN_NAMES[hi * 16 + lo];
+  }
+
+  /** The number of the record of `path`, or -1. */
+  find(path: string): number {
+    const i = this.cursor;
+    if (i < this.starts.length && this.pathIs(i, path)) {
+      this.cursor = i + 1;
+      return i;
+    }
+    if (this.byPath === undefined) {
+      this.byPath = new Map();
+      for (let j = 0; j < this.starts.length; j++) this.byPath.set(this.path(j), j);
+    }
+    const j = this.byPath.get(path);
+    if (j === undefined) return -1;
+    this.cursor = j + 1;
+    return j;
+  }
+
+  private pathIs(i: number, path: string): boolean {
+    const b = this.bytes;
+    const at = this.starts[i]!;
+    const length = b.readUInt32LE(at + 8);
+    // UTF-8 never takes fewer bytes than UTF-16 code units.
+    if (path.length > length) return false;
+    const from = at + HEAD;
+    for (let k = 0; k < path.length; k++) {
+      const c = path.charCodeAt(k);
+      if (c >= 0x80) return b.toString('utf8', from, from + length) === path;
+      if (b[from + k] !== c) return false;
+    }
+    return length === path.length;
+  }
+}
+
+function parseStamps(block: Buffer): StoreStamps | undefined {
+  if (block.length < 2) return undefined;
+  const pathLength = block.readUInt16LE(0);
+  const start = 2 + pathLength;
+  if (start > block.length || (block.length - start) % FAN_BYTES !== 0) return undefined;
+  const fans = new Map<string, { mtimeMs: number; ino: number }>();
+  for (let at = start; at < block.length; at += FAN_BYTES) {
+    fans.set(block[at]!.toString(16).padStart(2, '0'), {
+      mtimeMs: block.readDoubleLE(at + 1),
+      ino: block.readDoubleLE(at + 9),
+    });
+  }
+  return { objects: block.toString('utf8', 2, start), fans };
+}
+
+function encodeStamps(stamps: StoreStamps | undefined): Buffer {
+  if (stamps === undefined) return Buffer.alloc(0);
+  const path = Buffer.from(stamps.objects, 'utf8');
+  if (path.length > 0xffff) return Buffer.alloc(0);
+  const block = Buffer.alloc(2 + path.length + stamps.fans.size * FAN_BYTES);
+  block.writeUInt16LE(path.length, 0);
+  path.copy(block, 2);
+  let at = 2 + path.length;
+  for (const [fan, s] of stamps.fans) {
+    block[at] = Number.parseInt(fan, 16);
+    block.writeDoubleLE(s.mtimeMs, at + 1);
+    block.writeDoubleLE(s.ino, at + 9);
+    at += FAN_BYTES;
+  }
+  return block;
+}
+
+/** What a write-tree saves beside its records. */
+export interface IndexExtras {
+  /** Folder records carry the digests of their trees (only a write-tree can vouch for them). */
+  readonly trees: boolean;
+  readonly stamps: StoreStamps | undefined;
 }
 
 /** Writes the index atomically (temp + rename). Returns false when `.fstree` cannot be created (read-only dir). */
-export async function saveIndex(dir: string, records: ReadonlyMap<string, IndexRecord>): Promise<boolean> {
+export async function saveIndex(
+  dir: string,
+  records: Iterable<readonly [string, IndexRecord]>,
+  extras: IndexExtras = { trees: false, stamps: undefined },
+): Promise<boolean> {
   const folder = join(dir, INDEX_DIR);
   try {
     await mkdir(folder, { recursive: true });
@@ -93,7 +308,8 @@ export async function saveIndex(dir: string, records: ReadonlyMap<string, IndexR
     if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return false;
     throw fromErrno(error, { path: folder, family: TreeError, action: 'create index folder' });
   }
-  let size = MAGIC.length;
+  const stampBlock = encodeStamps(extras.stamps);
+  let size = MAGIC.length + 5 + stampBlock.length;
   let newest = 0;
   for (const [path, r] of records) {
     if (r.type === 'file' && !r.racy && r.mtimeMs > newest) newest = r.mtimeMs;
@@ -102,6 +318,10 @@ export async function saveIndex(dir: string, records: ReadonlyMap<string, IndexR
   const bytes = Buffer.allocUnsafe(size);
   MAGIC.copy(bytes, 0);
   let at = MAGIC.length;
+  bytes[at] = extras.trees ? 1 : 0;
+  bytes.writeUInt32LE(stampBlock.length, at + 1);
+  stampBlock.copy(bytes, at + 5);
+  at += 5 + stampBlock.length;
   for (const [path, r] of records) {
     bytes[at] = TYPE_CODE[r.type];
     bytes[at + 1] = r.racy ? 1 : 0;

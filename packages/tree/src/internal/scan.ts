@@ -9,6 +9,8 @@ export interface ScanEntry {
   readonly path: string;
   /** `/`-separated, relative to the root. */
   readonly relativePath: string;
+  /** The parent folder's `relativePath` (`''` for the root). */
+  readonly dir: string;
   readonly name: string;
   readonly type: 'file' | 'dir' | 'symlink';
   readonly size: number;
@@ -73,9 +75,11 @@ export async function scanTree(
       if (st === undefined) continue;
       const type = typeOf(st);
       if (type === undefined) continue;
+      const slash = e.relativePath.lastIndexOf('/');
       onEntry({
         path: e.path,
         relativePath: e.relativePath,
+        dir: slash === -1 ? '' : e.relativePath.slice(0, slash),
         name: e.name,
         type,
         size: st.size,
@@ -145,6 +149,7 @@ async function scanPlain(
       onEntry({
         path,
         relativePath,
+        dir: dir.rel,
         name,
         type,
         size: st.size,
