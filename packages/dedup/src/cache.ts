@@ -3,6 +3,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DedupError, fromErrno } from '@fsw/errors';
+import { type DigestKey, keyOfHex } from './internal/hash-one.js';
 import type { DedupFile, DigestStore } from './types.js';
 
 interface Entry {
@@ -142,22 +143,47 @@ export class DigestCache implements DigestStore {
 
   get(file: DedupFile, kind: string): string | undefined {
     const entry = this.#byFile.get(file);
-    if (entry !== undefined) {
-      if (entry.size !== file.size || entry.mtimeMs !== file.mtimeMs) return undefined;
-      return digestIn(entry, kind);
+    if (entry !== undefined) return validDigest(entry, file, kind);
+    const at = this.#at(file, kind);
+    if (at < 0) return undefined;
+    const blob = this.#blob;
+    return blob.toString('utf8', at + 4, at + 4 + (blob[at + 2]! | (blob[at + 3]! << 8)));
+  }
+
+  /**
+   * {@link DigestCache.get} as a grouping key: with `numeric`, a CRC-32's hex digits are read straight from the loaded
+   * bytes into a number (no string per file: a cached run looks up every file of the tree).
+   */
+  key(file: DedupFile, kind: string, numeric: boolean): DigestKey | undefined {
+    if (!numeric || this.#byFile.has(file)) {
+      const digest = this.get(file, kind);
+      return digest !== undefined && numeric ? keyOfHex(digest) : digest;
     }
+    const at = this.#at(file, kind);
+    if (at < 0) return undefined;
+    const blob = this.#blob;
+    const end = at + 4 + (blob[at + 2]! | (blob[at + 3]! << 8));
+    let value = 0;
+    for (let i = at + 4; i < end; i++) {
+      const c = blob[i]!;
+      const digit = c <= 57 ? c - 48 : (c | 32) - 87;
+      if (digit < 0 || digit > 15) return keyOfHex(blob.toString('latin1', at + 4, end));
+      value = value * 16 + digit;
+    }
+    return value;
+  }
+
+  /** Where the loaded digest of `kind` of `file` starts in the blob (its 4-byte header), or -1. */
+  #at(file: DedupFile, kind: string): number {
     const index = this.#find(file);
-    if (!this.#valid(index, file)) return undefined;
+    if (!this.#valid(index, file)) return -1;
     const blob = this.#blob;
     const end = this.#offsets[index + 1]!;
     for (let at = this.#offsets[index]!; at + 4 <= end; ) {
-      const length = blob[at + 2]! | (blob[at + 3]! << 8);
-      if (this.#kinds[blob[at]! | (blob[at + 1]! << 8)] === kind) {
-        return blob.toString('utf8', at + 4, at + 4 + length);
-      }
-      at += 4 + length;
+      if (this.#kinds[blob[at]! | (blob[at + 1]! << 8)] === kind) return at;
+      at += 4 + (blob[at + 2]! | (blob[at + 3]! << 8));
     }
-    return undefined;
+    return -1;
   }
 
   set(file: DedupFile, kind: string, digest: string): void {
@@ -372,6 +398,12 @@ export class DigestCache implements DigestStore {
       .copy(out, blobAt + blobLength);
     return out;
   }
+}
+
+/** The digest of `kind` in `entry`, if the entry is still valid for `file`'s size and mtime. */
+function validDigest(entry: Entry, file: DedupFile, kind: string): string | undefined {
+  if (entry.size !== file.size || entry.mtimeMs !== file.mtimeMs) return undefined;
+  return digestIn(entry, kind);
 }
 
 function digestIn(entry: Entry, kind: string): string | undefined {

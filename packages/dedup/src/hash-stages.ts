@@ -1,6 +1,6 @@
 import { DedupError, type DedupErrorCode } from '@fsw/errors';
 import { ALGORITHMS, type HashAlgorithm, type HashRange, isHashAlgorithm } from '@fsw/hash';
-import { MemoryDigests } from './cache.js';
+import { DigestCache, MemoryDigests } from './cache.js';
 import { type DigestKey, hashKey, hashTools, hexOfKey, keyOfHex } from './internal/hash-one.js';
 import { HELPER_MIN_FILES, startHelper } from './internal/helper.js';
 import type { SmallReply } from './internal/small-worker.js';
@@ -75,8 +75,12 @@ function digestOf(
   full: string,
   window: Window,
 ): string | undefined {
-  if (kind !== full && bytesToRead(file, window) === file.size) return ctx.digests.get(file, full);
-  return ctx.digests.get(file, kind);
+  return ctx.digests.get(file, kindOf(file, kind, full, window));
+}
+
+/** The kind a digest of `file` is stored under: a file the window covers whole is stored under its full digest. */
+function kindOf(file: DedupFile, kind: string, full: string, window: Window): string {
+  return kind !== full && bytesToRead(file, window) === file.size ? full : kind;
 }
 
 function bytesToRead(file: DedupFile, window: Window): number {
@@ -243,28 +247,32 @@ export function partialHashStage(options: PartialHashStageOptions = {}): DedupSt
     const todo: DedupFile[] = [];
     const slots: number[] = [];
     const keys = run.keys;
-    let known = 0;
+    let found = 0;
+    // A cache file's CRC-32s are read as numbers, without a string per file.
+    const cache = ctx.digests instanceof DigestCache ? ctx.digests : undefined;
     for (const group of groups) {
       run.at.set(group, keys.length);
       for (const file of group.files) {
-        const hex = digestOf(ctx, file, kind, full, window);
-        if (hex === undefined) {
+        let known: DigestKey | undefined;
+        if (cache !== undefined) known = cache.key(file, kindOf(file, kind, full, window), numeric);
+        else {
+          const hex = digestOf(ctx, file, kind, full, window);
+          known = hex !== undefined && numeric ? keyOfHex(hex) : hex;
+        }
+        if (known === undefined) {
           todo.push(file);
           slots.push(keys.length);
-          keys.push(undefined);
-        } else {
-          keys.push(numeric ? keyOfHex(hex) : hex);
-          known++;
-        }
+        } else found++;
+        keys.push(known);
       }
     }
-    ctx.addDone(known);
+    ctx.addDone(found);
     await hashFiles(todo, ctx, algorithm, window, (index, key) => {
       keys[slots[index]!] = key;
       if (!keep) return;
       const file = todo[index]!;
       // A file the window covers whole is stored once, under its full digest: the cache stays half the size.
-      ctx.digests.set(file, bytesToRead(file, window) === file.size ? full : kind, hexOfKey(key));
+      ctx.digests.set(file, kindOf(file, kind, full, window), hexOfKey(key));
     });
     return run;
   };
