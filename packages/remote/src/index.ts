@@ -6,6 +6,7 @@ export {
   openRemote,
 } from './open-remote.js';
 export type {
+  BatchFrame,
   BatchQuery,
   CacheServiceDefinition,
   HasObjectRequest,
@@ -27,6 +28,7 @@ export {
   decodeHasObjectResponse,
   decodeHasTreeRequest,
   decodeHasTreeResponse,
+  decodeObjectBatch,
   decodeReadObjectRequest,
   decodeReadObjectResponse,
   decodeWriteObjectRequest,
@@ -38,6 +40,7 @@ export {
   encodeHasObjectResponse,
   encodeHasTreeRequest,
   encodeHasTreeResponse,
+  encodeObjectBatch,
   encodeReadObjectRequest,
   encodeReadObjectResponse,
   encodeWriteObjectRequest,
@@ -45,6 +48,8 @@ export {
   fstreeClientPath,
   isDigest,
   normalizeDigest,
+  OBJECT_BATCH_PATH,
+  OBJECT_BATCH_TYPE,
   objectPath,
   READ_BATCH_HEADER,
   WRITE_BATCH_HEADER,

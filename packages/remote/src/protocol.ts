@@ -510,6 +510,69 @@ export function decodeBatchAnswer(body: string, which: 'missing' | 'present'): s
   return list as string[];
 }
 
+/** The content type of an {@link encodeObjectBatch} body. */
+export const OBJECT_BATCH_TYPE = 'application/x-fsw-objects';
+
+/**
+ * The HTTP form of {@link WRITE_BATCH_HEADER}, the path of a batch upload (below the remote's base path). `fsw serve`
+ * sends that header (value `1`) as a response header of the batch query (`POST /objects?missing|present`); a client
+ * that saw it may upload several objects in one `POST <base>/objects?write` whose body is {@link encodeObjectBatch}'s
+ * (content type {@link OBJECT_BATCH_TYPE}). The server verifies and stores each object as a `PUT` would, skips those
+ * it holds, and answers `200` with `{"stored": n, "present": m}`; a digest mismatch is a `400` naming the object
+ * (the objects before it are stored). Servers that never send the header only ever see `PUT`s.
+ */
+export const OBJECT_BATCH_PATH = '/objects?write';
+
+/** One object of an object batch: its digest (full or bare hex) and bytes. */
+export interface BatchFrame {
+  readonly digest: string;
+  readonly bytes: Uint8Array;
+}
+
+/**
+ * The body of a batch upload: per object, a 2-byte big-endian length and the digest text (ASCII), then a 4-byte
+ * big-endian length and the bytes.
+ */
+export function encodeObjectBatch(objects: readonly BatchFrame[]): Uint8Array {
+  let size = 0;
+  const names = objects.map((o) => textEncoder.encode(o.digest));
+  for (let i = 0; i < objects.length; i++) size += 6 + names[i]!.length + objects[i]!.bytes.length;
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  let at = 0;
+  objects.forEach((o, i) => {
+    const name = names[i]!;
+    view.setUint16(at, name.length);
+    out.set(name, at + 2);
+    at += 2 + name.length;
+    view.setUint32(at, o.bytes.length);
+    out.set(o.bytes, at + 4);
+    at += 4 + o.bytes.length;
+  });
+  return out;
+}
+
+/**
+ * Reads a batch upload body (see {@link encodeObjectBatch}); the bytes are views into `body`.
+ * @throws RemoteError E_PROTOCOL when it is truncated or malformed
+ */
+export function decodeObjectBatch(body: Uint8Array): BatchFrame[] {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const out: BatchFrame[] = [];
+  let at = 0;
+  while (at < body.length) {
+    if (at + 2 > body.length) throw new RemoteError('E_PROTOCOL', 'object batch: truncated digest length');
+    const nameEnd = at + 2 + view.getUint16(at);
+    if (nameEnd + 4 > body.length) throw new RemoteError('E_PROTOCOL', 'object batch: truncated digest');
+    const digest = textDecoder.decode(body.subarray(at + 2, nameEnd));
+    const end = nameEnd + 4 + view.getUint32(nameEnd);
+    if (end > body.length) throw new RemoteError('E_PROTOCOL', `object batch: truncated object ${digest}`);
+    out.push({ digest, bytes: body.subarray(nameEnd + 4, end) });
+    at = end;
+  }
+  return out;
+}
+
 /**
  * The path the fstree C++ HTTP client uses for a digest string `s`: `<base>/<s[0:2]>/<s[2:8]>/<s[8:]>`, i.e.
  * `<base>/bl/ake3:X/<rest>` for a BLAKE3 digest. `base` is the URL path of the remote (no trailing slash needed).

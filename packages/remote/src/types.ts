@@ -77,14 +77,17 @@ export interface Remote extends AsyncDisposable {
   write(digest: string, data: WriteSource, options?: RemoteWriteOptions): Promise<void>;
   /**
    * Uploads several small objects in as few round trips as the remote allows: on gRPC, one `WriteObject` stream
-   * carrying them all when the server announced that extension (`fsw serve` does), else one call per object. Every
+   * carrying them all when the server announced that extension (`fsw serve` does); on HTTP, one
+   * `POST /objects?write` when the server announced it in its batch-query answers (`fsw serve` does); else one call
+   * per object. Every
    * object is still verified by the remote, and objects it already holds are a success. `push` uses it when present.
    * @throws RemoteError as {@link Remote.write}
    */
   writeMany?(objects: readonly BatchObject[], options?: RemoteCallOptions): Promise<void>;
   /**
    * True once the remote has said that {@link Remote.writeMany} sends several objects per call (a gRPC server
-   * announcing the extension in its first answer); `push` then batches small objects, else it uploads them one by one.
+   * announcing the extension in its first answer, an HTTP server in its answer to the batch query); `push` then
+   * batches small objects, else it uploads them one by one.
    */
   readonly batchWrites?: boolean;
   /**

@@ -34,7 +34,7 @@ afterAll(async () => {
 
 let serial = 0;
 async function startServer(
-  options: { token?: string; dir?: string; onRequest?: (r: { method: string }) => void } = {},
+  options: { token?: string; dir?: string; onRequest?: (r: { method: string; target: string }) => void } = {},
 ): Promise<CacheServer> {
   const server = await createServer({
     dir: options.dir ?? join(tmp.dir, `server-${++serial}`),
@@ -129,6 +129,42 @@ describe('with @fsw/server', () => {
     // The root alone (it teaches the client the extension), its two subtrees in one stream, the 41 files in one
     // stream (the big one skipped there), the big one alone.
     expect(reads).toBe(4);
+  });
+
+  it('pushes over HTTP several objects per POST /objects?write once the server announced it', async () => {
+    const targets: string[] = [];
+    const server = await startServer({
+      onRequest: (r) => targets.push(`${r.method} ${r.target}`),
+    });
+    const remote = remoteAt(urlFor(server, 'http'));
+    expect(remote.batchWrites).toBe(false);
+    const folder = join(tmp.dir, 'many-http');
+    for (let i = 0; i < 30; i++) {
+      await mkdir(join(folder, `d${i % 3}`), { recursive: true });
+      await writeFile(join(folder, `d${i % 3}`, `f${i}`), `http file ${i}\n`);
+    }
+    const root = await writeTree(folder, { store: local, index: false });
+    const pushed = await push(local, remote, root);
+    expect(pushed.objectsUploaded).toBe(34);
+    expect(remote.batchWrites).toBe(true);
+    expect(await expectComplete(server.dir, root)).toBe(34);
+    // No PUT at all: the 30 files in one POST, then one per height of trees (2).
+    expect(targets.filter((t) => t.startsWith('PUT'))).toEqual([]);
+    expect(targets.filter((t) => t.startsWith('POST /objects?write'))).toHaveLength(3);
+
+    // Bytes that do not match their digest are refused; the object before them in the batch is stored.
+    const good = Buffer.from('a good object\n');
+    const goodDigest = await openStore(join(tmp.dir, 'scratch-http')).put(good);
+    const other = await openStore(join(tmp.dir, 'scratch-http')).put(Buffer.from('another object\n'));
+    await expect(
+      remote.writeMany!([
+        { digest: goodDigest, bytes: good },
+        { digest: other, bytes: Buffer.from('not those bytes') },
+      ]),
+    ).rejects.toMatchObject({ code: 'E_DIGEST_MISMATCH' });
+    const serverStore = openStore(server.dir);
+    expect(await serverStore.has(goodDigest)).toBe(true);
+    expect(await serverStore.has(other)).toBe(false);
   });
 
   it('refuses a corrupted object of a batched read: E_DIGEST_MISMATCH, not stored', async () => {

@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { encodeObjectBatch, OBJECT_BATCH_TYPE } from '@fsw/remote';
 import type { CacheServer } from '@fsw/server';
 import { status } from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -59,8 +60,13 @@ describe('token authentication', () => {
         }),
         fetch(`${base}/${stored.slice(0, 2)}/${stored.slice(2, 8)}/${stored.slice(8)}`, { headers }),
         fetch(`${base}/metrics`, { headers }),
+        fetch(`${base}/objects?write`, {
+          method: 'POST',
+          body: encodeObjectBatch([{ digest: absent, bytes: Buffer.from('absent') }]) as BodyInit,
+          headers: { ...headers, 'content-type': OBJECT_BATCH_TYPE },
+        }),
       ]);
-      expect(answers.map((r) => r.status)).toEqual([401, 401, 401, 401, 401, 401, 401, 401]);
+      expect(answers.map((r) => r.status)).toEqual([401, 401, 401, 401, 401, 401, 401, 401, 401]);
       // Present and absent objects get byte-identical answers.
       const [a, b] = await Promise.all([answers[0]?.text(), answers[1]?.text()]);
       expect(a).toBe(b);

@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { encodeObjectBatch, OBJECT_BATCH_TYPE, WRITE_BATCH_HEADER } from '@fsw/remote';
 import type { CacheServer } from '@fsw/server';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { bytesOf, digestOf, startServer, storedObjects, strayFiles, tempDir } from './helpers.js';
@@ -155,6 +156,52 @@ describe('HTTP object API', () => {
         .status,
     ).toBe(400);
     expect((await fetch(`${base}/objects`, { method: 'POST', body: query })).status).toBe(400);
+  });
+
+  it('takes many objects in one POST /objects?write, verified, and announces it in batch-query answers', async () => {
+    const query = await fetch(`${base}/objects?missing`, {
+      method: 'POST',
+      body: JSON.stringify({ blobs: [] }),
+    });
+    expect(query.headers.get(WRITE_BATCH_HEADER)).toBe('1');
+    const bodies = ['one', 'two', 'three'].map((t) => Buffer.from(t));
+    const digests = await Promise.all(bodies.map((b) => digestOf(b)));
+    await put(`/objects/${digests[0]}`, bodies[0]!);
+    const post = (body: Uint8Array, type = OBJECT_BATCH_TYPE) =>
+      fetch(`${base}/objects?write`, {
+        method: 'POST',
+        body: body as BodyInit,
+        headers: { 'content-type': type },
+      });
+    const frames = bodies.map((bytes, i) => ({ digest: digests[i]!, bytes }));
+    const answer = await post(encodeObjectBatch(frames));
+    expect(answer.status).toBe(200);
+    expect(await answer.json()).toEqual({ stored: 2, present: 1 });
+    const stored = await storedObjects(dir);
+    for (const [i, d] of digests.entries()) expect(stored.get(d)?.equals(bodies[i]!)).toBe(true);
+
+    // A mismatch: 400 naming it; the object before it is stored, nothing of it is.
+    const four = Buffer.from('four');
+    const fourDigest = await digestOf(four);
+    const five = await digestOf('five');
+    const refused = await post(
+      encodeObjectBatch([
+        { digest: fourDigest, bytes: four },
+        { digest: five, bytes: Buffer.from('not five') },
+      ]),
+    );
+    expect(refused.status).toBe(400);
+    expect(await refused.text()).toContain(five);
+    const after = await storedObjects(dir);
+    expect(after.has(fourDigest)).toBe(true);
+    expect(after.has(five)).toBe(false);
+    expect(await strayFiles(dir)).toEqual([]);
+
+    // Malformed bodies, digests and content types are refused.
+    const truncated = encodeObjectBatch([{ digest: five, bytes: Buffer.from('five') }]).subarray(0, 20);
+    expect((await post(truncated)).status).toBe(400);
+    expect((await post(encodeObjectBatch([{ digest: 'nope', bytes: four }]))).status).toBe(400);
+    expect((await post(encodeObjectBatch(frames), 'application/octet-stream')).status).toBe(415);
   });
 
   it('serves /healthz and Prometheus /metrics', async () => {

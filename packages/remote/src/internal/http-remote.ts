@@ -7,11 +7,15 @@ import {
   batchPath,
   decodeBatchAnswer,
   encodeBatchQuery,
+  encodeObjectBatch,
   fstreeClientPath,
   normalizeDigest,
+  OBJECT_BATCH_PATH,
+  OBJECT_BATCH_TYPE,
   objectPath,
+  WRITE_BATCH_HEADER,
 } from '../protocol.js';
-import type { Remote, RemoteCallOptions, RemoteWriteOptions, WriteSource } from '../types.js';
+import type { BatchObject, Remote, RemoteCallOptions, RemoteWriteOptions, WriteSource } from '../types.js';
 import { missingByWalking } from './missing-walk.js';
 import { type CallSettings, isTransientErrno, remoteError, TransientError, withRetry } from './retry.js';
 import { chunksOf, openSource } from './source.js';
@@ -59,6 +63,8 @@ export function openHttpRemote(url: URL, settings: CallSettings, layout: 'jolt' 
     layout === 'fstree' ? fstreeClientPath(digest, base) : `${base}${objectPath(digest)}`;
   // Set once the server answers the batch query with 404/405/501: we then HEAD each object instead.
   let batchSupported = layout === 'jolt';
+  /** The server announced the batch upload (`POST /objects?write`) in a batch-query answer. */
+  let batchWrites = false;
   let closed = false;
   const limit = pLimit(settings.concurrency);
 
@@ -155,6 +161,26 @@ export function openHttpRemote(url: URL, settings: CallSettings, layout: 'jolt' 
     return remoteError('E_PROTOCOL', settings, `${what}: unexpected ${detail}`);
   };
 
+  /**
+   * Settles the answer to an upload: a success (also "already there", 409), a refusal of the bytes (400/422:
+   * E_DIGEST_MISMATCH), or the status's error.
+   */
+  const uploaded = async (res: Response, what: string): Promise<void> => {
+    if ((res.status >= 200 && res.status < 300) || res.status === 409) {
+      res.body.resume();
+      return;
+    }
+    if (res.status === 400 || res.status === 422) {
+      const text = (await drain(res.body).catch(() => '')).slice(0, 200).trim();
+      throw remoteError(
+        'E_DIGEST_MISMATCH',
+        settings,
+        `${what}: the remote refused the bytes (HTTP ${res.status}${text ? `: ${text}` : ''})`,
+      );
+    }
+    throw await statusError(res, what);
+  };
+
   const headOne = (digest: string, signal: AbortSignal | undefined): Promise<boolean> =>
     withRetry(settings, signal, async () => {
       const res = await send({ method: 'HEAD', path: pathOf(digest), signal, what: `HEAD ${digest}` });
@@ -185,6 +211,7 @@ export function openHttpRemote(url: URL, settings: CallSettings, layout: 'jolt' 
         return undefined;
       }
       if (res.status < 200 || res.status >= 300) throw await statusError(res, `POST ${batchPath(which)}`);
+      if (res.headers[WRITE_BATCH_HEADER] === '1') batchWrites = true;
       const answer = decodeBatchAnswer(await drain(res.body), which);
       return new Set(answer.map((d) => normalizeDigest(d)));
     });
@@ -264,19 +291,35 @@ export function openHttpRemote(url: URL, settings: CallSettings, layout: 'jolt' 
           signal: options.signal,
           what: `PUT ${d}`,
         });
-        if ((res.status >= 200 && res.status < 300) || res.status === 409) {
-          res.body.resume();
-          return;
-        }
-        if (res.status === 400 || res.status === 422) {
-          const text = (await drain(res.body).catch(() => '')).slice(0, 200).trim();
-          throw remoteError(
-            'E_DIGEST_MISMATCH',
-            settings,
-            `PUT ${d}: the remote refused the bytes (HTTP ${res.status}${text ? `: ${text}` : ''})`,
-          );
-        }
-        throw await statusError(res, `PUT ${d}`);
+        await uploaded(res, `PUT ${d}`);
+      });
+    },
+
+    get batchWrites() {
+      return batchWrites;
+    },
+
+    async writeMany(objects: readonly BatchObject[], options: RemoteCallOptions = {}) {
+      const { signal } = options;
+      if (!batchWrites) {
+        await Promise.all(objects.map((o) => limit(() => remote.write(o.digest, o.bytes, { signal }))));
+        return;
+      }
+      if (objects.length === 0) return;
+      const body = encodeObjectBatch(
+        objects.map((o) => ({ digest: normalizeDigest(o.digest), bytes: o.bytes })),
+      );
+      const what = `POST ${OBJECT_BATCH_PATH} (${objects.length} objects)`;
+      await withRetry(settings, signal, async () => {
+        const res = await send({
+          method: 'POST',
+          path: `${base}${OBJECT_BATCH_PATH}`,
+          headers: { 'content-type': OBJECT_BATCH_TYPE, 'content-length': body.length },
+          body,
+          signal,
+          what,
+        });
+        await uploaded(res, what);
       });
     },
 

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { RemoteError } from '@fsw/errors';
+import { decodeObjectBatch, OBJECT_BATCH_TYPE, WRITE_BATCH_HEADER } from '@fsw/remote';
 import { classify, publicMessage, type ServiceContext } from './context.js';
 import { type Digest, parseDigest } from './digest.js';
 
@@ -110,7 +111,8 @@ async function route(ctx: ServiceContext, req: IncomingMessage, res: ServerRespo
     return;
   }
   if (/(?:^|\/)objects\/?$/.test(path) && method === 'POST') {
-    await batch(ctx, req, res, url, outcome);
+    if (url.searchParams.has('write')) await uploadBatch(ctx, req, res, outcome);
+    else await batch(ctx, req, res, url, outcome);
     return;
   }
   const digestText = objectDigestText(path);
@@ -271,19 +273,11 @@ async function batch(
     req.resume();
     return;
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).byteLength;
-    if (size > MAX_BATCH_BODY) {
-      outcome.status = refuse(req, res, 413, 'batch query too large\n');
-      return;
-    }
-    chunks.push(chunk as Buffer);
-  }
+  const raw = await readBody(req, res, outcome, 'batch query');
+  if (raw === undefined) return;
   let body: unknown;
   try {
-    body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    body = JSON.parse(raw.toString('utf8'));
   } catch {
     outcome.status = send(res, 400, 'body is not JSON (expected {"blobs": [...]})\n');
     return;
@@ -315,7 +309,92 @@ async function batch(
   }
   const answer = (blobs as string[]).filter((_, i) => present[i] === (which === 'present'));
   res.setHeader('content-type', 'application/json');
+  // Our client's extension: it may now upload many objects per POST /objects?write (see uploadBatch).
+  res.setHeader(WRITE_BATCH_HEADER, '1');
   outcome.status = send(res, 200, JSON.stringify({ blobs: answer, [which]: answer }));
+}
+
+/**
+ * Reads a whole request body of at most {@link MAX_BATCH_BODY} bytes; undefined when it was larger (then answered
+ * 413).
+ */
+async function readBody(
+  req: IncomingMessage,
+  res: ServerResponse,
+  outcome: Outcome,
+  what: string,
+): Promise<Buffer | undefined> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BATCH_BODY) {
+    outcome.status = refuse(req, res, 413, `${what} too large\n`);
+    return undefined;
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).byteLength;
+    outcome.received = size;
+    if (size > MAX_BATCH_BODY) {
+      outcome.status = refuse(req, res, 413, `${what} too large\n`);
+      return undefined;
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/**
+ * `POST /objects?write`, our client's batch upload (see `OBJECT_BATCH_PATH` in @fsw/remote): every object of the
+ * body is verified and stored as a `PUT` would; objects already stored are skipped. A mismatch answers 400 naming
+ * the object (those before it are stored).
+ */
+async function uploadBatch(
+  ctx: ServiceContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  outcome: Outcome,
+): Promise<void> {
+  outcome.target = '/objects?write';
+  if (req.headers['content-type'] !== OBJECT_BATCH_TYPE) {
+    outcome.status = refuse(req, res, 415, `expected a body of type ${OBJECT_BATCH_TYPE}\n`);
+    return;
+  }
+  const body = await readBody(req, res, outcome, 'object batch');
+  if (body === undefined) return;
+  let frames: ReturnType<typeof decodeObjectBatch>;
+  try {
+    frames = decodeObjectBatch(body);
+  } catch (error) {
+    outcome.status = send(res, 400, `${(error as Error).message}\n`);
+    return;
+  }
+  let stored = 0;
+  let present = 0;
+  for (const frame of frames) {
+    const digest = parseDigest(frame.digest);
+    if (!digest) {
+      outcome.status = send(res, 400, `not a digest: ${JSON.stringify(frame.digest.slice(0, 100))}\n`);
+      return;
+    }
+    outcome.target = `/objects?write ${digest.full}${frames.length > 1 ? ` (+${frames.length - 1})` : ''}`;
+    if (ctx.objects.hasIndexed(digest) ?? (await ctx.objects.has(digest))) {
+      present++;
+      continue;
+    }
+    const writer = await ctx.objects.createWriter(digest);
+    try {
+      await writer.write(frame.bytes);
+      await writer.commit();
+    } catch (error) {
+      await writer.abort();
+      if (RemoteError.is(error) && error.code === 'E_DIGEST_MISMATCH') ctx.metrics.rejectedUploads++;
+      throw error;
+    }
+    ctx.metrics.uploads++;
+    stored++;
+  }
+  res.setHeader('content-type', 'application/json');
+  outcome.status = send(res, 200, JSON.stringify({ stored, present }));
 }
 
 /** The figures of the store for the metrics page. */
