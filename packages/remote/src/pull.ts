@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { fromErrno, RemoteError, TreeError } from '@fsw/errors';
 import { createHasher, hashBytes, type StreamHasher } from '@fsw/hash';
 import { decodeTree, type ObjectKind, type Store, splitDigest } from '@fsw/tree';
+import { getAll } from './internal/local-trees.js';
 import { Presence } from './internal/presence.js';
 import { linkedController, ProgressMeter, TaskPool, transferConcurrency } from './internal/progress.js';
 import { normalizeDigest } from './protocol.js';
@@ -295,16 +296,25 @@ export async function pull(
       const listings: Uint8Array[] = new Array(level.length);
       const fetching: string[] = [];
       const slot = new Map<string, number>();
+      const stored: number[] = [];
       level.forEach((d, i) => {
-        if (present[i]) {
-          treePool.add(async () => {
-            listings[i] = await store.get(d);
-          });
-        } else {
+        if (present[i]) stored.push(i);
+        else {
           fetching.push(d);
           slot.set(d, i);
         }
       });
+      if (stored.length > 0) {
+        treePool.add(async () => {
+          const bytes = await getAll(
+            store,
+            stored.map((i) => level[i]!),
+          );
+          stored.forEach((i, k) => {
+            listings[i] = bytes[k]!;
+          });
+        });
+      }
       fetchAll(treePool, fetching, 'tree', (d, bytes) => {
         listings[slot.get(d)!] = bytes!;
       });
@@ -314,7 +324,8 @@ export async function pull(
       for (const bytes of listings) {
         for (const e of decodeTree(bytes)) {
           if (e.type === 'symlink') continue;
-          const c = normalizeDigest(e.digest);
+          // decodeTree answers digests in full form already.
+          const c = e.digest;
           if (seen.has(c)) continue;
           seen.add(c);
           (e.type === 'dir' ? next : childFiles).push(c);

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { openStore, type Store } from '@fsw/tree';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { getAll } from '../src/internal/local-trees.js';
 import { Presence } from '../src/internal/presence.js';
 import { tempDir } from './helpers/fixtures.js';
 
@@ -57,5 +58,33 @@ describe('Presence', () => {
     await presence.hasMany(absent(5000));
     await presence.hasMany(absent(10));
     expect(asked).toBe(5010);
+  });
+});
+
+describe('getAll (trees a pull reads from the local store)', () => {
+  it('reads with blocking calls from a plain local store, through get otherwise, and fails on a missing object', async () => {
+    const store = openStore(join(tmp.dir, 'store'));
+    const bodies = Array.from({ length: 20 }, (_, i) => Buffer.from(`object ${i}`));
+    const digests = await Promise.all(bodies.map((b) => store.put(b)));
+    let gets = 0;
+    const counting = (s: Store): Store => ({
+      ...s,
+      get: (d) => {
+        gets++;
+        return s.get(d);
+      },
+    });
+    const same = (got: Uint8Array[]) => got.every((b, i) => Buffer.from(b).equals(bodies[i]!));
+    expect(same(await getAll(counting(store), digests))).toBe(true);
+    expect(gets).toBe(0);
+    // A store that re-hashes on read, or one without locateSync, is asked through get.
+    expect(same(await getAll(counting(openStore(store.dir, { verify: true })), digests))).toBe(true);
+    expect(gets).toBe(20);
+    const { locateSync: _, ...plain } = store;
+    expect(same(await getAll(counting(plain), digests))).toBe(true);
+    expect(gets).toBe(40);
+    await expect(getAll(store, [digests[0]!, absent(1)[0]!])).rejects.toMatchObject({
+      code: 'E_MISSING_OBJECT',
+    });
   });
 });

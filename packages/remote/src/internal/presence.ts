@@ -53,13 +53,11 @@ async function listStore(dir: string): Promise<Set<string>> {
       .filter((name) => name.length === 2 && HEX.test(name))
       .map(async (prefix) => {
         for (const name of await readdir(join(objects, prefix))) {
-          const dot = name.lastIndexOf('.');
-          const suffix = name.slice(dot + 1);
-          if (suffix !== 'file' && suffix !== 'tree') continue;
-          const hex = prefix + name.slice(0, dot);
-          if (!HEX.test(hex)) continue;
-          if (hex.length === 64) present.add(`blake3:${hex}`);
-          else if (hex.length === 40) present.add(`sha1:${hex}`);
+          // `<hex[2:]>.file|.tree`: 67 characters for BLAKE3, 43 for SHA-1 (temp files and strays are shorter or
+          // named otherwise; a malformed name of the right length only adds a digest nobody asks about).
+          if (!name.endsWith('.file') && !name.endsWith('.tree')) continue;
+          if (name.length === 67) present.add(`blake3:${prefix}${name.slice(0, 62)}`);
+          else if (name.length === 43) present.add(`sha1:${prefix}${name.slice(0, 38)}`);
         }
       }),
   );
