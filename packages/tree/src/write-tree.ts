@@ -22,7 +22,9 @@ export interface WriteTreeOptions {
   readonly concurrency?: number;
   /**
    * Worker threads reading, hashing and storing small files with blocking calls in batches; `0` does it on the
-   * main thread (in short batches between turns of the event loop).
+   * main thread (in short batches between turns of the event loop). Separately, a tree of more than 8,192 entries
+   * (on 2+ CPUs) gets one thread lstat-ing listed paths while the main thread lists folders: `0` never starts it,
+   * any other number starts it at once.
    * @default 0 for up to 2,000 files to read, else one per CPU (at most 4)
    */
   readonly workers?: number;

@@ -188,43 +188,80 @@ describe('writeTree', () => {
     expect(String(err)).toMatch(/not valid UTF-8/);
   });
 
+  /** writeTree's outcome as `nobody` when run as root (root reads anything), else as the current user. */
+  async function outcomeAsNobody(
+    ctx: { skip: (note: string) => void },
+    readable: readonly string[],
+    options: { workers?: number } = {},
+  ) {
+    let out: { name?: unknown; code?: unknown; path?: unknown; digest?: unknown; loadError?: unknown };
+    if (process.getuid?.() !== 0) {
+      try {
+        out = { digest: await writeTree(src, { store, ...options }) };
+      } catch (e) {
+        const err = e as { name?: unknown; code?: unknown; path?: unknown };
+        out = { name: err.name, code: err.code, path: err.path };
+      }
+      return out;
+    }
+    // A tree and store `nobody` can reach.
+    const storeDir = join(tmp, 'nobody-store');
+    await mkdir(storeDir, { recursive: true });
+    await chmod(storeDir, 0o777);
+    await chmod(tmp, 0o755);
+    await chmod(src, 0o755);
+    for (const path of readable) await chmod(path, 0o644);
+    const script = `let tree;
+try { tree = await import(${JSON.stringify(TREE_ENTRY)}); }
+catch (e) { console.log(JSON.stringify({ loadError: String(e) })); process.exit(0); }
+try {
+  const digest = await tree.writeTree(${JSON.stringify(src)}, { store: tree.openStore(${JSON.stringify(storeDir)}), ...${JSON.stringify(options)} });
+  console.log(JSON.stringify({ digest }));
+} catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, path: e.path })); }`;
+    const r = await runAs(65534, 65534, script);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    out = JSON.parse(r.stdout);
+    // Skip only where `nobody` cannot load the built package (e.g. a checkout under a private home directory).
+    if (out.loadError !== undefined) ctx.skip(`user nobody cannot load @fsw/tree: ${String(out.loadError)}`);
+    return out;
+  }
+
   it('reports an unreadable file as E_PERMISSION naming it (as root, run in a child as nobody)', async (ctx) => {
     const locked = join(src, 'locked');
     await writeFile(join(src, 'ok'), 'o');
     await writeFile(locked, 'x');
     await chmod(locked, 0);
-    let out: { name?: unknown; code?: unknown; path?: unknown; digest?: unknown; loadError?: unknown };
-    if (process.getuid?.() !== 0) {
-      try {
-        out = { digest: await writeTree(src, { store }) };
-      } catch (e) {
-        const err = e as { name?: unknown; code?: unknown; path?: unknown };
-        out = { name: err.name, code: err.code, path: err.path };
-      }
-    } else {
-      // Root reads anything, so the check runs in a child as `nobody`, on a tree and store it can reach.
-      const storeDir = join(tmp, 'nobody-store');
-      await mkdir(storeDir);
-      await chmod(storeDir, 0o777);
-      await chmod(tmp, 0o755);
-      await chmod(src, 0o755);
-      await chmod(join(src, 'ok'), 0o644);
-      const script = `let tree;
-try { tree = await import(${JSON.stringify(TREE_ENTRY)}); }
-catch (e) { console.log(JSON.stringify({ loadError: String(e) })); process.exit(0); }
-try {
-  const digest = await tree.writeTree(${JSON.stringify(src)}, { store: tree.openStore(${JSON.stringify(storeDir)}) });
-  console.log(JSON.stringify({ digest }));
-} catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, path: e.path })); }`;
-      const r = await runAs(65534, 65534, script);
-      expect(r.stderr).toBe('');
-      expect(r.code).toBe(0);
-      out = JSON.parse(r.stdout);
-      // Skip only where `nobody` cannot load the built package (e.g. a checkout under a private home directory).
-      if (out.loadError !== undefined)
-        ctx.skip(`user nobody cannot load @fsw/tree: ${String(out.loadError)}`);
-    }
+    const out = await outcomeAsNobody(ctx, [join(src, 'ok')]);
     expect(out).toEqual({ name: 'TreeError', code: 'E_PERMISSION', path: locked });
+  });
+
+  it('reports an entry it can list but not stat as E_PERMISSION, on either thread (as nobody)', async (ctx) => {
+    // A folder readable but not searchable: its names list, its entries do not lstat.
+    const listOnly = join(src, 'list-only');
+    await mkdir(listOnly);
+    await writeFile(join(listOnly, 'hidden'), 'h');
+    await chmod(listOnly, 0o644);
+    for (const workers of [0, 1]) {
+      const out = await outcomeAsNobody(ctx, [], { workers });
+      expect(out).toEqual({ name: 'TreeError', code: 'E_PERMISSION', path: join(listOnly, 'hidden') });
+    }
+  });
+
+  it('gives the same tree with the stat thread as without it', async () => {
+    for (let d = 0; d < 5; d++) {
+      await mkdir(join(src, `d${d}`, 'inner'), { recursive: true });
+      for (let f = 0; f < 300; f++)
+        await writeFile(join(src, `d${d}`, f % 7 === 0 ? 'inner' : '', `f${f}`), `${d}/${f}`);
+    }
+    await symlink('d0/f1', join(src, 'link'));
+    const plain = await hashTree(src, { index: false, workers: 0 });
+    expect(await writeTree(src, { store, workers: 1 })).toBe(plain);
+    // And again from the index it wrote (records found in the scan's order).
+    await writeFile(join(src, 'd3', 'f5'), 'changed');
+    expect(await writeTree(src, { store, workers: 1 })).toBe(
+      await hashTree(src, { index: false, workers: 0 }),
+    );
   });
 
   it('stops at the first file it cannot store, with that error', async () => {

@@ -201,8 +201,11 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
     trees: 0,
   };
   let lastReport = 0;
+  let calls = 0;
   const report = (done: boolean) => {
     if (options.onProgress === undefined) return;
+    // The clock is read once per 64 files: a warm run reports 200,000 of them in about a second.
+    if (!done && (calls++ & 63) !== 0) return;
     const now = Date.now();
     if (!done && now - lastReport < PROGRESS_EVERY_MS) return;
     lastReport = now;
@@ -427,7 +430,8 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
   };
 
   try {
-    await scanTree(dir, { ignore, concurrency: options.concurrency, signal: walkSignal }, (e) => {
+    const helper = options.workers === undefined ? undefined : options.workers > 0;
+    await scanTree(dir, { ignore, concurrency: options.concurrency, signal: walkSignal, helper }, (e) => {
       if (e.type === 'dir') {
         const node = nodeOf(e.relativePath);
         node.mode = e.mode & 0o7777;

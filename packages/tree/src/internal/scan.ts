@@ -1,8 +1,12 @@
-import { lstatSync, readdirSync, type Stats } from 'node:fs';
+import { type Dirent, lstatSync, readdirSync, type Stats } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { fromErrno, TreeError, WalkError } from '@fsw/errors';
 import { walk } from '@fsw/walk';
 import { INDEX_DIR } from './ignore-rules.js';
+import { StatHelper } from './stat-helper.js';
+import { STAT_FAILED, STAT_FIELDS, STAT_OK, type StatFailure, statSlice } from './stat-slice.js';
 
 /** One path found below the root, with the lstat fields a tree and its index need. */
 export interface ScanEntry {
@@ -25,6 +29,8 @@ export interface ScanOptions {
   readonly ignore: readonly string[];
   readonly concurrency: number;
   readonly signal?: AbortSignal | undefined;
+  /** A helper thread lstat-ing listed paths: always, never, or (undefined) for big trees on 2+ CPUs. */
+  readonly helper?: boolean | undefined;
 }
 
 /**
@@ -39,7 +45,7 @@ export async function scanTree(
   onEntry: (entry: ScanEntry) => void,
 ): Promise<void> {
   if (options.ignore.every((line) => line.trim() === '' || line.startsWith('#'))) {
-    return scanPlain(root, options.signal, onEntry);
+    return scanPlain(root, options.signal, options.helper, onEntry);
   }
   // `.fstree/` comes last so that no negation in the user's file can bring the index folder back.
   const patterns = [...options.ignore, `${INDEX_DIR}/`];
@@ -103,67 +109,181 @@ function typeOf(st: Stats): ScanEntry['type'] | undefined {
   return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : undefined;
 }
 
-/** Entries handled between two turns of the event loop (object writes of a cold write-tree run meanwhile). */
+/** Listed entries (and lstat-ed ones) between two turns of the event loop; ~1,000 lstat calls take a few ms. */
 const SLICE = 1024;
+/** Entries listed after which a helper thread lstat-s slices while the listing goes on (2 CPUs or more). */
+const HELPER_AFTER = 8192;
+
+const S_IFMT = 0o170000;
+const TYPE_OF_FORMAT = new Map<number, ScanEntry['type']>([
+  [0o100000, 'file'],
+  [0o040000, 'dir'],
+  [0o120000, 'symlink'],
+]);
+
+/** Whether a listing gave no type for an entry (DT_UNKNOWN, on filesystems that do not store it). */
+function untyped(d: Dirent): boolean {
+  return !(
+    d.isFile() ||
+    d.isDirectory() ||
+    d.isSymbolicLink() ||
+    d.isFIFO() ||
+    d.isSocket() ||
+    d.isBlockDevice() ||
+    d.isCharacterDevice()
+  );
+}
 
 /**
- * The scan when there is nothing to ignore but `.fstree` folders: names listed and lstat-ed with synchronous calls,
- * one directory at a time, yielding to the event loop every {@link SLICE} entries. For page-cached trees this costs
- * a fraction of the general walk (no promise or ignore match per entry, no thread-pool round trip per directory).
+ * The scan when there is nothing to ignore but `.fstree` folders, with synchronous calls: folders are listed first
+ * (names and types; the main thread), and the listed paths lstat-ed in slices — from {@link HELPER_AFTER} entries on
+ * (or from the start with `helper`) partly by a helper thread while the listing goes on — then reported in listing
+ * order, yielding to the event loop between slices. For page-cached trees this costs a fraction of the general
+ * walk (no promise or ignore match per entry, no thread-pool round trip per call), and `lstat`, the largest part,
+ * is shared between two cores.
  */
 async function scanPlain(
   root: string,
   signal: AbortSignal | undefined,
+  helperMode: boolean | undefined,
   onEntry: (entry: ScanEntry) => void,
 ): Promise<void> {
-  const stack: { readonly path: string; readonly rel: string }[] = [{ path: join(root, '/'), rel: '' }];
-  let sinceYield = 0;
-  while (stack.length > 0) {
-    signal?.throwIfAborted();
-    const dir = stack.pop()!;
-    let names: string[];
-    try {
-      names = readdirSync(dir.path);
-    } catch (error) {
-      const code = (error as { code?: string }).code;
-      // A folder deleted (or replaced) between its parent's listing and its own is not part of this snapshot.
-      if (dir.rel !== '' && (code === 'ENOENT' || code === 'ENOTDIR')) continue;
-      throw fromErrno(error, { path: dir.path, family: TreeError, action: 'read directory' });
-    }
-    const prefix = dir.rel === '' ? dir.path : `${dir.path}/`;
-    const relPrefix = dir.rel === '' ? '' : `${dir.rel}/`;
-    for (const name of names) {
-      // Bytes that are not UTF-8 decode to U+FFFD: look at the raw names of this folder to tell them from a real one.
-      if (name.includes('\uFFFD')) checkUtf8(dir.path, prefix);
-      const path = prefix + name;
-      let st: Stats | undefined;
+  const paths: string[] = [];
+  const rels: string[] = [];
+  const names: string[] = [];
+  const parents: string[] = [];
+  /** Listed as a folder: its children follow in the list. */
+  const listedDir: boolean[] = [];
+  const facts: (Float64Array | undefined)[] = [];
+  const failures: (readonly StatFailure[])[] = [];
+  let ready = 0;
+  let next = 0;
+  let helper: StatHelper | undefined;
+  let starting: Promise<void> | undefined;
+  const take = () => (next < ready ? next++ : undefined);
+  const pathsOf = (slice: number) => paths.slice(slice * SLICE, (slice + 1) * SLICE);
+  const done = (slice: number, f: Float64Array, fails: readonly StatFailure[]) => {
+    facts[slice] = f;
+    failures[slice] = fails;
+  };
+  const startHelper = () => {
+    starting ??= StatHelper.start(take, pathsOf, done).then(
+      (h) => {
+        helper = h;
+        h.poke();
+      },
+      () => {
+        // No thread: the main thread stats everything.
+      },
+    );
+  };
+  const wantHelper = helperMode ?? availableParallelism() >= 2;
+  if (helperMode === true) startHelper();
+
+  try {
+    const stack: { readonly path: string; readonly rel: string }[] = [{ path: join(root, '/'), rel: '' }];
+    let sinceYield = 0;
+    while (stack.length > 0) {
+      signal?.throwIfAborted();
+      const dir = stack.pop()!;
+      let dirents: Dirent[];
       try {
-        st = lstatSync(path, { throwIfNoEntry: false });
+        dirents = readdirSync(dir.path, { withFileTypes: true });
       } catch (error) {
-        throw fromErrno(error, { path, family: TreeError, action: 'stat' });
+        const code = (error as { code?: string }).code;
+        // A folder deleted (or replaced) between its parent's listing and its own is not part of this snapshot.
+        if (dir.rel !== '' && (code === 'ENOENT' || code === 'ENOTDIR')) continue;
+        throw fromErrno(error, { path: dir.path, family: TreeError, action: 'read directory' });
       }
-      if (st === undefined) continue;
-      const type = typeOf(st);
-      if (type === undefined || (type === 'dir' && name === INDEX_DIR)) continue;
-      const relativePath = relPrefix + name;
-      onEntry({
-        path,
-        relativePath,
-        dir: dir.rel,
-        name,
-        type,
-        size: st.size,
-        mtimeMs: st.mtimeMs,
-        mode: st.mode,
-        ino: st.ino,
-      });
-      if (type === 'dir') stack.push({ path, rel: relativePath });
+      const prefix = dir.rel === '' ? dir.path : `${dir.path}/`;
+      const relPrefix = dir.rel === '' ? '' : `${dir.rel}/`;
+      for (const d of dirents) {
+        const name = d.name;
+        // Bytes that are not UTF-8 decode to U+FFFD: look at the raw names of this folder to tell them from a real one.
+        if (name.includes('\uFFFD')) checkUtf8(dir.path, prefix);
+        const path = prefix + name;
+        let isDir = d.isDirectory();
+        if (!isDir && untyped(d)) isDir = lstatSync(path, { throwIfNoEntry: false })?.isDirectory() === true;
+        if (isDir && name === INDEX_DIR) continue;
+        const rel = relPrefix + name;
+        const count = paths.push(path);
+        rels.push(rel);
+        names.push(name);
+        parents.push(dir.rel);
+        listedDir.push(isDir);
+        if (isDir) stack.push({ path, rel });
+        if (count % SLICE === 0) {
+          ready++;
+          if (helper !== undefined) helper.poke();
+          else if (wantHelper && count >= HELPER_AFTER) startHelper();
+        }
+      }
+      sinceYield += dirents.length;
+      if (sinceYield >= SLICE) {
+        sinceYield = 0;
+        // Lets the helper's answers in (and the caller's timers and abort).
+        await nextTurn();
+      }
     }
-    sinceYield += names.length;
-    if (sinceYield >= SLICE) {
-      sinceYield = 0;
-      await new Promise((resolve) => setImmediate(resolve));
+    ready = Math.ceil(paths.length / SLICE);
+    helper?.poke();
+
+    /** Folders listed but found to be something else (or gone) when lstat-ed: their listed contents are dropped. */
+    const dropped = new Set<string>();
+    for (let slice = 0; slice < ready; ) {
+      signal?.throwIfAborted();
+      const f = facts[slice];
+      if (f === undefined) {
+        const mine = take() ?? (helper?.busy === true ? undefined : slice);
+        if (mine === undefined) {
+          await helper!.next();
+          continue;
+        }
+        const own = new Float64Array(Math.min(SLICE, paths.length - mine * SLICE) * STAT_FIELDS);
+        done(mine, own, statSlice(pathsOf(mine), own));
+        continue;
+      }
+      const base = slice * SLICE;
+      const length = f.length / STAT_FIELDS;
+      for (let j = 0; j < length; j++) {
+        const g = base + j;
+        const at = j * STAT_FIELDS;
+        const rel = rels[g]!;
+        if (dropped.size > 0 && dropped.has(parents[g]!)) {
+          if (listedDir[g]) dropped.add(rel);
+          continue;
+        }
+        const status = f[at];
+        if (status === STAT_FAILED) {
+          const failure = failures[slice]!.find((x) => x.index === j)!;
+          const cause = Object.assign(new Error(failure.message), { code: failure.code });
+          throw fromErrno(cause, { path: paths[g]!, family: TreeError, action: 'stat' });
+        }
+        const mode = f[at + 1]!;
+        const type = status === STAT_OK ? TYPE_OF_FORMAT.get(mode & S_IFMT) : undefined;
+        if (type !== 'dir' && listedDir[g]) dropped.add(rel);
+        // Gone, a socket, FIFO or device, or a folder now where the listing saw none (not listed: it and its
+        // contents are not part of this snapshot, as a path deleted meanwhile).
+        if (type === undefined || (type === 'dir' && !listedDir[g])) continue;
+        onEntry({
+          path: paths[g]!,
+          relativePath: rel,
+          dir: parents[g]!,
+          name: names[g]!,
+          type,
+          size: f[at + 2]!,
+          mtimeMs: f[at + 3]!,
+          mode,
+          ino: f[at + 4]!,
+        });
+      }
+      facts[slice] = undefined;
+      slice++;
+      await nextTurn();
     }
+  } finally {
+    await starting;
+    await helper?.close();
   }
 }
 
