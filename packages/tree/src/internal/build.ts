@@ -249,7 +249,7 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
         : (i) => hasObject(view.digest(i));
   const reuse = (e: ScanEntry, slot: number): boolean => {
     if (hasObjectOf === undefined) return false;
-    const i = view.find(e.relativePath);
+    const i = view.find(e.relativePath, e.dir, e.name);
     if (i < 0 || !view.fileMatches(i, e) || !hasObjectOf(i)) return false;
     progress.filesReused++;
     record(e, slot, i);
@@ -435,7 +435,7 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
       if (e.type === 'dir') {
         const node = nodeOf(e.relativePath);
         node.mode = e.mode & 0o7777;
-        const i = view.find(e.relativePath);
+        const i = view.find(e.relativePath, e.dir, e.name);
         if (i >= 0 && view.type(i) === 'dir') {
           oldSeen++;
           const old = view.record(i);

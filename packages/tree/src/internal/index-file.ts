@@ -92,6 +92,16 @@ function hexValue(c: number): number {
   return c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
 }
 
+/** Matches ASCII `text` against `bytes[from + k...]` (within `length`): the next `k`, or -1. */
+function asciiPrefix(bytes: Buffer, from: number, length: number, k: number, text: string): number {
+  if (k + text.length > length) return -1;
+  for (let c = 0; c < text.length; c++) {
+    const code = text.charCodeAt(c);
+    if (code >= 0x80 || bytes[from + k + c] !== code) return -1;
+  }
+  return k + text.length;
+}
+
 /**
  * A loaded index read in place: records are found by number and their fields read from the file's bytes, so an
  * unchanged write-tree makes no object or string per record. Records are looked up in the order they were saved
@@ -222,10 +232,13 @@ export class IndexView {
     return hi < 0 || lo < 0 ? undefined : FAN_NAMES[hi * 16 + lo];
   }
 
-  /** The number of the record of `path`, or -1. */
-  find(path: string): number {
+  /** The number of the record of `path` (`dir/name`, or `name` when `dir` is `''`), or -1. */
+  find(path: string, dir?: string, name?: string): number {
     const i = this.cursor;
-    if (i < this.starts.length && this.pathIs(i, path)) {
+    if (
+      i < this.starts.length &&
+      (dir === undefined || name === undefined ? this.pathIs(i, '', path) : this.pathIs(i, dir, name))
+    ) {
       this.cursor = i + 1;
       return i;
     }
@@ -239,19 +252,21 @@ export class IndexView {
     return j;
   }
 
-  private pathIs(i: number, path: string): boolean {
+  /**
+   * Whether record `i`'s path is `dir/name` (`name` for `dir` `''`), compared in place: the two parts are flat
+   * strings, while the joined path would need flattening for a character-wise compare.
+   */
+  private pathIs(i: number, dir: string, name: string): boolean {
     const b = this.bytes;
     const at = this.starts[i]!;
     const length = b.readUInt32LE(at + 8);
-    // UTF-8 never takes fewer bytes than UTF-16 code units.
-    if (path.length > length) return false;
     const from = at + HEAD;
-    for (let k = 0; k < path.length; k++) {
-      const c = path.charCodeAt(k);
-      if (c >= 0x80) return b.toString('utf8', from, from + length) === path;
-      if (b[from + k] !== c) return false;
-    }
-    return length === path.length;
+    let k = asciiPrefix(b, from, length, 0, dir);
+    if (k >= 0 && dir !== '') k = k < length && b[from + k] === 47 ? k + 1 : -1;
+    if (k >= 0) k = asciiPrefix(b, from, length, k, name);
+    if (k >= 0) return k === length;
+    // Non-ASCII names (or a mismatch): compare the decoded path.
+    return b.toString('utf8', from, from + length) === (dir === '' ? name : `${dir}/${name}`);
   }
 }
 
