@@ -152,7 +152,8 @@ export function createGrpcHandlers(ctx: ServiceContext): UntypedServiceImplement
               continue;
             }
             log.sent += bytes.byteLength;
-            await sendBytes(call, bytes, cancelled, digest.full);
+            // Our client takes messages of any size: one per object (<= 1 MiB) rather than 64 KiB pieces.
+            await sendBytes(call, bytes, cancelled, digest.full, bytes.byteLength);
           }
           call.end();
           return;
@@ -268,7 +269,7 @@ function features(): Metadata {
 const EMPTY = new Uint8Array(0);
 
 /**
- * Sends an object held in memory in chunks of 64 KiB (an empty object is one message with empty data, as fstree's
+ * Sends an object held in memory in chunks of 64 KiB, or `chunkBytes` (an empty object is one message with empty data, as fstree's
  * client expects); `digest`, when given, goes with the first chunk (the batch extension).
  */
 async function sendBytes(
@@ -276,12 +277,14 @@ async function sendBytes(
   bytes: Uint8Array,
   cancelled: AbortSignal,
   digest?: string,
+  chunkBytes = CHUNK_BYTES,
 ): Promise<void> {
+  const step = Math.max(1, chunkBytes);
   let offset = 0;
   do {
-    const data = bytes.subarray(offset, offset + CHUNK_BYTES);
+    const data = bytes.subarray(offset, offset + step);
     await send(call, offset === 0 && digest !== undefined ? { data, digest } : { data }, cancelled);
-    offset += CHUNK_BYTES;
+    offset += step;
   } while (offset < bytes.byteLength);
 }
 

@@ -1,25 +1,16 @@
 import {
+  closeSync,
   createReadStream,
   mkdirSync,
+  openSync,
   type ReadStream,
   readFileSync,
   renameSync,
   rmSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
-import {
-  type FileHandle,
-  mkdir,
-  open,
-  readdir,
-  readFile,
-  rename,
-  rm,
-  rmdir,
-  stat,
-  unlink,
-  writeFile,
-} from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fromErrno, RemoteError } from '@fsw/errors';
 import type { ObjectKind, Store } from '@fsw/tree';
@@ -580,7 +571,8 @@ export class ObjectWriter {
   #size = 0;
   #head = new Uint8Array(0);
   #temp: string | undefined;
-  #handle: FileHandle | undefined;
+  /** The temp file's descriptor once the body spilled to disk (written with blocking calls, one per chunk). */
+  #fd: number | undefined;
   #done = false;
 
   constructor(objects: ObjectSet, digest: Digest, maxBytes: number, hasher: ObjectHasher) {
@@ -616,17 +608,17 @@ export class ObjectWriter {
       this.#head = head;
     }
     this.#hasher.update(chunk);
-    if (this.#handle) {
-      await writeAll(this.#handle, chunk);
+    if (this.#fd !== undefined) {
+      writeAll(this.#fd, chunk);
       return;
     }
     this.#chunks.push(chunk);
     if (this.#size > SPILL_BYTES) {
       this.#temp = this.#objects.tempPath();
-      this.#handle = await open(this.#temp, 'wx');
+      this.#fd = openSync(this.#temp, 'wx');
       const buffered = this.#chunks;
       this.#chunks = [];
-      for (const c of buffered) await writeAll(this.#handle, c);
+      for (const c of buffered) writeAll(this.#fd, c);
     }
   }
 
@@ -646,9 +638,9 @@ export class ObjectWriter {
         );
       }
       let kind: ObjectKind = 'file';
-      if (this.#handle) {
-        await this.#handle.close();
-        this.#handle = undefined;
+      if (this.#fd !== undefined) {
+        closeSync(this.#fd);
+        this.#fd = undefined;
         if (looksLikeTree(this.#head) && this.#size <= MAX_TREE_BYTES && this.#temp) {
           kind = isTreeObject(await readFile(this.#temp)) ? 'tree' : 'file';
         }
@@ -678,21 +670,28 @@ export class ObjectWriter {
 
   async #cleanup(): Promise<void> {
     this.#chunks = [];
-    const handle = this.#handle;
-    this.#handle = undefined;
-    if (handle) await handle.close().catch(() => undefined);
+    const fd = this.#fd;
+    this.#fd = undefined;
+    if (fd !== undefined) {
+      try {
+        closeSync(fd);
+      } catch {
+        // Already closed or gone: the temp file is removed below either way.
+      }
+    }
     const temp = this.#temp;
     this.#temp = undefined;
     if (temp) await rm(temp, { force: true });
   }
 }
 
-async function writeAll(handle: FileHandle, bytes: Uint8Array): Promise<void> {
+/**
+ * Writes all of `bytes` to `fd` with blocking calls: a spilled upload arrives in chunks of 64 KiB to a few MiB, each
+ * written in tens of microseconds, far less than an asynchronous write's thread-pool round trip.
+ */
+function writeAll(fd: number, bytes: Uint8Array): void {
   let offset = 0;
-  while (offset < bytes.byteLength) {
-    const { bytesWritten } = await handle.write(bytes, offset, bytes.byteLength - offset);
-    offset += bytesWritten;
-  }
+  while (offset < bytes.byteLength) offset += writeSync(fd, bytes, offset, bytes.byteLength - offset);
 }
 
 function concat(chunks: readonly Uint8Array[], size: number): Uint8Array {
