@@ -467,7 +467,8 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
         batched++;
         if (pendingFiles.length - pendingHead >= runner.batchSize) pump();
       } else {
-        enqueue(e);
+        // A copy: the scan reuses its entry object.
+        enqueue({ ...e });
       }
     });
     await batchesDone();

@@ -36,7 +36,8 @@ export interface ScanOptions {
 /**
  * Lists every file, directory and symlink below `root` through `@fsw/walk` (symlinks not followed; sockets, FIFOs
  * and devices skipped; ignored paths and `.fstree` folders left out, their contents never read), calling `onEntry`
- * as they are found. A directory whose children are all ignored is still reported.
+ * as they are found. A directory whose children are all ignored is still reported. The entry object may be reused
+ * for the next call: copy it to keep it.
  * @throws TreeError for an unreadable directory, or a name that is not valid UTF-8 (E_INVALID_ARGUMENT)
  */
 export async function scanTree(
@@ -115,11 +116,19 @@ const SLICE = 1024;
 const HELPER_AFTER = 8192;
 
 const S_IFMT = 0o170000;
-const TYPE_OF_FORMAT = new Map<number, ScanEntry['type']>([
-  [0o100000, 'file'],
-  [0o040000, 'dir'],
-  [0o120000, 'symlink'],
-]);
+
+function typeOfMode(mode: number): ScanEntry['type'] | undefined {
+  switch (mode & S_IFMT) {
+    case 0o100000:
+      return 'file';
+    case 0o040000:
+      return 'dir';
+    case 0o120000:
+      return 'symlink';
+    default:
+      return undefined;
+  }
+}
 
 /** Whether a listing gave no type for an entry (DT_UNKNOWN, on filesystems that do not store it). */
 function untyped(d: Dirent): boolean {
@@ -228,6 +237,18 @@ async function scanPlain(
     ready = Math.ceil(paths.length / SLICE);
     helper?.poke();
 
+    // One entry object for the whole scan (200,000 fewer allocations on a big tree): see scanTree's contract.
+    const entry: { -readonly [K in keyof ScanEntry]: ScanEntry[K] } = {
+      path: '',
+      relativePath: '',
+      dir: '',
+      name: '',
+      type: 'file',
+      size: 0,
+      mtimeMs: 0,
+      mode: 0,
+      ino: 0,
+    };
     /** Folders listed but found to be something else (or gone) when lstat-ed: their listed contents are dropped. */
     const dropped = new Set<string>();
     for (let slice = 0; slice < ready; ) {
@@ -260,22 +281,21 @@ async function scanPlain(
           throw fromErrno(cause, { path: paths[g]!, family: TreeError, action: 'stat' });
         }
         const mode = f[at + 1]!;
-        const type = status === STAT_OK ? TYPE_OF_FORMAT.get(mode & S_IFMT) : undefined;
+        const type = status === STAT_OK ? typeOfMode(mode) : undefined;
         if (type !== 'dir' && listedDir[g]) dropped.add(rel);
         // Gone, a socket, FIFO or device, or a folder now where the listing saw none (not listed: it and its
         // contents are not part of this snapshot, as a path deleted meanwhile).
         if (type === undefined || (type === 'dir' && !listedDir[g])) continue;
-        onEntry({
-          path: paths[g]!,
-          relativePath: rel,
-          dir: parents[g]!,
-          name: names[g]!,
-          type,
-          size: f[at + 2]!,
-          mtimeMs: f[at + 3]!,
-          mode,
-          ino: f[at + 4]!,
-        });
+        entry.path = paths[g]!;
+        entry.relativePath = rel;
+        entry.dir = parents[g]!;
+        entry.name = names[g]!;
+        entry.type = type;
+        entry.size = f[at + 2]!;
+        entry.mtimeMs = f[at + 3]!;
+        entry.mode = mode;
+        entry.ino = f[at + 4]!;
+        onEntry(entry);
       }
       facts[slice] = undefined;
       slice++;
