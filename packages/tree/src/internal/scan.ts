@@ -171,7 +171,9 @@ async function scanPlain(
   let starting: Promise<void> | undefined;
   const take = () => (next < ready ? next++ : undefined);
   const pathsOf = (slice: number) => paths.slice(slice * SLICE, (slice + 1) * SLICE);
+  let reported = 0;
   const done = (slice: number, f: Float64Array, fails: readonly StatFailure[]) => {
+    if (slice < reported || facts[slice] !== undefined) return;
     facts[slice] = f;
     failures[slice] = fails;
   };
@@ -255,11 +257,9 @@ async function scanPlain(
       signal?.throwIfAborted();
       const f = facts[slice];
       if (f === undefined) {
-        const mine = take() ?? (helper?.busy === true ? undefined : slice);
-        if (mine === undefined) {
-          await helper!.next();
-          continue;
-        }
+        // Never wait for the helper: when nothing is left to take, the slice it still holds is stat-ed here too
+        // (at most two slices twice; on a busy machine the helper thread may not get a core for a while).
+        const mine = take() ?? slice;
         const own = new Float64Array(Math.min(SLICE, paths.length - mine * SLICE) * STAT_FIELDS);
         done(mine, own, statSlice(pathsOf(mine), own));
         continue;
@@ -299,6 +299,7 @@ async function scanPlain(
       }
       facts[slice] = undefined;
       slice++;
+      reported = slice;
       await nextTurn();
     }
   } finally {

@@ -4,13 +4,12 @@ import type { StatReply, StatRequest } from './stat-worker.js';
 
 /**
  * A thread lstat-ing slices of listed paths (stat-worker.ts) while the main thread goes on: it takes slice numbers
- * from `take`, keeps two in flight, and hands each answer to `onFacts`. If the thread fails, the slices it held are
- * simply never answered: the caller stats them itself.
+ * from `take`, keeps two in flight, and hands each answer to `onFacts`. The caller never waits for an answer: a
+ * slice not answered when needed (the thread is slow, or failed) is stat-ed by the caller itself.
  */
 export class StatHelper {
   private inFlight = 0;
   private broken = false;
-  private waiters: (() => void)[] = [];
 
   private constructor(
     private readonly worker: Worker,
@@ -22,12 +21,9 @@ export class StatHelper {
       this.inFlight--;
       this.onFacts(reply.id, reply.facts, reply.failures);
       this.poke();
-      this.wake();
     });
     const lost = () => {
       this.broken = true;
-      this.inFlight = 0;
-      this.wake();
     };
     worker.on('error', lost);
     worker.on('exit', lost);
@@ -48,11 +44,6 @@ export class StatHelper {
     return new StatHelper(worker, take, pathsOf, onFacts);
   }
 
-  /** Whether an answer may still come. */
-  get busy(): boolean {
-    return !this.broken && this.inFlight > 0;
-  }
-
   /** Sends slices that are ready, up to two in flight. */
   poke(): void {
     while (!this.broken && this.inFlight < 2) {
@@ -64,21 +55,9 @@ export class StatHelper {
     }
   }
 
-  /** Resolves on the next answer (or failure of the thread). */
-  next(): Promise<void> {
-    return new Promise((resolve) => this.waiters.push(resolve));
-  }
-
   async close(): Promise<void> {
     this.broken = true;
     this.worker.removeAllListeners('exit');
-    this.wake();
     await this.worker.terminate();
-  }
-
-  private wake(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w();
   }
 }
