@@ -49,7 +49,8 @@ export class StatHelper {
     while (!this.broken && this.inFlight < 2) {
       const slice = this.take();
       if (slice === undefined) return;
-      const request: StatRequest = { id: slice, paths: this.pathsOf(slice) };
+      // No path holds a NUL.
+      const request: StatRequest = { id: slice, paths: this.pathsOf(slice).join('\0') };
       this.inFlight++;
       this.worker.postMessage(request);
     }
