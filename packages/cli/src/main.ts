@@ -9,8 +9,11 @@ import { createProgram } from './program.js';
  */
 export async function main(argv: readonly string[], io: Io): Promise<number> {
   let exitCode = 0;
-  const program = createProgram({ io, setExitCode: (code) => (exitCode = Math.max(exitCode, code)) });
   try {
+    const program = await createProgram(
+      { io, setExitCode: (code) => (exitCode = Math.max(exitCode, code)) },
+      argv,
+    );
     await program.parseAsync([...argv]);
     return exitCode;
   } catch (error) {

@@ -5,8 +5,13 @@ import type { CommandContext } from './context.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
-/** Builds the `fsw` program with every command registered. */
-export function createProgram(ctx: CommandContext): Command {
+/**
+ * Builds the `fsw` program. Given the arguments (as `process.argv`: node, script, args...) and a first argument
+ * that names a command, only that command's module is loaded and registered, which keeps start-up short;
+ * `-V`/`--version` alone loads none; otherwise (no argv, help, another option first, an unknown name) every
+ * command is.
+ */
+export async function createProgram(ctx: CommandContext, argv?: readonly string[]): Promise<Command> {
   const program = new Command('fsw')
     .description(
       'Fast, parallel filesystem work: walk, hash, copy, dedup, watch, and fstree-compatible sync.',
@@ -20,7 +25,14 @@ export function createProgram(ctx: CommandContext): Command {
       outputError: (text, write) => write(`fsw: ${text.replace(/^error: /, '')}`),
     })
     .exitOverride();
-  for (const register of commands) register(program, ctx);
+  const name = argv?.[2];
+  // `fsw --version` needs no command; `fsw NAME ...` needs NAME's module only.
+  const wanted =
+    name === '-V' || name === '--version'
+      ? []
+      : (commands.find((m) => name !== undefined && m.names.includes(name)) ?? commands);
+  const modules = await Promise.all((Array.isArray(wanted) ? wanted : [wanted]).map((m) => m.load()));
+  for (const { register } of modules) register(program, ctx);
   // Subcommands inherit the output settings and the throwing exit behaviour.
   for (const command of program.commands) {
     command.exitOverride().configureOutput(program.configureOutput());

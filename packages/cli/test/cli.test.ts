@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { PassThrough } from 'node:stream';
 import { createOutput, formatBytes, parseBytes, parseDurationMs, UsageError } from '@fsw/cli';
 import { describe, expect, it } from 'vitest';
+import { commands } from '../src/commands/index.js';
 import { runFsw } from './run-fsw.js';
 
 const { version } = createRequire(import.meta.url)('@fsw/cli/package.json') as { version: string };
@@ -13,11 +14,22 @@ describe('fsw shell', () => {
     expect(r.stdout.trim()).toBe(version);
   });
 
-  it('prints help listing usage', async () => {
+  it('prints help listing usage and every command (all command modules loaded)', async () => {
     const r = await runFsw(['--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('Usage: fsw');
+    const listed = [...r.stdout.matchAll(/^ {2}([a-z-]+)\b/gm)].map((m) => m[1]);
+    expect(listed).toEqual(expect.arrayContaining(commands.flatMap((m) => m.names)));
     expect(r.stderr).toBe('');
+  });
+
+  it("loads a named command's module alone, whichever module registers it", async () => {
+    const names = commands.flatMap((m) => m.names);
+    const runs = await Promise.all(names.map((name) => runFsw([name, '--help'])));
+    runs.forEach((r, i) => {
+      expect(r.code, names[i]).toBe(0);
+      expect(r.stdout).toContain(`Usage: fsw ${names[i]}`);
+    });
   });
 
   it('exits 2 with a one-line message on an unknown option', async () => {

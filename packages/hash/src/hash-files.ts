@@ -22,6 +22,9 @@ interface Item {
   readonly value: HashResult | HashError;
 }
 
+/** Paths known up front from which a worker may start before the first file (see `Pool.prestart`). */
+const PRESTART_FILES = 64;
+
 function resolveConcurrency(value: number | undefined): number {
   if (value === undefined) return defaultConcurrency();
   if (!Number.isSafeInteger(value) || value < 1) {
@@ -214,6 +217,8 @@ async function* settle(source: PathSource, options: CoreOptions): AsyncGenerator
   const inline = concurrency === 1 || (known !== undefined && known.length <= 1);
   const pool = inline ? undefined : getPool();
   const batch = pool?.batch() ?? 0;
+  // A long run, or one of unknown length (a walk): a worker may start now, while the input gets going.
+  if (known === undefined || known.length >= PRESTART_FILES) pool?.prestart(concurrency);
   // Cancels files hashed on this thread (all of them when inline; only fallbacks otherwise).
   const local = new AbortController();
   const onAbort = () => {

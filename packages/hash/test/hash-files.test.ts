@@ -217,6 +217,42 @@ describe('the warm pool', () => {
 });
 
 describe('runs of small files', () => {
+  it('start a worker before the first file when their count is unknown (a walk), and only then', async () => {
+    const { spawnSync } = await import('node:child_process');
+    // Three tiny files take the calling thread microseconds: without the early start, no worker would run. Workers
+    // started are counted at the constructor (the pool takes it from node:worker_threads when it starts one).
+    const script = `
+      import { readFileSync } from 'node:fs';
+      import { hashFiles } from '@fsw/hash';
+      const wt = process.getBuiltinModule('node:worker_threads');
+      let added = 0;
+      wt.Worker = class extends wt.Worker { constructor(...a) { super(...a); added++; } };
+      const paths = readFileSync(0, 'utf8').split('\\n');
+      async function* walk() { yield* paths; }
+      const res = await hashFiles(process.argv[1] === 'walk' ? walk() : paths, { concurrency: 2 });
+      process.stdout.write(JSON.stringify({ added, digests: res.map((r) => r.digest) }));`;
+    const tiny = [1, 3, 5];
+    const all = await expected();
+    const want = tiny.map((i) => all[i]!);
+    for (const [input, workers] of [
+      ['walk', true],
+      ['array', false],
+    ] as const) {
+      const res = spawnSync(process.execPath, ['--input-type=module', '-e', script, input], {
+        cwd: new URL('.', import.meta.url),
+        input: tiny.map((i) => files[i]!).join('\n'),
+        encoding: 'utf8',
+        env: { ...process.env, FSW_HASH_SMALL_WORKERS: '1' },
+        timeout: 30_000,
+      });
+      expect(res.status, res.stderr).toBe(0);
+      const out = JSON.parse(res.stdout) as { added: number; digests: string[] };
+      expect(out.digests).toEqual(want);
+      if (workers) expect(out.added).toBeGreaterThan(0);
+      else expect(out.added).toBe(0);
+    }
+  });
+
   it('go to a worker thread as well when FSW_HASH_SMALL_WORKERS=1, never with 0, with the same digests', async () => {
     const { spawnSync } = await import('node:child_process');
     // Enough work (~125 MB) to keep the calling thread busy past the 15 ms after which workers may start.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readIdleMs, SpareCoreProbe } from '../src/internal/spare-core.js';
+import { readIdleMs, readRunning, SpareCoreProbe } from '../src/internal/spare-core.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -13,6 +13,31 @@ describe('readIdleMs', () => {
         throw new Error('ENOENT');
       }),
     ).toBeUndefined();
+  });
+});
+
+describe('readRunning', () => {
+  it('reads the runnable threads of the machine from /proc/stat', () => {
+    expect(readRunning(() => 'cpu  1 2 3 4\nctxt 99\nprocs_running 3\nprocs_blocked 0\n')).toBe(3);
+    expect(readRunning(() => 'cpu  1 2 3 4\n')).toBeUndefined();
+    expect(typeof readRunning()).toBe('number');
+  });
+});
+
+describe('SpareCoreProbe.spareNow', () => {
+  it('answers at once from the threads runnable now: no more than the cores, the caller included', () => {
+    const probe = (cores: number, running: number | undefined) =>
+      new SpareCoreProbe(
+        cores,
+        () => 0,
+        () => 0,
+        () => running,
+      ).spareNow();
+    expect(probe(2, 1)).toBe(true);
+    expect(probe(2, 2)).toBe(true);
+    expect(probe(2, 3)).toBe(false);
+    expect(probe(2, undefined)).toBe(false);
+    expect(probe(1, 1)).toBe(false);
   });
 });
 

@@ -149,7 +149,8 @@ async function* walkBatches(root: string, out: Output): AsyncGenerator<string[]>
   async function* directory(path: string, isRoot: boolean): AsyncGenerator<string[]> {
     const items: WalkEntry[] = [];
     try {
-      for await (const batch of walk(path, { maxDepth: 1, onError }).batches()) items.push(...batch);
+      for await (const batch of walk(path, { maxDepth: 1, syncReaddir: true, onError }).batches())
+        items.push(...batch);
     } catch (error) {
       // The command line's own directory fails the command, as any unreadable argument; one below it is skipped.
       if (isRoot) throw error;

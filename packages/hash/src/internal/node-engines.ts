@@ -1,6 +1,5 @@
-import { createHash, type Hash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
 import { createRequire } from 'node:module';
-import * as zlib from 'node:zlib';
 import type { HashAlgorithm } from '../types.js';
 import type { Engine, RawHasher } from './raw.js';
 import { wasmEngine } from './wasm.js';
@@ -74,6 +73,8 @@ const cryptoEngine: Engine = {
   create(algorithm) {
     const name = NODE_NAMES[algorithm];
     if (name === undefined) throw new Error(`node:crypto does not implement ${algorithm}`);
+    // node:crypto and node:zlib are loaded on first use (~5 ms each): most runs hash BLAKE3 only.
+    const { createHash } = process.getBuiltinModule('node:crypto');
     let h: Hash = createHash(name);
     return {
       update(data) {
@@ -92,13 +93,17 @@ const cryptoEngine: Engine = {
   },
 };
 
-// zlib.crc32 exists from Node 20.15 / 22.2; on older runtimes hash-wasm computes CRC-32.
-const zlibCrc32 = (zlib as { crc32?: (data: Uint8Array | string, value?: number) => number }).crc32;
+type Crc32 = (data: Uint8Array | string, value?: number) => number;
+
+/** zlib.crc32 exists from Node 20.15 / 22.2; on older runtimes hash-wasm computes CRC-32. */
+function zlibCrc32(): Crc32 | undefined {
+  return (process.getBuiltinModule('node:zlib') as { crc32?: Crc32 }).crc32;
+}
 
 const zlibEngine: Engine = {
   name: 'node:zlib',
   create() {
-    const crc32 = zlibCrc32!;
+    const crc32 = zlibCrc32()!;
     let value = 0;
     return {
       update(data) {
@@ -120,7 +125,7 @@ const zlibEngine: Engine = {
 export function engineFor(algorithm: HashAlgorithm): Engine {
   if (algorithm === 'blake3') return loadNative() !== null ? nativeEngine : wasmEngine;
   if (NODE_NAMES[algorithm] !== undefined) return cryptoEngine;
-  if (algorithm === 'crc32' && typeof zlibCrc32 === 'function') return zlibEngine;
+  if (algorithm === 'crc32' && typeof zlibCrc32() === 'function') return zlibEngine;
   return wasmEngine;
 }
 

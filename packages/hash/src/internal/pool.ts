@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { HashError } from '@fsw/errors';
 import type { HashAlgorithm, HashRange, HashResult } from '../types.js';
 import { CHUNK_BYTES, takeBuffer } from './file-checks.js';
@@ -135,7 +135,9 @@ class Pool {
   private grow(size: number): void {
     while (this.slots.length < size) {
       const data: WorkerData = { cancel: this.cancel };
-      const worker = new Worker(WORKER_URL, {
+      // Loaded here, not at import: a process that never starts a worker (one file) skips ~5 ms.
+      const { Worker } = process.getBuiltinModule('node:worker_threads');
+      const worker: Worker = new Worker(WORKER_URL, {
         workerData: data,
         name: '@fsw/hash',
         execArgv: workerExecArgv(),
@@ -318,13 +320,17 @@ class Pool {
     this.laneBuf ??= takeBuffer();
     const buf = this.laneBuf;
     let handedOver = false;
-    const slice = this.slots.length > 0 ? LANE_SLICE_SHARED_MS : LANE_SLICE_MS;
+    let setup = 0;
+    // While a worker starts up, nothing is to refill: the long slice.
+    const slice = this.slots.some((s) => s.started) ? LANE_SLICE_SHARED_MS : LANE_SLICE_MS;
     while (this.queueHead < this.queue.length && performance.now() - started < slice) {
       const q = this.queue[this.queueHead]!;
       const { message, pending } = q;
       const h = this.laneHashers.get(message.algorithm);
       if (h === undefined) {
         // First file of this algorithm here: create the hasher (hash-wasm compiles its module) and look again.
+        // Loading an engine is not hashing: it does not count towards LANE_ALONE_MS.
+        const loading = performance.now();
         try {
           await this.laneHasher(message.algorithm);
         } catch {
@@ -333,6 +339,7 @@ class Pool {
           this.bigQueue.push(q);
           handedOver = true;
         }
+        setup += performance.now() - loading;
         continue;
       }
       this.queueHead++;
@@ -380,7 +387,7 @@ class Pool {
         });
       }
     }
-    this.laneBusyMs += performance.now() - started;
+    this.laneBusyMs += performance.now() - started - setup;
     this.laneScheduled = false;
     if (this.queueHead === this.queue.length) {
       this.queue.length = 0;
@@ -423,6 +430,18 @@ class Pool {
       this.scheduled = true;
       queueMicrotask(() => this.dispatch());
     }
+  }
+
+  /**
+   * Starts one worker at once, before any file is queued, for a long run of files that is about to come: when a
+   * core is idle right now (`FSW_HASH_SMALL_WORKERS=1`: always; `0`: never). Its start-up (~60 ms of CPU, Node's
+   * own) then overlaps the caller's (loading a walk, listing the first directory) instead of delaying the hashing.
+   * No-op once a worker runs.
+   */
+  prestart(workers: number): void {
+    if (this.unavailable || this.slots.length > 0 || workers < 2) return;
+    this.target = workers;
+    if (this.smallWorkers === '1' || (this.smallWorkers !== '0' && this.probe.spareNow())) this.grow(1);
   }
 
   /** Stops every worker (they are re-created on the next batch). */

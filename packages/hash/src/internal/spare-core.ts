@@ -6,16 +6,29 @@ const MS_PER_TICK = 10;
 /** A window shorter than this holds too few ticks to tell an idle core from a busy one. */
 const MIN_WINDOW_MS = 20;
 
+const readProcStat = () => readFileSync('/proc/stat', 'latin1');
+
 /** Idle time (idle + iowait) of all cores so far, in ms, from /proc/stat; undefined where there is none. */
-export function readIdleMs(
-  read: () => string = () => readFileSync('/proc/stat', 'latin1'),
-): number | undefined {
+export function readIdleMs(read: () => string = readProcStat): number | undefined {
   try {
     const text = read();
     const fields = text.slice(0, text.indexOf('\n')).trim().split(/\s+/);
     if (fields[0] !== 'cpu') return undefined;
     const ticks = Number(fields[4]) + Number(fields[5] ?? 0);
     return Number.isFinite(ticks) ? ticks * MS_PER_TICK : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Threads running or ready to run right now on the whole machine (the calling one included), from the
+ * `procs_running` line of /proc/stat; undefined where there is none.
+ */
+export function readRunning(read: () => string = readProcStat): number | undefined {
+  try {
+    const match = /^procs_running (\d+)$/m.exec(read());
+    return match === null ? undefined : Number(match[1]);
   } catch {
     return undefined;
   }
@@ -38,7 +51,19 @@ export class SpareCoreProbe {
     private readonly cores: number = availableParallelism(),
     private readonly readIdle: () => number | undefined = readIdleMs,
     private readonly load: () => number = () => loadavg()[0]!,
+    private readonly running: () => number | undefined = readRunning,
   ) {}
+
+  /**
+   * An answer without a window, for a start before any work: true when at most as many threads are runnable right
+   * now as there are cores, the caller included — one of slack for the short-lived threads of its own start-up
+   * (V8 compiles and collects on helper threads). Without /proc/stat: false (let the window decide later).
+   */
+  spareNow(): boolean {
+    if (this.cores < 2) return false;
+    const n = this.running();
+    return n !== undefined && n <= this.cores;
+  }
 
   /** Opens the window over which idleness is measured (no-op while one is open). */
   start(): void {
