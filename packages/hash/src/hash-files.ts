@@ -22,7 +22,7 @@ interface Item {
   readonly value: HashResult | HashError;
 }
 
-/** Paths known up front from which a worker may start before the first file (see `Pool.prestart`). */
+/** Paths taken, all at once before any is hashed, from which a worker may start at once (see `Pool.prestart`). */
 const PRESTART_FILES = 64;
 
 function resolveConcurrency(value: number | undefined): number {
@@ -217,8 +217,6 @@ async function* settle(source: PathSource, options: CoreOptions): AsyncGenerator
   const inline = concurrency === 1 || (known !== undefined && known.length <= 1);
   const pool = inline ? undefined : getPool();
   const batch = pool?.batch() ?? 0;
-  // A long run, or one of unknown length (a walk): a worker may start now, while the input gets going.
-  if (known === undefined || known.length >= PRESTART_FILES) pool?.prestart(concurrency);
   // Cancels files hashed on this thread (all of them when inline; only fallbacks otherwise).
   const local = new AbortController();
   const onAbort = () => {
@@ -287,6 +285,8 @@ async function* settle(source: PathSource, options: CoreOptions): AsyncGenerator
         if (path === undefined) break;
         const index = nextIndex++;
         if (known === undefined) progress.filesTotal = nextIndex;
+        // A long run (of a walk: its first directory or two): a worker may start now, while the rest comes.
+        if (nextIndex === PRESTART_FILES) pool?.prestart(concurrency);
         launch(index, path);
       }
       if (ready.length === 0) {

@@ -217,39 +217,42 @@ describe('the warm pool', () => {
 });
 
 describe('runs of small files', () => {
-  it('start a worker before the first file when their count is unknown (a walk), and only then', async () => {
+  it('start a worker as soon as 64 paths are taken, before hashing, and never for fewer', async () => {
     const { spawnSync } = await import('node:child_process');
-    // Three tiny files take the calling thread microseconds: without the early start, no worker would run. Workers
+    // Tiny files take the calling thread microseconds: without the early start, no worker would run. Workers
     // started are counted at the constructor (the pool takes it from node:worker_threads when it starts one).
+    const tiny = Array.from({ length: 64 }, (_, i) => {
+      const p = join(dir, `t${i}`);
+      writeFileSync(p, `${i}`);
+      return p;
+    });
     const script = `
       import { readFileSync } from 'node:fs';
       import { hashFiles } from '@fsw/hash';
       const wt = process.getBuiltinModule('node:worker_threads');
       let added = 0;
       wt.Worker = class extends wt.Worker { constructor(...a) { super(...a); added++; } };
-      const paths = readFileSync(0, 'utf8').split('\\n');
+      const paths = readFileSync(0, 'utf8').split('\\n').slice(0, Number(process.argv[1]));
       async function* walk() { yield* paths; }
-      const res = await hashFiles(process.argv[1] === 'walk' ? walk() : paths, { concurrency: 2 });
+      const res = await hashFiles(process.argv[2] === 'walk' ? walk() : paths, { concurrency: 2 });
       process.stdout.write(JSON.stringify({ added, digests: res.map((r) => r.digest) }));`;
-    const tiny = [1, 3, 5];
-    const all = await expected();
-    const want = tiny.map((i) => all[i]!);
-    for (const [input, workers] of [
-      ['walk', true],
-      ['array', false],
+    const want = (await hashFiles(tiny, { concurrency: 1 })).map((r) => r.digest);
+    for (const [count, input, workers] of [
+      [64, 'walk', true],
+      [64, 'array', true],
+      [63, 'walk', false],
     ] as const) {
-      const res = spawnSync(process.execPath, ['--input-type=module', '-e', script, input], {
+      const res = spawnSync(process.execPath, ['--input-type=module', '-e', script, `${count}`, input], {
         cwd: new URL('.', import.meta.url),
-        input: tiny.map((i) => files[i]!).join('\n'),
+        input: tiny.join('\n'),
         encoding: 'utf8',
         env: { ...process.env, FSW_HASH_SMALL_WORKERS: '1' },
         timeout: 30_000,
       });
       expect(res.status, res.stderr).toBe(0);
       const out = JSON.parse(res.stdout) as { added: number; digests: string[] };
-      expect(out.digests).toEqual(want);
-      if (workers) expect(out.added).toBeGreaterThan(0);
-      else expect(out.added).toBe(0);
+      expect(out.digests).toEqual(want.slice(0, count));
+      expect(out.added > 0, `${count} ${input}`).toBe(workers);
     }
   });
 
