@@ -333,7 +333,7 @@ export function openGrpcRemote(url: URL, settings: CallSettings, rootCerts: Uint
         const onAbort = () => call.cancel();
         signal?.addEventListener('abort', onAbort, { once: true });
         let current: string | undefined;
-        let chunks: Buffer[] = [];
+        let chunks: Uint8Array[] = [];
         const hand = async (d: string, bytes: Uint8Array | undefined) => {
           // Never retried nor remapped: a refusal of onObject (a digest mismatch…) ends the read as it is.
           await onObject(d, bytes);
@@ -343,7 +343,7 @@ export function openGrpcRemote(url: URL, settings: CallSettings, rootCerts: Uint
           for await (const msg of call as AsyncIterable<ReadObjectResponse>) {
             watchdog.kick();
             if (msg.digest !== undefined && msg.digest !== '') {
-              if (current !== undefined) await hand(current, Buffer.concat(chunks));
+              if (current !== undefined) await hand(current, joined(chunks));
               current = undefined;
               chunks = [];
               const d = normalizeOrProtocol(msg.digest);
@@ -358,10 +358,11 @@ export function openGrpcRemote(url: URL, settings: CallSettings, rootCerts: Uint
             } else if (current === undefined) {
               throw remoteError('E_PROTOCOL', settings, `${what}: bytes before any digest`);
             }
-            if (msg.data.length > 0) chunks.push(Buffer.from(msg.data));
+            // A view of the received message, not a copy: an object sent as one message is handed on as it came.
+            if (msg.data.length > 0) chunks.push(msg.data);
             watchdog.kick();
           }
-          if (current !== undefined) await hand(current, Buffer.concat(chunks));
+          if (current !== undefined) await hand(current, joined(chunks));
           if (done !== wanted.length) {
             throw remoteError(
               'E_PROTOCOL',
@@ -513,6 +514,12 @@ async function* objectMessages(
     yield { digest, data: chunk };
   }
   if (!sent) yield { digest, data: new Uint8Array(0) };
+}
+
+/** The chunks of one object as one array: the only chunk itself, else a copy of them all. */
+function joined(chunks: readonly Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  return Buffer.concat(chunks);
 }
 
 function RemoteErrorLike(e: unknown): e is { code: string } {
