@@ -574,18 +574,22 @@ export function decodeObjectBatch(body: Uint8Array): BatchFrame[] {
 }
 
 /**
- * The path the fstree C++ HTTP client uses for a digest string `s`: `<base>/<s[0:2]>/<s[2:8]>/<s[8:]>`, i.e.
- * `<base>/bl/ake3:X/<rest>` for a BLAKE3 digest. `base` is the URL path of the remote (no trailing slash needed).
+ * The path the fstree C++ HTTP client uses for a digest string `s`: `<base>/<s[0:2]>/<s[2:8]>/<s[6:]>`. The last
+ * segment overlaps the second by two characters, so a BLAKE3 digest `blake3:<hex>` lands at
+ * `<base>/bl/ake3:<hex[0]>/:<hex>` (observed from the real client, which PUTs, HEADs and GETs exactly these paths).
+ * `base` is the URL path of the remote (no trailing slash needed).
  * @default base ''
  */
 export function fstreeClientPath(digest: string, base = ''): string {
   const b = base.endsWith('/') ? base.slice(0, -1) : base;
-  return `${b}/${digest.slice(0, 2)}/${digest.slice(2, 8)}/${digest.slice(8)}`;
+  return `${b}/${digest.slice(0, 2)}/${digest.slice(2, 8)}/${digest.slice(6)}`;
 }
 
 /**
  * The digest named by an fstree-client path (the inverse of {@link fstreeClientPath}), or `undefined` when
- * `pathname` is not of that form. Percent-escapes (`%3A` for `:`) are decoded.
+ * `pathname` is not of that form. Percent-escapes (`%3A` for `:`) are decoded. The non-overlapping split
+ * `<s[0:2]>/<s[2:8]>/<s[8:]>` that `fstreeClientPath` produced up to @fsw/remote 0.1.0 is read too (the two forms
+ * cannot be confused: they give digests of different lengths).
  * @default base ''
  */
 export function digestFromFstreeClientPath(pathname: string, base = ''): string | undefined {
@@ -593,14 +597,20 @@ export function digestFromFstreeClientPath(pathname: string, base = ''): string 
   if (!pathname.startsWith(`${b}/`)) return undefined;
   const parts = pathname.slice(b.length + 1).split('/');
   if (parts.length !== 3) return undefined;
-  let joined: string;
+  let decoded: string[];
   try {
-    joined = parts.map((p) => decodeURIComponent(p)).join('');
+    decoded = parts.map((p) => decodeURIComponent(p));
   } catch {
     return undefined;
   }
-  if (parts[0]!.length !== 2 || decodeURIComponent(parts[1]!).length !== 6) return undefined;
-  return isDigest(joined) ? normalizeDigest(joined) : undefined;
+  const [head, middle, tail] = decoded as [string, string, string];
+  if (head.length !== 2 || middle.length !== 6 || tail.length < 2) return undefined;
+  if (tail.startsWith(middle.slice(4))) {
+    const overlapped = head + middle + tail.slice(2);
+    if (isDigest(overlapped)) return normalizeDigest(overlapped);
+  }
+  const concatenated = head + middle + tail;
+  return isDigest(concatenated) ? normalizeDigest(concatenated) : undefined;
 }
 
 /**

@@ -200,11 +200,18 @@ describe('HTTP paths', () => {
     expect(digestFromObjectPath(`/objects/${HEX}`)).toBe(D);
     expect(digestFromObjectPath(`/objects/blake3%3A${HEX}`)).toBe(D);
     expect(digestFromObjectPath('/objects/nope')).toBeUndefined();
-    expect(fstreeClientPath(D)).toBe(`/bl/ake3:d/${D.slice(8)}`);
-    expect(fstreeClientPath(D, '/cache/')).toBe(`/cache/bl/ake3:d/${D.slice(8)}`);
+    // The real fstree client's split: s[0:2] / s[2:8] / s[6:] (the last segment starts with ':' + the whole hex).
+    expect(fstreeClientPath(D)).toBe(`/bl/ake3:d/:${HEX}`);
+    expect(fstreeClientPath(D, '/cache/')).toBe(`/cache/bl/ake3:d/:${HEX}`);
     expect(digestFromFstreeClientPath(fstreeClientPath(D, '/cache'), '/cache')).toBe(D);
-    expect(digestFromFstreeClientPath(`/bl/ake3%3Ad/${D.slice(8)}`)).toBe(D);
+    expect(digestFromFstreeClientPath(`/bl/ake3%3Ad/%3A${HEX}`)).toBe(D);
+    const sha1 = `sha1:${'ab'.repeat(20)}`;
+    expect(fstreeClientPath(sha1)).toBe(`/sh/a1:aba/${sha1.slice(6)}`);
+    expect(digestFromFstreeClientPath(fstreeClientPath(sha1))).toBe(sha1);
+    // The non-overlapping split of earlier versions is still read.
+    expect(digestFromFstreeClientPath(`/bl/ake3:d/${D.slice(8)}`)).toBe(D);
     expect(digestFromFstreeClientPath('/bl/ake3:d/zz')).toBeUndefined();
+    expect(digestFromFstreeClientPath(`/bl/ake3:e/:${HEX}`)).toBeUndefined();
   });
 
   it('builds and reads the batch query', () => {

@@ -58,7 +58,7 @@ describe('token authentication', () => {
           body: JSON.stringify({ blobs: [stored] }),
           headers,
         }),
-        fetch(`${base}/${stored.slice(0, 2)}/${stored.slice(2, 8)}/${stored.slice(8)}`, { headers }),
+        fetch(`${base}/${stored.slice(0, 2)}/${stored.slice(2, 8)}/${stored.slice(6)}`, { headers }),
         fetch(`${base}/metrics`, { headers }),
         fetch(`${base}/objects?write`, {
           method: 'POST',

@@ -146,10 +146,11 @@ describe('fstree wire compatibility (test vectors)', () => {
     expect(await pullAndCheckout(root, 'grpc', readObject)).toBe(root);
   });
 
-  it('an fstree-style HTTP client pushes with HEAD/PUT on <base>/bl/ake3:X/<rest> and pulls with GET', async () => {
+  it('an fstree-style HTTP client pushes with HEAD/PUT on <base>/bl/ake3:X/:<hex> and pulls with GET', async () => {
     const root = VECTORS.ignore;
     const base = `${server.addresses.http?.url}/fstree`;
-    const at = (d: string) => `${base}/${d.slice(0, 2)}/${d.slice(2, 8)}/${d.slice(8)}`;
+    // The real client's split of the digest string: s[0:2] / s[2:8] / s[6:].
+    const at = (d: string) => `${base}/${d.slice(0, 2)}/${d.slice(2, 8)}/${d.slice(6)}`;
     const pushed: string[] = [];
     const push = async (digest: string, kind: 'file' | 'tree'): Promise<void> => {
       if (kind === 'tree')

@@ -56,19 +56,53 @@ describe('HTTP object API', () => {
     expect(Buffer.from(await got.arrayBuffer()).equals(body)).toBe(true);
   });
 
-  it("answers the fstree C++ client's <base>/bl/ake3:X/<rest> paths, with and without a base path", async () => {
+  it("answers the fstree C++ client's requests on <base>/bl/ake3:X/:<hex>, with and without a base path", async () => {
+    // Shaped as the real client (libcurl) sends them, observed from a build of it: the digest string s split as
+    // s[0:2] / s[2:8] / s[6:] (the last segment repeats ':' and the first hex digit), `Accept: */*`, and every PUT
+    // with `Content-Length` and `Expect: 100-continue`, the body sent only after `100 Continue`.
     const body = bytesOf(5000, 4);
     const digest = await digestOf(body);
-    const split = `${digest.slice(0, 2)}/${digest.slice(2, 8)}/${digest.slice(8)}`;
-    expect(split.startsWith('bl/ake3:')).toBe(true);
+    const split = `${digest.slice(0, 2)}/${digest.slice(2, 8)}/${digest.slice(6)}`;
+    expect(split).toBe(`bl/ake3:${digest[7]}/:${digest.slice(7)}`);
+    const curl = (method: string, path: string, payload?: Uint8Array) =>
+      new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
+        const headers: Record<string, string | number> = { accept: '*/*' };
+        if (payload) Object.assign(headers, { 'content-length': payload.length, expect: '100-continue' });
+        const req = request(`${base}${path}`, { method, headers });
+        req.on('continue', () => req.end(payload));
+        req.on('response', (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        });
+        req.on('error', reject);
+        if (payload) req.flushHeaders();
+        else req.end();
+      });
 
-    expect((await fetch(`${base}/cache/${split}`, { method: 'HEAD' })).status).toBe(404);
-    expect((await put(`/cache/${split}`, body)).status).toBe(201);
-    expect((await fetch(`${base}/cache/${split}`, { method: 'HEAD' })).status).toBe(200);
-    const got = await fetch(`${base}/${split}`);
-    expect(Buffer.from(await got.arrayBuffer()).equals(body)).toBe(true);
+    expect((await curl('HEAD', `/cache/${split}`)).status).toBe(404);
+    expect((await curl('PUT', `/cache/${split}`, body)).status).toBe(201);
+    expect((await storedObjects(dir)).get(digest)?.equals(body)).toBe(true);
+    expect((await curl('HEAD', `/cache/${split}`)).status).toBe(200);
+    expect((await curl('PUT', `/${split}`, body)).status).toBe(200);
+    const got = await curl('GET', `/${split}`);
+    expect(got.status).toBe(200);
+    expect(got.body.equals(body)).toBe(true);
     // Same store behind both path styles.
     expect((await fetch(`${base}/objects/${digest}`, { method: 'HEAD' })).status).toBe(200);
+    // A split that does not overlap as the client's does names no object.
+    expect(
+      (await curl('HEAD', `/${digest.slice(0, 2)}/${digest.slice(2, 8)}/:x${digest.slice(8)}`)).status,
+    ).toBe(404);
+  });
+
+  it('still reads the non-overlapping <s[0:2]>/<s[2:8]>/<s[8:]> split of earlier @fsw/remote versions', async () => {
+    const body = bytesOf(3000, 5);
+    const digest = await digestOf(body);
+    const split = `${digest.slice(0, 2)}/${digest.slice(2, 8)}/${digest.slice(8)}`;
+    expect((await put(`/cache/${split}`, body)).status).toBe(201);
+    const got = await fetch(`${base}/${split}`);
+    expect(Buffer.from(await got.arrayBuffer()).equals(body)).toBe(true);
   });
 
   it('refuses bytes that do not hash to the digest, storing nothing', async () => {

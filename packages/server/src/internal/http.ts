@@ -1,7 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { RemoteError } from '@fsw/errors';
-import { decodeObjectBatch, OBJECT_BATCH_TYPE, WRITE_BATCH_HEADER } from '@fsw/remote';
+import {
+  decodeObjectBatch,
+  digestFromFstreeClientPath,
+  OBJECT_BATCH_TYPE,
+  WRITE_BATCH_HEADER,
+} from '@fsw/remote';
 import { classify, publicMessage, type ServiceContext } from './context.js';
 import { type Digest, parseDigest } from './digest.js';
 
@@ -19,7 +24,7 @@ interface Outcome {
 
 /**
  * The HTTP front-end: the jolt-cache object API (`HEAD`/`GET`/`PUT /objects/<digest>`, `POST /objects?missing|present`),
- * the fstree C++ client's `<base>/<s[0:2]>/<s[2:8]>/<s[8:]>` paths, `/healthz` and `/metrics`.
+ * the fstree C++ client's `<base>/<s[0:2]>/<s[2:8]>/<s[6:]>` paths, `/healthz` and `/metrics`.
  */
 export function createHttpHandler(ctx: ServiceContext) {
   return (req: IncomingMessage, res: ServerResponse): void => {
@@ -154,12 +159,10 @@ function objectDigestText(path: string): string | undefined {
     return undefined;
   }
   if (segments[last - 1] === 'objects' && decoded[decoded.length - 1]) return decoded[decoded.length - 1];
-  // The fstree C++ client: the digest string split after 2 and 8 characters, under any base path.
-  if (decoded.length === 3 && decoded[0]?.length === 2 && decoded[1]?.length === 6 && decoded[2]) {
-    const joined = decoded.join('');
-    return parseDigest(joined) ? joined : undefined;
-  }
-  return undefined;
+  // The fstree C++ client, under any base path: `<s[0:2]>/<s[2:8]>/<s[6:]>` (the last segment repeats two characters
+  // of the middle one: `bl/ake3:X/:<hex>`), as the real client sends it.
+  if (last < 3) return undefined;
+  return digestFromFstreeClientPath(`/${segments.slice(last - 2).join('/')}`);
 }
 
 function objectDigest(path: string): Digest | undefined {
