@@ -330,3 +330,70 @@ describe('checkout', () => {
     );
   });
 });
+
+describe('checkout over a folder the fstree C++ tool wrote', () => {
+  /**
+   * `.fstree/index` as the fstree tool leaves it after a checkout (same path as ours, its own format): u16 magic
+   * 0x3ee3, u16 version 1, then per path u64 length + path, u64 length + digest, u32 status, i64 mtime (ns), and for
+   * a symlink u64 length + target; little-endian.
+   */
+  async function writeFstreeIndex(dir: string, paths: readonly string[]): Promise<void> {
+    const parts: Buffer[] = [Buffer.from([0xe3, 0x3e, 0x01, 0x00])];
+    const u64 = (n: number) => {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64LE(BigInt(n));
+      return b;
+    };
+    for (const rel of paths) {
+      const st = await lstat(join(dir, rel), { bigint: true });
+      const kind = st.isSymbolicLink() ? 4 : st.isDirectory() ? 2 : 1;
+      // Digests as fstree records them (a file's blake3, a folder's tree; none for a symlink); not relied upon.
+      const digest = kind === 4 ? '' : `blake3:${(kind === 1 ? '0' : '1').repeat(64)}`;
+      const status = Buffer.alloc(12);
+      status.writeUInt32LE((kind << 24) | Number(st.mode & 0o7777n), 0);
+      status.writeBigInt64LE(st.mtimeNs, 4);
+      parts.push(
+        u64(Buffer.byteLength(rel)),
+        Buffer.from(rel),
+        u64(digest.length),
+        Buffer.from(digest),
+        status,
+      );
+      if (kind === 4) {
+        const target = await readlink(join(dir, rel));
+        parts.push(u64(Buffer.byteLength(target)), Buffer.from(target));
+      }
+    }
+    await mkdir(join(dir, '.fstree'), { recursive: true });
+    await writeFile(join(dir, '.fstree', 'index'), Buffer.concat(parts));
+  }
+
+  it("updates the files of folders listed in fstree's index instead of refusing them as foreign", async () => {
+    const src = join(tmp, 'src');
+    await mkdir(join(src, 'sub', 'deeper'), { recursive: true });
+    await writeFile(join(src, 'a.txt'), 'a');
+    await writeFile(join(src, 'sub', 'b.txt'), 'version 1');
+    await writeFile(join(src, 'sub', 'deeper', 'c.txt'), 'c');
+    await symlink('b.txt', join(src, 'sub', 'link'));
+    const t1 = await writeTree(src, { store, index: false });
+
+    // The folder as `fstree checkout` leaves it: the tree's files, and fstree's own index.
+    const out = join(tmp, 'out');
+    await checkout(t1, out, { store, index: false });
+    await writeFstreeIndex(out, ['a.txt', 'sub', 'sub/b.txt', 'sub/deeper', 'sub/deeper/c.txt', 'sub/link']);
+
+    await writeFile(join(src, 'sub', 'b.txt'), 'version 2');
+    await rm(join(src, 'sub', 'deeper', 'c.txt'));
+    const t2 = await writeTree(src, { store, index: false });
+    await checkout(t2, out, { store });
+    expect(await hashTree(out)).toBe(t2);
+    expect(await readFile(join(out, 'sub', 'b.txt'), 'utf8')).toBe('version 2');
+
+    // A folder that index does not list stays protected.
+    await writeFstreeIndex(out, ['a.txt']);
+    await mkdir(join(out, 'theirs'));
+    await writeFile(join(out, 'theirs', 'f'), 'work');
+    await expectTreeError(checkout(t1, out, { store }), 'E_NOT_EMPTY');
+    expect(await readFile(join(out, 'theirs', 'f'), 'utf8')).toBe('work');
+  });
+});

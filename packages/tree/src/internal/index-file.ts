@@ -83,7 +83,74 @@ export async function loadIndexView(dir: string): Promise<IndexView> {
   } catch {
     return IndexView.empty();
   }
+  if (isFstreeIndex(bytes)) {
+    const records = parseFstreeIndex(bytes);
+    return records ? IndexView.parse(encodeIndex(records).bytes, indexMtimeMs) : IndexView.empty();
+  }
   return IndexView.parse(bytes, indexMtimeMs);
+}
+
+// The index the fstree C++ tool keeps at the same path (`.fstree/index`), as it writes it after a write-tree or a
+// checkout (read from files it wrote): u16 magic 0x3ee3, u16 version 1, then per path: u64 path length and the path
+// (relative, `/`-separated), u64 digest length and the digest string, u32 status (permission bits | 1<<24 file,
+// 2<<24 folder, 4<<24 symlink), i64 mtime in nanoseconds, and for a symlink a u64 length and its target; all
+// little-endian. It has no sizes or inodes, so its file records are never trusted to skip hashing; what it gives
+// is which folders and files that tool wrote, so that a checkout over its work updates them instead of refusing.
+const FSTREE_INDEX_HEAD = Buffer.from([0xe3, 0x3e, 0x01, 0x00]);
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+
+function isFstreeIndex(bytes: Buffer): boolean {
+  return bytes.length >= 4 && bytes.subarray(0, 4).equals(FSTREE_INDEX_HEAD);
+}
+
+/** The records of an fstree index, or `undefined` when it is malformed. */
+function parseFstreeIndex(bytes: Buffer): [string, IndexRecord][] | undefined {
+  const records: [string, IndexRecord][] = [];
+  let at = 4;
+  const length = (): number | undefined => {
+    if (at + 8 > bytes.length) return undefined;
+    const n = bytes.readBigUInt64LE(at);
+    at += 8;
+    return n > BigInt(bytes.length - at) ? undefined : Number(n);
+  };
+  while (at < bytes.length) {
+    const pathLength = length();
+    if (pathLength === undefined) return undefined;
+    const path = bytes.toString('utf8', at, at + pathLength);
+    at += pathLength;
+    const digestLength = length();
+    if (digestLength === undefined) return undefined;
+    const digest = bytes.toString('latin1', at, at + digestLength);
+    at += digestLength;
+    if (at + 12 > bytes.length) return undefined;
+    const status = bytes.readUInt32LE(at);
+    const mtimeNs = bytes.readBigInt64LE(at + 4);
+    at += 12;
+    const kind = status >>> 24;
+    const type = kind === 1 ? 'file' : kind === 2 ? 'dir' : kind === 4 ? 'symlink' : undefined;
+    if (type === 'symlink') {
+      const targetLength = length();
+      if (targetLength === undefined) return undefined;
+      at += targetLength;
+    }
+    if (type === undefined || path === '') continue;
+    const mode = (status & 0o7777) | (type === 'file' ? S_IFREG : type === 'dir' ? S_IFDIR : S_IFLNK);
+    records.push([
+      path,
+      {
+        type,
+        digest: type === 'file' ? digest : '',
+        mode,
+        size: 0,
+        mtimeMs: Number(mtimeNs) / 1e6,
+        ino: 0,
+        racy: true,
+      },
+    ]);
+  }
+  return records;
 }
 
 const FAN_NAMES: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
@@ -309,20 +376,11 @@ export interface IndexExtras {
   readonly stamps: StoreStamps | undefined;
 }
 
-/** Writes the index atomically (temp + rename). Returns false when `.fstree` cannot be created (read-only dir). */
-export async function saveIndex(
-  dir: string,
+/** The index file's bytes (see the format above), and the newest mtime of a trusted file record. */
+function encodeIndex(
   records: Iterable<readonly [string, IndexRecord]>,
   extras: IndexExtras = { trees: false, stamps: undefined },
-): Promise<boolean> {
-  const folder = join(dir, INDEX_DIR);
-  try {
-    await mkdir(folder, { recursive: true });
-  } catch (error) {
-    const code = (error as { code?: string }).code;
-    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return false;
-    throw fromErrno(error, { path: folder, family: TreeError, action: 'create index folder' });
-  }
+): { bytes: Buffer; newest: number } {
   const stampBlock = encodeStamps(extras.stamps);
   let size = MAGIC.length + 5 + stampBlock.length;
   let newest = 0;
@@ -352,6 +410,24 @@ export async function saveIndex(
     at += HEAD + pathLength;
     at += bytes.write(digest, at, 'latin1');
   }
+  return { bytes, newest };
+}
+
+/** Writes the index atomically (temp + rename). Returns false when `.fstree` cannot be created (read-only dir). */
+export async function saveIndex(
+  dir: string,
+  records: Iterable<readonly [string, IndexRecord]>,
+  extras: IndexExtras = { trees: false, stamps: undefined },
+): Promise<boolean> {
+  const folder = join(dir, INDEX_DIR);
+  try {
+    await mkdir(folder, { recursive: true });
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return false;
+    throw fromErrno(error, { path: folder, family: TreeError, action: 'create index folder' });
+  }
+  const { bytes, newest } = encodeIndex(records, extras);
   // A record is trusted only when older than the index file (the racy-clean rule). Files changed a moment ago share
   // its timestamp tick; on filesystems with fine timestamps one tick of waiting (<= 10 ms on a coarse kernel clock)
   // makes the index newer, so that the next run can skip them. On 1-2 s filesystems they just stay untrusted.
