@@ -489,7 +489,9 @@ export function encodeBatchQuery(digests: readonly string[]): string {
 
 /**
  * Reads a batch answer: `{"blobs": [...]}` (the digests that are missing, resp. present). Also accepts
- * `{"missing": [...]}`/`{"present": [...]}` and a bare JSON array, which other servers send.
+ * `{"missing": [...]}`/`{"present": [...]}` and a bare JSON array, which other servers send. jolt-cache answers
+ * `{"missing": [...], "present": [...]}` with both keys always there and `null` for an empty list, so a `null` list
+ * under the key asked for is an empty answer.
  * @throws RemoteError E_PROTOCOL when the body is none of these
  */
 export function decodeBatchAnswer(body: string, which: 'missing' | 'present'): string[] {
@@ -499,11 +501,13 @@ export function decodeBatchAnswer(body: string, which: 'missing' | 'present'): s
   } catch (cause) {
     throw new RemoteError('E_PROTOCOL', `batch ${which} answer is not JSON`, { cause });
   }
-  const list = Array.isArray(value)
-    ? value
-    : typeof value === 'object' && value !== null
-      ? ((value as Record<string, unknown>).blobs ?? (value as Record<string, unknown>)[which])
-      : undefined;
+  let list: unknown;
+  if (Array.isArray(value)) list = value;
+  else if (typeof value === 'object' && value !== null) {
+    const record = value as Record<string, unknown>;
+    const key = record.blobs !== undefined ? 'blobs' : which;
+    list = record[key] === null ? [] : record[key];
+  }
   if (!Array.isArray(list) || !list.every((d) => typeof d === 'string')) {
     throw new RemoteError('E_PROTOCOL', `batch ${which} answer has no "blobs" list of strings`);
   }

@@ -274,7 +274,20 @@ export function openGrpcRemote(url: URL, settings: CallSettings, rootCerts: Uint
     const onAbort = () => call?.cancel();
     signal?.addEventListener('abort', onAbort, { once: true });
     const answered = new Promise<void>((resolve, reject) => {
-      call = client.WriteObject(md, (err) => (err ? reject(err) : resolve()));
+      // A server may end the call with an OK status and no WriteObjectResponse (jolt-cache does: the message is
+      // empty, so it sends none). grpc-js reports that as UNIMPLEMENTED "No message received"; the 'status' event,
+      // emitted right after the callback, carries the status the server really sent, so decide there.
+      let noMessage: grpc.ServiceError | undefined;
+      call = client.WriteObject(md, (err) => {
+        if (!err) return resolve();
+        if (err.code === grpc.status.UNIMPLEMENTED) noMessage = err;
+        else reject(err);
+      });
+      call.on('status', (status: grpc.StatusObject) => {
+        if (noMessage === undefined) return;
+        if (status.code === grpc.status.OK) resolve();
+        else reject(noMessage);
+      });
     });
     answered.catch(() => {});
     const stream = call!;

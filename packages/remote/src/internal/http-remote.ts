@@ -23,6 +23,9 @@ import { chunksOf, openSource } from './source.js';
 /** Digests per batch POST: ~700 KB of JSON. */
 const BATCH = 10_000;
 
+/** Answers to the batch query after which the client stops asking it and sends a `HEAD` per object instead. */
+const BATCH_UNSUPPORTED = new Set([400, 404, 405, 415, 422, 500, 501]);
+
 interface Response {
   readonly status: number;
   readonly headers: http.IncomingHttpHeaders;
@@ -61,7 +64,7 @@ export function openHttpRemote(url: URL, settings: CallSettings, layout: 'jolt' 
   const base = url.pathname.replace(/\/+$/, '');
   const pathOf = (digest: string) =>
     layout === 'fstree' ? fstreeClientPath(digest, base) : `${base}${objectPath(digest)}`;
-  // Set once the server answers the batch query with 404/405/501: we then HEAD each object instead.
+  // Cleared once the server answers the batch query with a status in BATCH_UNSUPPORTED: we then HEAD each object.
   let batchSupported = layout === 'jolt';
   /** The server announced the batch upload (`POST /objects?write`) in a batch-query answer. */
   let batchWrites = false;
@@ -206,7 +209,9 @@ export function openHttpRemote(url: URL, settings: CallSettings, layout: 'jolt' 
         signal,
         what: `POST ${batchPath(which)}`,
       });
-      if (res.status === 404 || res.status === 405 || res.status === 501) {
+      // Not offered (404/405/501), or not understood: jolt-cache builds that cannot decode digest strings answer
+      // 500 (`{"message":"Bad request: ... Unmarshal type error ..."}`), others 400/415/422. HEAD per object then.
+      if (BATCH_UNSUPPORTED.has(res.status)) {
         res.body.resume();
         return undefined;
       }
