@@ -68,7 +68,7 @@ async function startNoMessageGrpc(status: number) {
 }
 
 /** The HTTP object API as that jolt-cache build serves it; `batch` chooses how it answers the batch query. */
-async function startJoltLikeHttp(batch: 'broken' | 'null-lists') {
+async function startJoltLikeHttp(batch: 'broken' | 'null-lists' | 'flaky') {
   const objects = new Map<string, Buffer>();
   const requests: string[] = [];
   const server = http.createServer((req, res) => {
@@ -84,7 +84,8 @@ async function startJoltLikeHttp(batch: 'broken' | 'null-lists') {
         res.end(JSON.stringify(value));
       };
       if (req.method === 'POST' && url.pathname === '/objects') {
-        if (batch === 'broken') {
+        // 'flaky': only the first query fails, as a server that is briefly overloaded.
+        if (batch === 'broken' || (batch === 'flaky' && count(requests, 'POST /objects?missing') === 1)) {
           return json(500, {
             message:
               'Bad request: code=400, message=Unmarshal type error: expected=utils.Digest, got=string, field=blobs',
@@ -147,27 +148,47 @@ describe('jolt-cache compatibility', () => {
     }
   });
 
-  it('HTTP: a batch query answered 500 falls back to HEAD per object, once, and the push completes', async () => {
+  it('HTTP: a batch query still answered 500 after the retries falls back to HEAD per object, once, and the push completes', async () => {
     const server = await startJoltLikeHttp('broken');
     const local = openStore(join(tmp.dir, 'local'));
     const root = await putSpec(local, sampleSpec(5));
     const all = await reachable(local, root);
     const total = all.trees.length + all.files.length;
-    const remote = openRemote(server.url, { retryDelayMs: 5 });
+    const remote = openRemote(server.url, { retries: 2, retryDelayMs: 5 });
     try {
       const first = await push(local, remote, root);
       expect(first.objectsUploaded).toBe(total);
-      expect(count(server.requests, 'POST /objects?missing')).toBe(1);
+      // The first query and its two retries.
+      expect(count(server.requests, 'POST /objects?missing')).toBe(3);
       expect(count(server.requests, 'PUT /objects/<d>')).toBe(total);
       const again = await push(local, remote, root);
       expect(again.objectsUploaded).toBe(0);
-      // The remote remembered the batch query is unusable: no second POST.
-      expect(count(server.requests, 'POST /objects?missing')).toBe(1);
+      // The remote remembered the batch query is unusable: no further POST.
+      expect(count(server.requests, 'POST /objects?missing')).toBe(3);
       const back = openStore(join(tmp.dir, 'back'));
       await pull(remote, back, root);
       for (const d of [...all.trees, ...all.files]) {
         expect(Buffer.from(await back.get(d)).equals(Buffer.from(await local.get(d))), d).toBe(true);
       }
+    } finally {
+      await remote.close();
+    }
+  });
+
+  it('HTTP: a batch query answered 500 once is retried and the batch query stays in use', async () => {
+    const server = await startJoltLikeHttp('flaky');
+    const local = openStore(join(tmp.dir, 'local'));
+    const root = await putSpec(local, sampleSpec(7));
+    const remote = openRemote(server.url, { retries: 2, retryDelayMs: 5 });
+    try {
+      await push(local, remote, root);
+      expect(count(server.requests, 'POST /objects?missing')).toBeGreaterThanOrEqual(2);
+      expect(count(server.requests, 'HEAD /objects/<d>')).toBe(0);
+      const before = count(server.requests, 'POST /objects?missing');
+      const again = await push(local, remote, root);
+      expect(again.objectsUploaded).toBe(0);
+      expect(count(server.requests, 'POST /objects?missing')).toBeGreaterThan(before);
+      expect(count(server.requests, 'HEAD /objects/<d>')).toBe(0);
     } finally {
       await remote.close();
     }

@@ -23,8 +23,11 @@ import { chunksOf, openSource } from './source.js';
 /** Digests per batch POST: ~700 KB of JSON. */
 const BATCH = 10_000;
 
-/** Answers to the batch query after which the client stops asking it and sends a `HEAD` per object instead. */
-const BATCH_UNSUPPORTED = new Set([400, 404, 405, 415, 422, 500, 501]);
+/**
+ * Answers to the batch query after which the client stops asking it and sends a `HEAD` per object instead. A 500 is
+ * retried first like any transient failure; only one that outlasts the retries counts (see `batchQuery`).
+ */
+const BATCH_UNSUPPORTED = new Set([400, 404, 405, 415, 422, 501]);
 
 interface Response {
   readonly status: number;
@@ -194,32 +197,42 @@ export function openHttpRemote(url: URL, settings: CallSettings, layout: 'jolt' 
     });
 
   /** The batch query; `undefined` when the server does not offer it. */
-  const batchQuery = (
+  const batchQuery = async (
     digests: readonly string[],
     which: 'missing' | 'present',
     signal: AbortSignal | undefined,
-  ): Promise<Set<string> | undefined> =>
-    withRetry(settings, signal, async () => {
-      const body = Buffer.from(encodeBatchQuery(digests));
-      const res = await send({
-        method: 'POST',
-        path: `${base}${batchPath(which)}`,
-        headers: { 'content-type': 'application/json', 'content-length': body.length },
-        body,
-        signal,
-        what: `POST ${batchPath(which)}`,
+  ): Promise<Set<string> | undefined> => {
+    let lastStatus = 0;
+    try {
+      return await withRetry(settings, signal, async () => {
+        lastStatus = 0;
+        const body = Buffer.from(encodeBatchQuery(digests));
+        const res = await send({
+          method: 'POST',
+          path: `${base}${batchPath(which)}`,
+          headers: { 'content-type': 'application/json', 'content-length': body.length },
+          body,
+          signal,
+          what: `POST ${batchPath(which)}`,
+        });
+        lastStatus = res.status;
+        // Not offered (404/405/501), or not understood (400/415/422): HEAD per object then.
+        if (BATCH_UNSUPPORTED.has(res.status)) {
+          res.body.resume();
+          return undefined;
+        }
+        if (res.status < 200 || res.status >= 300) throw await statusError(res, `POST ${batchPath(which)}`);
+        if (res.headers[WRITE_BATCH_HEADER] === '1') batchWrites = true;
+        const answer = decodeBatchAnswer(await drain(res.body), which);
+        return new Set(answer.map((d) => normalizeDigest(d)));
       });
-      // Not offered (404/405/501), or not understood: jolt-cache builds that cannot decode digest strings answer
-      // 500 (`{"message":"Bad request: ... Unmarshal type error ..."}`), others 400/415/422. HEAD per object then.
-      if (BATCH_UNSUPPORTED.has(res.status)) {
-        res.body.resume();
-        return undefined;
-      }
-      if (res.status < 200 || res.status >= 300) throw await statusError(res, `POST ${batchPath(which)}`);
-      if (res.headers[WRITE_BATCH_HEADER] === '1') batchWrites = true;
-      const answer = decodeBatchAnswer(await drain(res.body), which);
-      return new Set(answer.map((d) => normalizeDigest(d)));
-    });
+    } catch (error) {
+      // Still 500 after the retries: jolt-cache builds that cannot decode digest strings answer every query so
+      // (`{"message":"Bad request: ... Unmarshal type error ..."}`). HEAD per object then; a dead server still fails.
+      if (lastStatus === 500 && !signal?.aborted) return undefined;
+      throw error;
+    }
+  };
 
   const hasObjects = async (
     digests: readonly string[],
