@@ -1,7 +1,7 @@
 import { DedupError, type DedupErrorCode } from '@fsw/errors';
 import { ALGORITHMS, type HashAlgorithm, type HashRange, isHashAlgorithm } from '@fsw/hash';
 import { DigestCache, MemoryDigests } from './cache.js';
-import { type DigestKey, hashKey, hashTools, hexOfKey, keyOfHex } from './internal/hash-one.js';
+import { type DigestKey, hashKey, hashTools, hexOfKey, keyOfHex, pairKey } from './internal/hash-one.js';
 import { HELPER_MIN_FILES, startHelper } from './internal/helper.js';
 import type { SmallReply } from './internal/small-worker.js';
 import { byteCompareStage, sizeStage, splitBy, splitByKey } from './stages.js';
@@ -92,6 +92,10 @@ function bytesToRead(file: DedupFile, window: Window): number {
  * file hashed, on this thread with reused hashers and buffers (plus a helper thread for thousands of small files):
  * for a file of a few KiB a round trip to a worker costs several times the reading, and native BLAKE3 outruns the
  * reads of a large one. A file that cannot be read goes to `ctx.fail`.
+ *
+ * With `pairs`, `todo` holds pairs of files of equal size (`todo[2k]`, `todo[2k + 1]`), each read whole side by side:
+ * `found(2k, key)` is called for a pair that holds the same bytes (the key of either file), nothing for one that
+ * differs.
  */
 async function hashFiles(
   todo: readonly DedupFile[],
@@ -99,19 +103,22 @@ async function hashFiles(
   algorithm: HashAlgorithm,
   window: Window,
   found: (index: number, key: DigestKey) => void,
+  pairs = false,
+  failed?: (index: number) => void,
 ): Promise<void> {
   if (todo.length === 0) return;
+  const step = pairs ? 2 : 1;
   // Slices of at most SLICE_FILES files or about SLICE_BYTES bytes, as [from, to) of `todo`: the unit of work of
   // both threads.
   const bounds: number[] = [0];
   let chunkBytes = 0;
   let totalBytes = 0;
-  for (let i = 0; i < todo.length; i++) {
-    const n = bytesToRead(todo[i]!, window);
+  for (let i = 0; i < todo.length; i += step) {
+    const n = bytesToRead(todo[i]!, window) * step;
     chunkBytes += n;
     totalBytes += n;
-    if (i + 1 - bounds[bounds.length - 1]! >= SLICE_FILES || chunkBytes >= SLICE_BYTES) {
-      bounds.push(i + 1);
+    if (i + step - bounds[bounds.length - 1]! >= SLICE_FILES || chunkBytes >= SLICE_BYTES) {
+      bounds.push(i + step);
       chunkBytes = 0;
     }
   }
@@ -138,6 +145,7 @@ async function hashFiles(
               tail: window.tail,
               paths: slicePaths.join('\0'),
               sizes,
+              pairs,
             };
           },
           (slice, reply: SmallReply) => {
@@ -146,17 +154,19 @@ async function hashFiles(
             ctx.addBytes(reply.bytes);
             for (const [index, code, message] of reply.errors) {
               const path = todo[from + index]!.path;
+              failed?.(from + index);
               ctx.fail(new DedupError(code as DedupErrorCode, message, { path }));
             }
             const { crcs } = reply;
             if (crcs !== undefined) {
-              for (let i = 0; i < crcs.length; i++) if (!Number.isNaN(crcs[i])) found(from + i, crcs[i]!);
+              for (let i = 0; i < crcs.length; i++)
+                if (!Number.isNaN(crcs[i])) found(from + i * step, crcs[i]!);
               return;
             }
             const digests = reply.digests.split('\n');
             for (let i = 0; i < digests.length; i++) {
               const digest = digests[i]!;
-              if (digest !== '') found(from + i, digest);
+              if (digest !== '') found(from + i * step, digest);
             }
           },
         )
@@ -169,18 +179,25 @@ async function hashFiles(
       const from = bounds[slice]!;
       const to = bounds[slice + 1]!;
       try {
-        for (let i = from; i < to; i++) {
+        for (let i = from; i < to; i += step) {
           const file = todo[i]!;
-          let key: DigestKey;
+          let key: DigestKey | undefined;
           try {
-            key = hashKey(file.path, file.size, window.head, window.tail, tools);
+            if (pairs) {
+              const pair = pairKey(file.path, todo[i + 1]!.path, file.size, tools);
+              key = pair.key;
+              bytes += pair.bytes;
+            } else {
+              key = hashKey(file.path, file.size, window.head, window.tail, tools);
+              bytes += bytesToRead(file, window);
+            }
           } catch (error) {
             if (!DedupError.is(error)) throw error;
+            failed?.(pairs && error.path === todo[i + 1]!.path ? i + 1 : i);
             ctx.fail(error);
             continue;
           }
-          bytes += bytesToRead(file, window);
-          found(i, key);
+          if (key !== undefined) found(i, key);
         }
       } finally {
         ctx.addDone(to - from);
@@ -303,6 +320,12 @@ interface PartialRun {
  * The decisive stage: hashes each whole file (`blake3` by default) in one parallel batch per stage, skipping files
  * whose digest is already known (hashed whole by the partial stage, or found in the cache). Its groups' key is the
  * hex digest, which becomes the `digest` of each duplicate group.
+ *
+ * A group of two files of equal size, neither digest known (the most common group by far), is read side by side
+ * instead: the first file is hashed while the two agree, and the second is given the same digest once every byte
+ * matched — one file hashed instead of two, and a pair that differs (a near-duplicate) is given up at the first
+ * chunk that differs. With a cache file, the two files of such a pair are then hashed in full after all, so the
+ * next run finds both digests in the cache instead of reading the pair again.
  * @throws DedupError `E_INVALID_ARGUMENT` for an unknown `algorithm`
  */
 export function fullHashStage(options: FullHashStageOptions = {}): DedupStage {
@@ -312,16 +335,52 @@ export function fullHashStage(options: FullHashStageOptions = {}): DedupStage {
     name: 'full',
     async prepare(groups, ctx) {
       const todo: DedupFile[] = [];
+      const pairs: DedupFile[] = [];
       let known = 0;
       for (const group of groups) {
+        const [a, b] = group.files;
+        if (
+          group.files.length === 2 &&
+          a!.size === b!.size &&
+          ctx.digests.get(a!, kind) === undefined &&
+          ctx.digests.get(b!, kind) === undefined
+        ) {
+          pairs.push(a!, b!);
+          continue;
+        }
         for (const file of group.files) {
           if (ctx.digests.get(file, kind) !== undefined) known++;
           else todo.push(file);
         }
       }
       ctx.addDone(known);
-      await hashFiles(todo, ctx, algorithm, WHOLE, (index, key) =>
-        ctx.digests.set(todo[index]!, kind, hexOfKey(key)),
+      const store = (index: number, key: DigestKey) => ctx.digests.set(todo[index]!, kind, hexOfKey(key));
+      await hashFiles(todo, ctx, algorithm, WHOLE, store);
+      // Per pair: 0 differs, 1 equal, 2 a file failed.
+      const equal = new Uint8Array(pairs.length / 2);
+      await hashFiles(
+        pairs,
+        ctx,
+        algorithm,
+        WHOLE,
+        (index, key) => {
+          const hex = hexOfKey(key);
+          ctx.digests.set(pairs[index]!, kind, hex);
+          ctx.digests.set(pairs[index + 1]!, kind, hex);
+          equal[index / 2] = 1;
+        },
+        true,
+        (index) => {
+          equal[index >> 1] = 2;
+        },
+      );
+      if (!(ctx.digests instanceof DigestCache)) return;
+      // The pairs that differ, for the cache file (a pair with a file that failed was reported, and is left out).
+      const differ: DedupFile[] = [];
+      for (let i = 0; i < equal.length; i++)
+        if (equal[i] === 0) differ.push(pairs[2 * i]!, pairs[2 * i + 1]!);
+      await hashFiles(differ, ctx, algorithm, WHOLE, (index, key) =>
+        ctx.digests.set(differ[index]!, kind, hexOfKey(key)),
       );
     },
     refine: (group, ctx) => splitBy(group, (file) => ctx.digests.get(file, kind)),

@@ -37,6 +37,21 @@ describe('hash cache', () => {
     expect(readdirSync(join(dir, 'cache'))).toEqual(['dedup.bin']);
   });
 
+  it('keeps the digests of a near-duplicate pair, so a second run does not compare it again', async () => {
+    const data = bytes(300_000);
+    const list = [
+      put(dir, 'p/a', data),
+      put(dir, 'p/b', flip(data, 150_000)),
+      put(dir, 'q/a', data.subarray(1)),
+    ];
+    const cache = join(dir, 'dedup.bin');
+    const first = await scanFiles(await statFiles(list), { cache });
+    expect(first.groups).toEqual([]);
+    const second = await scanFiles(await statFiles(list), { cache });
+    expect(second.bytesRead).toBe(0);
+    expect(second.groups).toEqual([]);
+  });
+
   it('a change of mtime or size invalidates the entry of that file only', async () => {
     const list = tree();
     const cache = join(dir, 'dedup.bin');

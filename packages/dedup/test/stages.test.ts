@@ -201,6 +201,37 @@ describe('custom pipelines', () => {
     expect(scan.skipped).toBe(1);
   });
 
+  it('reads thousands of pairs side by side on two threads with the same result, naming a file that failed', async () => {
+    // 2,100 pairs of distinct sizes above head + tail: every pair reaches the full stage; every third pair differs
+    // in the one byte neither the head nor the tail covers.
+    const list: string[] = [];
+    const expected: string[][] = [];
+    for (let i = 0; i < 2100; i++) {
+      const data = bytes(8193 + i);
+      const a = put(dir, `d${i % 40}/p${i}a`, data);
+      const b = put(dir, `d${i % 40}/p${i}b`, i % 3 === 0 ? flip(data, 4096) : data);
+      list.push(a, b);
+      if (i % 3 !== 0 && i !== 1000 && i !== 1001) expected.push([a, b]);
+    }
+    const files = await statFiles(list);
+    rmSync(list[2001]!);
+    put(dir, 'd1/p1001a', bytes(8193 + 1002));
+    const errors: { code?: string; path?: string }[] = [];
+    // No partial stage: the full stage is the first to read, and meets the file that vanished and the one that grew.
+    const scan = await scanFiles(files, {
+      stages: [sizeStage(), fullHashStage()],
+      onError: (e) => {
+        errors.push(e);
+        return 'skip';
+      },
+    });
+    expect(paths(scan.groups).sort()).toEqual(expected.sort());
+    expect(errors.map((e) => [e.code, e.path]).sort()).toEqual([
+      ['E_CHANGED', list[2002]],
+      ['E_NOT_FOUND', list[2001]],
+    ]);
+  });
+
   it('paranoid: true ends the default stages with the byte comparison', async () => {
     const data = bytes(10_000);
     const list = [put(dir, 'a', data), put(dir, 'b', data)];
@@ -355,6 +386,51 @@ describe('errors', () => {
     expect(errors.map((e) => [e.code, e.path]).sort()).toEqual([
       ['E_CHANGED', list[1]],
       ['E_CHANGED', list[2]],
+    ]);
+  });
+
+  it('reads a pair side by side: one digest for both, a near-duplicate pair given up where it differs', async () => {
+    const MiB = 1024 * 1024;
+    const same = bytes(3 * MiB);
+    const near = bytes(3 * MiB + 1);
+    const list = [
+      put(dir, 'same/a', same),
+      put(dir, 'same/b', same),
+      put(dir, 'near/a', near),
+      put(dir, 'near/b', flip(near, 1.5 * MiB)),
+    ];
+    const scan = await scanFiles(await statFiles(list));
+    expect(paths(scan.groups)).toEqual([list.slice(0, 2)]);
+    expect(scan.groups[0]!.digest).toBe((await hashFile(list[0]!, { algorithm: 'blake3' })).digest);
+    // The equal pair read whole (both files), the other up to the 1 MiB chunk that differs (2 MiB of each), plus
+    // the partial stage's head and tail of all four: less than the 12 MiB of hashing every file whole.
+    expect(scan.bytesRead).toBeGreaterThanOrEqual(6 * MiB + 4 * MiB);
+    expect(scan.bytesRead).toBeLessThan(6 * MiB + 4 * MiB + 64 * 1024);
+  });
+
+  it('names the file of a pair that changed or vanished since it was listed', async () => {
+    const data = bytes(200_000);
+    const sizes: Record<string, number> = { a: 200_000, b: 180_000, c: 150_000 };
+    const list = ['a1', 'a2', 'b1', 'b2', 'c1', 'c2'].map((name) =>
+      put(dir, name, data.subarray(0, sizes[name[0]!])),
+    );
+    const files = await statFiles(list);
+    put(dir, 'a1', Buffer.concat([data, data.subarray(0, 1)]));
+    put(dir, 'b2', data.subarray(0, 179_999));
+    rmSync(list[5]!);
+    const errors: { code?: string; path?: string }[] = [];
+    const groups = await groupDuplicates(files, {
+      stages: [sizeStage(), fullHashStage()],
+      onError: (e) => {
+        errors.push(e);
+        return 'skip';
+      },
+    });
+    expect(groups).toEqual([]);
+    expect(errors.map((e) => [e.code, e.path]).sort()).toEqual([
+      ['E_CHANGED', list[0]],
+      ['E_CHANGED', list[3]],
+      ['E_NOT_FOUND', list[5]],
     ]);
   });
 

@@ -1,6 +1,6 @@
 import { createHasher, type HashAlgorithm, type StreamHasher } from '@fsw/hash';
 import { digester } from './digest.js';
-import { hashFileRange, readBuffer } from './read-large.js';
+import { hashFileRange, hashPairIfEqual, readBuffer } from './read-large.js';
 import { readSmall } from './read-small.js';
 
 /** Files with at most this many bytes to hash are read with one call into a small buffer. */
@@ -14,6 +14,8 @@ export interface HashTools {
   readonly hasher: StreamHasher;
   readonly small: Buffer;
   readonly large: Buffer;
+  /** The second file's chunks when a pair is read side by side (allocated on the first pair). */
+  second: Buffer | undefined;
 }
 
 /** The hashers and buffers of one thread for `algorithm`. */
@@ -25,6 +27,7 @@ export async function hashTools(algorithm: HashAlgorithm): Promise<HashTools> {
     hasher: await createHasher(algorithm),
     small: Buffer.allocUnsafe(SMALL_READ + 1),
     large: readBuffer(),
+    second: undefined,
   };
 }
 
@@ -55,6 +58,25 @@ export function hashKey(path: string, size: number, head: number, tail: number, 
     return crc(tools.small.subarray(0, readSmall(path, size, head, tail, tools.small)));
   }
   return keyOfHex(hashOne(path, size, head, tail, tools));
+}
+
+/**
+ * Two files of `size` bytes read side by side (see `hashPairIfEqual`): their common key as {@link hashKey} gives it
+ * for either when they hold the same bytes, `undefined` when they differ; `bytes` is what was read of both.
+ * @throws DedupError naming the file that changed or could not be read
+ */
+export function pairKey(
+  a: string,
+  b: string,
+  size: number,
+  tools: HashTools,
+): { key: DigestKey | undefined; bytes: number } {
+  tools.second ??= readBuffer();
+  const { equal, bytes } = hashPairIfEqual(a, b, size, tools.hasher, tools.large, tools.second);
+  if (!equal) return { key: undefined, bytes };
+  const d = tools.hasher.digestBytes();
+  const hex = Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('hex');
+  return { key: tools.crc === undefined ? hex : keyOfHex(hex), bytes };
 }
 
 /** A digest as a grouping key: a CRC-32 as a number, any other digest as its hex string. */

@@ -67,3 +67,86 @@ export function hashFileRange(
     closeSync(fd);
   }
 }
+
+function openForRead(path: string): number {
+  try {
+    return openSync(path, OPEN_FLAGS);
+  } catch (error) {
+    throw fromErrno(error, { path, family: DedupError, action: 'open' });
+  }
+}
+
+/**
+ * Reads `length` bytes of `path` at `at` into `buffer`, asking for one more byte when `last` (there must be none).
+ * @throws DedupError `E_CHANGED` when the file is no longer `size` bytes long, errno codes when it cannot be read
+ */
+function readChunk(
+  fd: number,
+  path: string,
+  size: number,
+  buffer: Buffer,
+  at: number,
+  length: number,
+  last: boolean,
+): void {
+  let got: number;
+  try {
+    got = readFully(fd, buffer, 0, length + (last ? 1 : 0), at, length);
+  } catch (error) {
+    throw fromErrno(error, { path, family: DedupError, action: 'read' });
+  }
+  if (got !== length) {
+    throw new DedupError('E_CHANGED', `file changed during the scan: ${path} (${size} bytes when listed)`, {
+      path,
+    });
+  }
+}
+
+/** What {@link hashPairIfEqual} found. */
+export interface PairOutcome {
+  /** The two files hold the same bytes; `hasher` then holds their digest. */
+  readonly equal: boolean;
+  /** Bytes read, both files together. */
+  readonly bytes: number;
+}
+
+/**
+ * Reads two files of `size` bytes side by side in chunks of {@link CHUNK}, hashing the first one's bytes as long as
+ * the two agree: for a pair of candidates this hashes one file instead of two, and a pair that differs is given up
+ * at the first chunk that differs (a near-duplicate costs half the reading). A file that grew or shrank since it
+ * was listed is caught by the extra byte asked for at its end, as {@link hashFileRange} does.
+ * @throws DedupError naming the file that changed (`E_CHANGED`) or could not be opened or read (errno codes)
+ */
+export function hashPairIfEqual(
+  a: string,
+  b: string,
+  size: number,
+  hasher: StreamHasher,
+  bufferA: Buffer,
+  bufferB: Buffer,
+): PairOutcome {
+  const fdA = openForRead(a);
+  try {
+    const fdB = openForRead(b);
+    try {
+      hasher.reset();
+      let bytes = 0;
+      let at = 0;
+      do {
+        const length = Math.min(CHUNK, size - at);
+        const last = at + length >= size;
+        readChunk(fdA, a, size, bufferA, at, length, last);
+        readChunk(fdB, b, size, bufferB, at, length, last);
+        bytes += 2 * length;
+        if (bufferA.compare(bufferB, 0, length, 0, length) !== 0) return { equal: false, bytes };
+        hasher.update(bufferA.subarray(0, length));
+        at += length;
+      } while (at < size);
+      return { equal: true, bytes };
+    } finally {
+      closeSync(fdB);
+    }
+  } finally {
+    closeSync(fdA);
+  }
+}

@@ -1,7 +1,7 @@
 import { parentPort } from 'node:worker_threads';
 import { DedupError, fromErrno } from '@fsw/errors';
 import type { HashAlgorithm } from '@fsw/hash';
-import type { HashTools } from './hash-one.js';
+import type { DigestKey, HashTools } from './hash-one.js';
 import { STAT_FIELDS, statSlice } from './stat-slice.js';
 
 /** A slice of files to read and hash (the first `head` and last `tail` bytes of each). */
@@ -14,6 +14,11 @@ export interface SmallJob {
   /** The paths joined by NUL (which no path contains): one string is cloned far faster than an array of them. */
   readonly paths: string;
   readonly sizes: Float64Array;
+  /**
+   * The files come in pairs of equal size, read side by side (the whole files): one key per pair, for both files
+   * when they hold the same bytes; none (empty digest, `NaN` checksum) when they differ.
+   */
+  readonly pairs?: boolean;
 }
 
 /** A slice of paths to stat (following symlinks with `follow`). */
@@ -36,7 +41,10 @@ export interface HelperReply {
 
 /** The digests of a hash job. */
 export interface SmallReply extends HelperReply {
-  /** The digests in the job's order, joined by newlines (empty for a file that failed: see `errors`). */
+  /**
+   * The digests in the job's order (one per pair with `pairs`), joined by newlines (empty for a file that failed:
+   * see `errors`, or a pair that differs).
+   */
   readonly digests: string;
   /** For `crc32`, the checksums as numbers instead (`NaN` for a file that failed); `digests` is then empty. */
   readonly crcs?: Float64Array;
@@ -55,30 +63,41 @@ const toolsOf = new Map<HashAlgorithm, HashTools>();
 
 async function hash(job: SmallJob): Promise<SmallReply> {
   // Loaded on the first hash job: a thread started for the stat phase answers sooner without @fsw/hash.
-  const { hashKey, hashTools } = await import('./hash-one.js');
+  const { hashKey, hashTools, pairKey } = await import('./hash-one.js');
   let tools = toolsOf.get(job.algorithm);
   if (tools === undefined) {
     tools = await hashTools(job.algorithm);
     toolsOf.set(job.algorithm, tools);
   }
   const paths = job.paths.split('\0');
+  // One key per unit: a file, or with `pairs` two files read side by side (a pair that differs has no key).
+  const step = job.pairs === true ? 2 : 1;
+  const units = paths.length / step;
   // CRC-32s travel as numbers: no string per file to build here and to split and keep there.
-  const crcs = tools.crc !== undefined ? new Float64Array(paths.length) : undefined;
-  const digests: string[] = crcs === undefined ? new Array(paths.length) : [];
+  const crcs = tools.crc !== undefined ? new Float64Array(units) : undefined;
+  const digests: string[] = crcs === undefined ? new Array(units) : [];
   const errors: [number, string, string][] = [];
   let bytes = 0;
-  for (let i = 0; i < paths.length; i++) {
+  for (let u = 0, i = 0; u < units; u++, i += step) {
     try {
       const size = job.sizes[i]!;
-      const key = hashKey(paths[i]!, size, job.head, job.tail, tools);
-      if (crcs !== undefined) crcs[i] = key as number;
-      else digests[i] = key as string;
-      bytes += Math.min(job.head + job.tail, size);
+      let key: DigestKey | undefined;
+      if (step === 2) {
+        const pair = pairKey(paths[i]!, paths[i + 1]!, size, tools);
+        key = pair.key;
+        bytes += pair.bytes;
+      } else {
+        key = hashKey(paths[i]!, size, job.head, job.tail, tools);
+        bytes += Math.min(job.head + job.tail, size);
+      }
+      if (crcs !== undefined) crcs[u] = key === undefined ? Number.NaN : (key as number);
+      else digests[u] = key === undefined ? '' : (key as string);
     } catch (error) {
-      if (crcs !== undefined) crcs[i] = Number.NaN;
-      else digests[i] = '';
+      if (crcs !== undefined) crcs[u] = Number.NaN;
+      else digests[u] = '';
       const e = DedupError.is(error) ? error : new DedupError('E_IO', String(error));
-      errors.push([i, e.code, e.message]);
+      // The file the error names (the second of a pair, or the first).
+      errors.push([step === 2 && e.path === paths[i + 1] ? i + 1 : i, e.code, e.message]);
     }
   }
   if (crcs !== undefined) return { id: job.id, digests: '', crcs, errors, bytes };
