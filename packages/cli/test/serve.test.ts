@@ -1,5 +1,6 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -125,8 +126,31 @@ describe('fsw serve', () => {
     const port = new URL(first.http as string).port;
     const second = await runFsw(['serve', '--dir', join(dir, 'other'), '--no-grpc', '--http-port', port]);
     expect(second.code).toBe(1);
-    expect(second.stderr).toMatch(/cannot listen for HTTP on 127\.0\.0\.1:\d+: .*EADDRINUSE/);
+    expect(second.stderr).toBe(
+      `fsw: cannot listen for HTTP on 127.0.0.1:${port}: address already in use (EADDRINUSE)\n`,
+    );
     first.child.kill('SIGTERM');
     await first.exit;
+  });
+
+  it('fails clearly, and exits, when the gRPC port is taken by another program', async () => {
+    const blocker = createNetServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
+    try {
+      const port = (blocker.address() as AddressInfo).port;
+      const run = await runFsw(
+        ['serve', '--dir', join(dir, 'store'), '--grpc-port', String(port), '--http-port', '0'],
+        { timeoutMs: 15_000 },
+      );
+      // Exit code 1 by itself: a hang (the HTTP listener left open) would be killed by the timeout, code null.
+      expect(run.code).toBe(1);
+      expect(run.stdout).toBe('');
+      // Only our line: not grpc-js's "No address added out of total 1 resolved".
+      expect(run.stderr).toBe(
+        `fsw: cannot listen for gRPC on 127.0.0.1:${port}: address already in use (EADDRINUSE)\n`,
+      );
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
   });
 });

@@ -24,11 +24,15 @@ export type DedupErrorCode = CommonErrorCode | 'E_NOT_FILE' | 'E_CHANGED';
 export type WatchErrorCode = CommonErrorCode | 'E_WATCH_LIMIT' | 'E_BACKEND';
 /** Codes raised by `@fsw/tree`: `E_CORRUPT` for a malformed or mismatching object, `E_MISSING_OBJECT` for a store that lacks one. */
 export type TreeErrorCode = CommonErrorCode | 'E_CORRUPT' | 'E_MISSING_OBJECT' | 'E_NOT_EMPTY';
-/** Codes raised by `@fsw/remote` and `@fsw/server`. */
+/**
+ * Codes raised by `@fsw/remote` and `@fsw/server`: `E_UNAVAILABLE` when a remote cannot be reached (or a server cannot
+ * listen), `E_ADDR_IN_USE` when a server's port is already taken by another listener.
+ */
 export type RemoteErrorCode =
   | CommonErrorCode
   | 'E_DIGEST_MISMATCH'
   | 'E_UNAVAILABLE'
+  | 'E_ADDR_IN_USE'
   | 'E_UNAUTHENTICATED'
   | 'E_PROTOCOL'
   | 'E_TIMEOUT'

@@ -10,6 +10,7 @@ import {
   fromErrno,
   HashError,
   RemoteError,
+  type RemoteErrorCode,
   TreeError,
   WalkError,
   WatchError,
@@ -140,6 +141,25 @@ describe('classes and guards', () => {
     const code: 'E_WATCH_LIMIT' | string = thrown.code;
     expect(code).toBe('E_WATCH_LIMIT');
     expect(thrown.path).toBe('/w');
+  });
+
+  it('RemoteError takes E_ADDR_IN_USE for a taken port, keeping the errno error as cause', () => {
+    const cause = Object.assign(new Error('listen EADDRINUSE: address already in use 127.0.0.1:9090'), {
+      code: 'EADDRINUSE',
+    });
+    // `pnpm typecheck` fails here unless E_ADDR_IN_USE is one of the RemoteErrorCode members.
+    const thrown: unknown = new RemoteError(
+      'E_ADDR_IN_USE',
+      'cannot listen for gRPC on 127.0.0.1:9090: address already in use',
+      { cause },
+    );
+    if (!RemoteError.is(thrown)) throw new Error('expected a RemoteError');
+    const code: RemoteErrorCode = thrown.code;
+    expect(code).toBe('E_ADDR_IN_USE');
+    expect(String(thrown)).toBe(
+      'RemoteError: cannot listen for gRPC on 127.0.0.1:9090: address already in use',
+    );
+    expect(thrown.cause).toBe(cause);
   });
 
   it('keeps cause chains', () => {

@@ -1,7 +1,7 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { Http2Server, ServerHttp2Session } from 'node:http2';
-import type { AddressInfo } from 'node:net';
-import { RemoteError } from '@fsw/errors';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
+import { RemoteError, type RemoteErrorCode } from '@fsw/errors';
 import { cacheServiceDefinition } from '@fsw/remote';
 import { DEFAULT_CACHE_BYTES, DEFAULT_RETENTION_MS, openStore } from '@fsw/tree';
 import { Server as GrpcServer, ServerCredentials } from '@grpc/grpc-js';
@@ -31,7 +31,8 @@ const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
  * console.log(server.addresses.grpc?.url, server.addresses.http?.url);
  * ```
  * @throws RemoteError E_INVALID_ARGUMENT for a bad option (a negative size, a port out of range, both protocols off)
- * @throws RemoteError E_UNAVAILABLE when a port cannot be bound (in use, not permitted)
+ * @throws RemoteError E_ADDR_IN_USE when a port is already taken; E_UNAVAILABLE when it cannot be bound otherwise
+ * (not permitted, an address of another machine, an unknown host). Nothing stays bound after either.
  */
 export async function createServer(options: CreateServerOptions = {}): Promise<CacheServer> {
   const maxBytes = nonNegative(options.maxBytes ?? DEFAULT_CACHE_BYTES, 'maxBytes');
@@ -96,8 +97,10 @@ export async function createServer(options: CreateServerOptions = {}): Promise<C
   } catch (error) {
     grpc?.forceShutdown();
     if (http) {
-      http.closeAllConnections();
-      http.close();
+      // Wait for the listener to be gone, so that the port is free again when createServer rejects.
+      const server = http;
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     }
     await objects.close();
     throw error;
@@ -182,19 +185,48 @@ function hostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
+const BIND_FAILURES: Readonly<Record<string, { readonly code: RemoteErrorCode; readonly reason: string }>> = {
+  EADDRINUSE: { code: 'E_ADDR_IN_USE', reason: 'address already in use' },
+  EACCES: { code: 'E_UNAVAILABLE', reason: 'permission denied' },
+  EPERM: { code: 'E_UNAVAILABLE', reason: 'operation not permitted' },
+  EADDRNOTAVAIL: { code: 'E_UNAVAILABLE', reason: 'address not available on this machine' },
+  ENOTFOUND: { code: 'E_UNAVAILABLE', reason: 'unknown host' },
+  EAI_AGAIN: { code: 'E_UNAVAILABLE', reason: 'host name lookup failed' },
+};
+
+/** The error for a listener that could not bind `at`: `cannot listen for gRPC on 127.0.0.1:9090: address already in use (EADDRINUSE)`. */
+function bindError(protocol: string, at: { host: string; port: number }, error: unknown): RemoteError {
+  const err = (typeof error === 'object' && error !== null ? error : {}) as {
+    code?: unknown;
+    message?: unknown;
+  };
+  const message = typeof err.message === 'string' ? err.message : String(error);
+  // grpc-js keeps only the messages of its listeners' errors ("... errors: [listen EADDRINUSE: ...]"), not the codes.
+  const errno = typeof err.code === 'string' ? err.code : /\b(E[A-Z0-9_]{3,})\b/.exec(message)?.[1];
+  const known = errno === undefined ? undefined : BIND_FAILURES[errno];
+  const reason = known ? `${known.reason} (${errno})` : message;
+  return new RemoteError(
+    known?.code ?? 'E_UNAVAILABLE',
+    `cannot listen for ${protocol} on ${hostPort(at.host, at.port)}: ${reason}`,
+    { cause: error },
+  );
+}
+
+/** Binds and closes a plain TCP listener on `at`, rejecting with the listener's errno error when that fails. */
+function probeListen(at: { host: string; port: number }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createNetServer();
+    probe.once('error', reject);
+    probe.listen(at.port, at.host, () => {
+      probe.off('error', reject);
+      probe.close(() => resolve());
+    });
+  });
+}
+
 function listenHttp(server: HttpServer, at: { host: string; port: number }): Promise<ServerAddress> {
   return new Promise((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException) => {
-      reject(
-        new RemoteError(
-          'E_UNAVAILABLE',
-          `cannot listen for HTTP on ${hostPort(at.host, at.port)}: ${error.message}`,
-          {
-            cause: error,
-          },
-        ),
-      );
-    };
+    const onError = (error: NodeJS.ErrnoException) => reject(bindError('HTTP', at, error));
     server.once('error', onError);
     server.listen(at.port, at.host, () => {
       server.off('error', onError);
@@ -204,17 +236,20 @@ function listenHttp(server: HttpServer, at: { host: string; port: number }): Pro
   });
 }
 
-function listenGrpc(server: GrpcServer, at: { host: string; port: number }): Promise<ServerAddress> {
+async function listenGrpc(server: GrpcServer, at: { host: string; port: number }): Promise<ServerAddress> {
+  // A failed bindAsync says only "No address added out of total 1 resolved" (and grpc-js prints that line to
+  // stderr itself), without the errno. Trying the address with a plain listener first turns the usual failures (a
+  // taken port, an unknown host) into a real errno error; the port is free again before grpc-js binds it, and the
+  // message is still parsed should the port be taken in between.
+  try {
+    await probeListen(at);
+  } catch (error) {
+    throw bindError('gRPC', at, error);
+  }
   return new Promise((resolve, reject) => {
     server.bindAsync(hostPort(at.host, at.port), ServerCredentials.createInsecure(), (error, port) => {
       if (error) {
-        reject(
-          new RemoteError(
-            'E_UNAVAILABLE',
-            `cannot listen for gRPC on ${hostPort(at.host, at.port)}: ${error.message}`,
-            { cause: error },
-          ),
-        );
+        reject(bindError('gRPC', at, error));
         return;
       }
       resolve({ host: at.host, port, url: `jolt://${hostPort(at.host, port)}` });
