@@ -106,22 +106,32 @@ export const register: Register = (program, ctx) => {
 
     let duplicateFiles = 0;
     let wastedBytes = 0;
+    // The groups leave in a few large writes, not one per line: to a file or a pipe each write is a system call.
+    let pending = '';
+    const emit = (text: string) => {
+      pending += text;
+      if (pending.length >= 1 << 16) {
+        out.write(pending);
+        pending = '';
+      }
+    };
     for (const group of scan.groups) {
       duplicateFiles += group.files.length - 1;
       wastedBytes += group.wastedBytes;
       if (out.json) {
-        out.record({
+        const record = {
           type: 'group',
           digest: group.digest,
           size: group.size,
           wastedBytes: group.wastedBytes,
           paths: group.paths,
-        });
+        };
+        emit(`${JSON.stringify(record)}\n`);
       } else if (flags.summary !== true) {
-        for (const path of group.paths) out.line(path);
-        out.line('');
+        emit(`${group.paths.join('\n')}\n\n`);
       }
     }
+    if (pending !== '') out.write(pending);
     const summary = {
       type: 'summary',
       groups: scan.groups.length,
