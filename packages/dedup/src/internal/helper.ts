@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { type HelperJob, type HelperReply, READY } from './small-worker.js';
+import { type HelperJob, type HelperReply, type PreloadJob, READY } from './small-worker.js';
 
 /** How long an idle helper thread is kept for the next phase (stat, then each hash stage) before it is ended. */
 const IDLE_MS = 1000;
@@ -40,6 +40,8 @@ async function release(worker: Worker, healthy: boolean): Promise<void> {
   }
   worker.unref();
   idle = worker;
+  // A thread kept after the stat phase has not loaded its hashers yet: it does so while this thread goes on.
+  worker.postMessage({ op: 'preload' } satisfies PreloadJob);
   idleTimer = setTimeout(() => {
     if (idle !== worker) return;
     idle = undefined;

@@ -30,6 +30,14 @@ export interface StatJob {
   readonly paths: string;
 }
 
+/**
+ * Sent when the thread is kept idle for a next phase: it loads its hashing modules meanwhile (tens of ms), so that a
+ * hash stage finds it ready at once. No reply.
+ */
+export interface PreloadJob {
+  readonly op: 'preload';
+}
+
 /** A job of the helper thread. */
 export type HelperJob = SmallJob | StatJob;
 
@@ -115,7 +123,12 @@ function stat(job: StatJob): StatReply {
   return { id: job.id, errors, facts };
 }
 
-parentPort?.on('message', (job: HelperJob) => {
+parentPort?.on('message', (job: HelperJob | PreloadJob) => {
+  if (job.op === 'preload') {
+    // A failure to load surfaces with the first hash job, which imports the same module.
+    import('./hash-one.js').catch(() => {});
+    return;
+  }
   if (job.op === 'stat') {
     const reply = stat(job);
     parentPort?.postMessage(reply, [reply.facts.buffer as ArrayBuffer]);
