@@ -1,11 +1,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { cachedDataset, DATA_ROOT, FSW_BIN, generatePhotoLibrary, generateSmallFiles } from '../dataset.js';
 import { type Comparison, compare, have } from '../harness.js';
 import type { Benchmark } from '../run.js';
 
 const fswBin = FSW_BIN;
+/** The bare floor scripts (see `src/floors/dedup-floor.ts`). */
+const FLOOR = fileURLToPath(new URL('../floors/dedup-floor.js', import.meta.url));
 const _dataRoot = DATA_ROOT;
 
 /**
@@ -47,6 +50,36 @@ function sides(label: string, root: string, scratch: string): Comparison[] {
       }),
     );
   } else process.stderr.write('bench: rdfind is not installed; skipping that comparison\n');
+  // The floors: what no Node.js implementation can go below (one thread, or two as fsw uses).
+  const floor = (mode: 'full' | 'cached', threads: 1 | 2) =>
+    `FLOOR_THREADS=${threads} ${JSON.stringify(process.execPath)} ${JSON.stringify(FLOOR)} ${mode} ${JSON.stringify(root)}`;
+  if (have('jdupes')) {
+    rows.push(
+      compare({
+        name: `${label}: floor of a full run (bare script, 2 threads) vs jdupes -r`,
+        ours: { label: 'dedup-floor.js full DIR (2 threads)', command: floor('full', 2) },
+        peer: { label: 'jdupes -r -q DIR', command: ['jdupes', '-r', '-q', root] },
+        runs: RUNS,
+        target: 'below 1: beating jdupes is possible',
+      }),
+    );
+  }
+  rows.push(
+    compare({
+      name: `${label}: floor of a cached run (bare list + lstat, 1 thread) vs fsw dedup`,
+      ours: { label: 'dedup-floor.js cached DIR (1 thread)', command: floor('cached', 1) },
+      peer: { label: 'fsw dedup DIR', command: fsw([]) },
+      runs: RUNS,
+      target: 'at most 0.33: the --cache target is possible',
+    }),
+    compare({
+      name: `${label}: floor of a cached run (bare list + lstat, 2 threads) vs fsw dedup`,
+      ours: { label: 'dedup-floor.js cached DIR (2 threads)', command: floor('cached', 2) },
+      peer: { label: 'fsw dedup DIR', command: fsw([]) },
+      runs: RUNS,
+      target: 'at most 0.33: the --cache target is possible',
+    }),
+  );
   rows.push(
     compare({
       name: `${label}: second run with --cache vs a run without`,
