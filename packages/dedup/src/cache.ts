@@ -1,4 +1,3 @@
-import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -58,6 +57,9 @@ export function defaultCachePath(env: NodeJS.ProcessEnv = process.env): string {
   const base = env.XDG_CACHE_HOME ? env.XDG_CACHE_HOME : join(homedir(), '.cache');
   return join(base, 'fsw', 'dedup-cache.bin');
 }
+
+/** node:crypto, loaded when a cache file is read or written (its modules cost a run without one ~10 ms). */
+const crypto = () => process.getBuiltinModule('node:crypto') as typeof import('node:crypto');
 
 /** The first bytes of a cache file; version 1 (text) files are replaced without being read. */
 const MAGIC = 'fsw-dedup-cache 2\n';
@@ -243,7 +245,8 @@ export class DigestCache implements DigestStore {
     const body = file.subarray(0, file.length - TRAILER);
     // The checksum vouches for every byte below, which is why they are read without further checks.
     if (
-      !createHash('sha256')
+      !crypto()
+        .createHash('sha256')
         .update(body)
         .digest()
         .equals(file.subarray(file.length - TRAILER))
@@ -284,7 +287,7 @@ export class DigestCache implements DigestStore {
   async save(path: string): Promise<void> {
     if (!this.#dirty) return;
     const data = this.#serialize();
-    const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    const tmp = `${path}.${process.pid}.${crypto().randomBytes(4).toString('hex')}.tmp`;
     try {
       await mkdir(dirname(path), { recursive: true });
       await writeFile(tmp, data);
@@ -392,7 +395,8 @@ export class DigestCache implements DigestStore {
     let at = blobAt;
     for (const part of parts) at += part.copy(out, at);
     const body = out.subarray(0, blobAt + blobLength);
-    createHash('sha256')
+    crypto()
+      .createHash('sha256')
       .update(body)
       .digest()
       .copy(out, blobAt + blobLength);

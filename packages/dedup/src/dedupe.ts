@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
 import { chmod, copyFile, link, lstat, rename, rm, symlink, unlink, utimes } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
@@ -208,7 +207,10 @@ async function sameFile(path: string, before: Stats): Promise<boolean> {
 }
 
 function tempNameFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.fsw-dedup-${randomBytes(6).toString('hex')}`);
+  return join(
+    dirname(path),
+    `.${basename(path)}.fsw-dedup-${(process.getBuiltinModule('node:crypto') as typeof import('node:crypto')).randomBytes(6).toString('hex')}`,
+  );
 }
 
 /** Replaces `path` by a link to (or a reflinked copy of) `keptPath`, or deletes it; returns the error if it failed. */

@@ -1,5 +1,7 @@
 import { DedupError, type DedupErrorCode } from '@fsw/errors';
-import { ALGORITHMS, type HashAlgorithm, type HashRange, isHashAlgorithm } from '@fsw/hash';
+import type { HashAlgorithm, HashRange } from '@fsw/hash';
+// The list only: the hashers are loaded when a stage first hashes (a run answered from its cache file needs none).
+import { ALGORITHMS, isHashAlgorithm } from '@fsw/hash/algorithms';
 import { DigestCache, MemoryDigests } from './cache.js';
 import { type DigestKey, hashKey, hashTools, hexOfKey, keyOfHex, pairKey } from './internal/hash-one.js';
 import { HELPER_MIN_FILES, startHelper } from './internal/helper.js';

@@ -60,6 +60,24 @@ describe('bundling @fsw/hash', () => {
     expect(r.digest).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
   });
 
+  it('`@fsw/hash/algorithms` is the algorithm list alone: no hasher, pool or reader comes with it', async () => {
+    const { code, meta } = await bundle(
+      `export { ALGORITHMS, isHashAlgorithm } from '@fsw/hash/algorithms';`,
+      'node',
+    );
+    expect([...owners(meta)].sort()).toEqual(['@fsw/errors', '@fsw/hash']);
+    const fromHash = Object.keys(meta.inputs)
+      .filter((input) => input.includes('packages/hash/'))
+      .map((input) => input.slice(input.indexOf('packages/hash/')));
+    expect(fromHash).toEqual(['packages/hash/dist/algorithms.js']);
+    const out = join(dir, 'algorithms.mjs');
+    writeFileSync(out, code);
+    const mod = (await import(pathToFileURL(out).href)) as typeof import('@fsw/hash/algorithms');
+    expect(mod.ALGORITHMS).toContain('blake3');
+    expect(mod.isHashAlgorithm('crc32')).toBe(true);
+    expect(mod.isHashAlgorithm('crc33')).toBe(false);
+  });
+
   it('a Node bundle without the worker script still hashes batches, on the calling thread', async () => {
     const { code } = await bundle(`export { hashFiles } from '@fsw/hash';`, 'node');
     const out = join(dir, 'batch.mjs');

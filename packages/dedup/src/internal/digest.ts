@@ -1,8 +1,9 @@
-import * as zlib from 'node:zlib';
-import { createHasher, type HashAlgorithm } from '@fsw/hash';
+import type { HashAlgorithm } from '@fsw/hash';
 
-// zlib.crc32 exists from Node 20.15 / 22.2 (the floor is 20.19); typed loosely for older @types/node.
-const zlibCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
+// zlib.crc32 exists from Node 20.15 / 22.2 (the floor is 20.19); typed loosely for older @types/node. zlib and
+// @fsw/hash are loaded on first use: a run answered from its cache file needs neither.
+const zlibCrc32 = () =>
+  (process.getBuiltinModule('node:zlib') as { crc32?: (data: Uint8Array) => number }).crc32;
 
 /**
  * A function that returns the lowercase hex digest of `algorithm` over some bytes, with one reused hasher, and for
@@ -12,11 +13,12 @@ const zlibCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
 export async function digester(
   algorithm: HashAlgorithm,
 ): Promise<{ digest: (bytes: Uint8Array) => string; crc: ((bytes: Uint8Array) => number) | undefined }> {
-  if (algorithm === 'crc32' && typeof zlibCrc32 === 'function') {
-    const crc32 = zlibCrc32;
+  const crc32 = algorithm === 'crc32' ? zlibCrc32() : undefined;
+  if (crc32 !== undefined) {
     const crc = (bytes: Uint8Array) => crc32(bytes) >>> 0;
     return { digest: (bytes) => crc(bytes).toString(16).padStart(8, '0'), crc };
   }
+  const { createHasher } = await import('@fsw/hash');
   const hasher = await createHasher(algorithm);
   const digest = (bytes: Uint8Array) => {
     const d = hasher.reset().update(bytes).digestBytes();

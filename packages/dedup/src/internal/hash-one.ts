@@ -1,4 +1,4 @@
-import { createHasher, type HashAlgorithm, type StreamHasher } from '@fsw/hash';
+import type { HashAlgorithm, StreamHasher } from '@fsw/hash';
 import { digester } from './digest.js';
 import { hashFileRange, hashPairIfEqual, readBuffer } from './read-large.js';
 import { readSmall } from './read-small.js';
@@ -21,6 +21,8 @@ export interface HashTools {
 /** The hashers and buffers of one thread for `algorithm`. */
 export async function hashTools(algorithm: HashAlgorithm): Promise<HashTools> {
   const { digest, crc } = await digester(algorithm);
+  // Loaded on first use (tens of ms of module loading that a run answered from its cache file never needs).
+  const { createHasher } = await import('@fsw/hash');
   return {
     digest,
     crc,
