@@ -1,9 +1,10 @@
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { runFsw } from './run-fsw.js';
+import { FSW_BIN, runFsw } from './run-fsw.js';
 
 let dir: string;
 beforeEach(() => {
@@ -41,6 +42,27 @@ describe('fsw dedup', () => {
     expect(res.stderr).toContain('2 groups of duplicates, 3 duplicate files, 42.0 KiB wasted');
     const paranoid = await runFsw(['dedup', '--paranoid', dir]);
     expect(paranoid.stdout).toBe(res.stdout);
+  });
+
+  it('prints the exact bytes of a name that is not valid UTF-8, and base64 of them in --json', async () => {
+    const data = randomBytes(9000);
+    const rawName = Buffer.concat([Buffer.from(`${dir}/caf`), Buffer.from([0xe9])]);
+    writeFileSync(rawName, data);
+    const copy = put('copy', data);
+    const text = spawnSync(process.execPath, [FSW_BIN, 'dedup', dir], {
+      env: { ...process.env, NO_COLOR: '1' },
+    });
+    expect(text.status).toBe(0);
+    expect(text.stdout).toEqual(Buffer.concat([rawName, Buffer.from(`\n${copy}\n\n`)]));
+    const json = await runFsw(['dedup', '--json', dir]);
+    const group = JSON.parse(json.stdout.split('\n')[0]!);
+    expect(group.paths).toEqual([join(dir, 'caf\uFFFD'), copy]);
+    expect(group.rawPathsBase64).toEqual([rawName.toString('base64'), null]);
+    // Acting on the group leaves that name alone, says so, and exits 1.
+    const linked = await runFsw(['dedup', '--link=hard', dir]);
+    expect(linked.code).toBe(1);
+    expect(linked.stderr).toContain(`skipped ${join(dir, 'caf\uFFFD')}: left alone: the name`);
+    expect(readFileSync(rawName)).toEqual(data);
   });
 
   it('--summary prints only the summary; --min-size filters', async () => {

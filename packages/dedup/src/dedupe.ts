@@ -28,6 +28,7 @@ interface Inode {
  * file still equals the kept one (it may have changed since the scan); replacements are atomic (the link is made
  * under a temporary name in the same directory, then renamed over the path); the kept file is never touched, so the
  * last copy is never removed. Paths that cannot be handled are skipped with the reason; nothing is thrown for them.
+ * Names that are not valid UTF-8 (see `DuplicateGroup.rawPaths`) are left alone, skipped as `E_INVALID_ARGUMENT`.
  * @throws DedupError `E_INVALID_ARGUMENT` for an unknown `action` or `keep`
  * @throws the signal's reason when `signal` aborts (between files)
  */
@@ -58,7 +59,23 @@ export async function dedupe(
     options.signal?.throwIfAborted();
     // Who names what right now: the scan may be stale.
     const inodes = new Map<string, Inode>();
-    for (const path of new Set(group.paths)) {
+    const raw = group.rawPaths;
+    const seen = new Set<string>();
+    for (const [i, path] of group.paths.entries()) {
+      if (raw?.[i] !== undefined) {
+        // Its string is a lossy form that may name another file, or none: nothing is done through it.
+        skip(
+          path,
+          new DedupError(
+            'E_INVALID_ARGUMENT',
+            `left alone: the name of ${path} is not valid UTF-8, which dedupe() does not act on yet`,
+            { path },
+          ),
+        );
+        continue;
+      }
+      if (seen.has(path)) continue;
+      seen.add(path);
       let stat: Stats;
       try {
         stat = await lstat(path);

@@ -18,6 +18,22 @@ function comparePaths(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/** Sorts names with their exact bytes (lossy forms may tie: their bytes decide). */
+function sortNames(paths: string[], raws: (Buffer | undefined)[]): void {
+  const order = paths.map((_, i) => i);
+  order.sort((i, j) => {
+    const byPath = comparePaths(paths[i]!, paths[j]!);
+    if (byPath !== 0) return byPath;
+    const a = raws[i] ?? Buffer.from(paths[i]!);
+    const b = raws[j] ?? Buffer.from(paths[j]!);
+    return Buffer.compare(a, b);
+  });
+  const p = order.map((i) => paths[i]!);
+  const r = order.map((i) => raws[i]);
+  paths.splice(0, paths.length, ...p);
+  raws.splice(0, raws.length, ...r);
+}
+
 /**
  * Turns listed files into distinct files: paths naming the same inode (hard links, or one file reached through
  * overlapping roots) become one {@link DedupFile}; the same path given twice (even spelled differently) counts once.
@@ -44,21 +60,38 @@ export class FileMerger {
   }
 
   #later(file: DedupFile): Merging {
-    const record = { file, paths: [file.path], index: this.#files.length };
+    const record: Merging = { file, paths: [file.path], raws: [file.rawPath], index: this.#files.length };
     // A placeholder, replaced in finish() once every name of the inode is known.
     this.#files.push(file);
     this.#merging.push(record);
     return record;
   }
 
-  add(path: string, size: number, mtimeMs: number, dev: number, ino: number, nlink?: number): void {
+  /** Adds a listed file; `raw` is the exact bytes of `path` when its name is not valid UTF-8. */
+  add(
+    path: string,
+    size: number,
+    mtimeMs: number,
+    dev: number,
+    ino: number,
+    nlink?: number,
+    raw?: Buffer,
+  ): void {
     if (this.#pathsAreDistinct && nlink === 1) {
-      this.#files.push({ path, paths: [path], size, dev, ino, mtimeMs });
+      this.#files.push(
+        raw === undefined
+          ? { path, paths: [path], size, dev, ino, mtimeMs }
+          : { path, rawPath: raw, paths: [path], rawPaths: [raw], size, dev, ino, mtimeMs },
+      );
       return;
     }
-    const file: DedupFile = { path, paths: [], size, dev, ino, mtimeMs };
+    const file: DedupFile =
+      raw === undefined
+        ? { path, paths: [], size, dev, ino, mtimeMs }
+        : { path, rawPath: raw, paths: [], size, dev, ino, mtimeMs };
     if (ino === 0) {
-      const absolute = resolve(path);
+      // (A name that is not valid UTF-8 is keyed by its bytes: two such names may share one lossy form.)
+      const absolute = raw === undefined ? resolve(path) : `\0${raw.toString('latin1')}`;
       if (!this.#noInode.has(absolute)) this.#noInode.set(absolute, this.#later(file));
       return;
     }
@@ -73,15 +106,38 @@ export class FileMerger {
       return;
     }
     // Another name of a known inode: a hard link, unless it is a path already seen spelled differently.
+    if (raw !== undefined) {
+      if (!known.raws.some((r) => r?.equals(raw))) {
+        known.paths.push(path);
+        known.raws.push(raw);
+      }
+      return;
+    }
     const absolute = resolve(path);
-    if (!known.paths.some((p) => resolve(p) === absolute)) known.paths.push(path);
+    if (!known.paths.some((p, i) => known.raws[i] === undefined && resolve(p) === absolute)) {
+      known.paths.push(path);
+      known.raws.push(undefined);
+    }
   }
 
   /** The distinct files, in the order their first path was added. */
   finish(): DedupFile[] {
-    for (const { file, paths, index } of this.#merging) {
-      if (paths.length > 1) paths.sort(comparePaths);
-      this.#files[index] = { ...file, path: paths[0]!, paths };
+    for (const { file, paths, raws, index } of this.#merging) {
+      const anyRaw = raws.some((r) => r !== undefined);
+      if (paths.length > 1) {
+        if (anyRaw) sortNames(paths, raws);
+        else paths.sort(comparePaths);
+      }
+      const { rawPath: _first, ...rest } = file;
+      this.#files[index] = anyRaw
+        ? {
+            ...rest,
+            path: paths[0]!,
+            ...(raws[0] !== undefined ? { rawPath: raws[0] } : {}),
+            paths,
+            rawPaths: raws,
+          }
+        : { ...rest, path: paths[0]!, paths };
     }
     return this.#files;
   }
@@ -90,6 +146,8 @@ export class FileMerger {
 interface Merging {
   readonly file: DedupFile;
   readonly paths: string[];
+  /** The exact bytes of each of `paths` whose name is not valid UTF-8. */
+  readonly raws: (Buffer | undefined)[];
   readonly index: number;
 }
 

@@ -1,5 +1,5 @@
 import { DedupError, type FswError } from '@fsw/errors';
-import { type WalkEntry, type WalkOptions, walk } from '@fsw/walk';
+import { type WalkOptions, walk } from '@fsw/walk';
 import { DigestCache } from './cache.js';
 import { FileMerger } from './files.js';
 import { cachePathOf, concurrencyOf, runScan } from './group.js';
@@ -80,8 +80,7 @@ export async function scanDuplicates(
       for await (const batch of walk(root, walkOptions).batches()) {
         for (const entry of batch) {
           if (entry.type !== 'file') continue;
-          if (entry.rawPath !== undefined) unreadableName(entry, onError);
-          else stats.add(entry.path);
+          stats.add(entry.path, entry.rawPath);
         }
       }
     }
@@ -93,15 +92,6 @@ export async function scanDuplicates(
   await stats.finish();
   const scan = await runScan(merger.finish(), { ...options, onError }, loading);
   return { ...scan, skipped };
-}
-
-function unreadableName(entry: WalkEntry, onError: (error: FswError) => 'skip' | 'throw'): void {
-  const error = new DedupError(
-    'E_INVALID_ARGUMENT',
-    `cannot compare ${entry.path}: its name is not valid UTF-8, which @fsw/dedup does not handle yet`,
-    { path: entry.path },
-  );
-  if (onError(error) === 'throw') throw error;
 }
 
 /**

@@ -3,6 +3,7 @@ import type { HashAlgorithm, HashRange } from '@fsw/hash';
 // The list only: the hashers are loaded when a stage first hashes (a run answered from its cache file needs none).
 import { ALGORITHMS, isHashAlgorithm } from '@fsw/hash/algorithms';
 import { DigestCache, MemoryDigests } from './cache.js';
+import { bytesToLatin1, fsPathOf, shown } from './internal/fs-path.js';
 import { type DigestKey, hashKey, hashTools, hexOfKey, keyOfHex, pairKey } from './internal/hash-one.js';
 import { HELPER_MIN_FILES, startHelper } from './internal/helper.js';
 import type { SmallReply } from './internal/small-worker.js';
@@ -135,9 +136,15 @@ async function hashFiles(
           (slice, id) => {
             const slicePaths: string[] = [];
             const sizes = new Float64Array(bounds[slice + 1]! - bounds[slice]!);
+            let raw: [number, string][] | undefined;
             for (let i = bounds[slice]!, j = 0; i < bounds[slice + 1]!; i++, j++) {
-              slicePaths.push(todo[i]!.path);
-              sizes[j] = todo[i]!.size;
+              const file = todo[i]!;
+              slicePaths.push(file.path);
+              sizes[j] = file.size;
+              if (file.rawPath !== undefined) {
+                raw ??= [];
+                raw.push([j, bytesToLatin1(file.rawPath)]);
+              }
             }
             return {
               op: 'hash',
@@ -148,6 +155,7 @@ async function hashFiles(
               paths: slicePaths.join('\0'),
               sizes,
               pairs,
+              raw,
             };
           },
           (slice, reply: SmallReply) => {
@@ -186,16 +194,16 @@ async function hashFiles(
           let key: DigestKey | undefined;
           try {
             if (pairs) {
-              const pair = pairKey(file.path, todo[i + 1]!.path, file.size, tools);
+              const pair = pairKey(fsPathOf(file), fsPathOf(todo[i + 1]!), file.size, tools);
               key = pair.key;
               bytes += pair.bytes;
             } else {
-              key = hashKey(file.path, file.size, window.head, window.tail, tools);
+              key = hashKey(fsPathOf(file), file.size, window.head, window.tail, tools);
               bytes += bytesToRead(file, window);
             }
           } catch (error) {
             if (!DedupError.is(error)) throw error;
-            failed?.(pairs && error.path === todo[i + 1]!.path ? i + 1 : i);
+            failed?.(pairs && error.path === shown(fsPathOf(todo[i + 1]!)) ? i + 1 : i);
             ctx.fail(error);
             continue;
           }

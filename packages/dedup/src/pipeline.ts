@@ -123,14 +123,31 @@ function comparePaths(a: string, b: string): number {
 
 function toDuplicateGroup(group: CandidateGroup): DuplicateGroup {
   const files = [...group.files].sort((a, b) => comparePaths(a.path, b.path));
-  const paths = files.flatMap((file) => file.paths).sort(comparePaths);
   let size = 0;
   let sum = 0;
   for (const file of files) {
     size = Math.max(size, file.size);
     sum += file.size;
   }
-  return { digest: group.key, size, paths, wastedBytes: sum - size, files };
+  if (files.every((file) => file.rawPaths === undefined)) {
+    const paths = files.flatMap((file) => file.paths).sort(comparePaths);
+    return { digest: group.key, size, paths, wastedBytes: sum - size, files };
+  }
+  // Some name is not valid UTF-8: its exact bytes go along, in the same order (lossy forms may tie: bytes decide).
+  const names = files.flatMap((file) => file.paths.map((path, i) => ({ path, raw: file.rawPaths?.[i] })));
+  names.sort(
+    (a, b) =>
+      comparePaths(a.path, b.path) ||
+      Buffer.compare(a.raw ?? Buffer.from(a.path), b.raw ?? Buffer.from(b.path)),
+  );
+  return {
+    digest: group.key,
+    size,
+    paths: names.map((n) => n.path),
+    rawPaths: names.map((n) => n.raw),
+    wastedBytes: sum - size,
+    files,
+  };
 }
 
 function byWaste(a: DuplicateGroup, b: DuplicateGroup): number {

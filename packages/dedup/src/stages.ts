@@ -1,4 +1,5 @@
 import { CompareReadError, filesEqual } from './internal/compare.js';
+import { fsPathOf, shown } from './internal/fs-path.js';
 import { type DigestKey, hexOfKey } from './internal/hash-one.js';
 import type { CandidateGroup, DedupFile, DedupStage, StageContext } from './types.js';
 
@@ -108,10 +109,13 @@ async function compare(
   ctx: StageContext,
 ): Promise<boolean | 'failed-a' | 'failed-b'> {
   try {
-    return await filesEqual(a.path, b.path, { signal: ctx.signal, onBytes: (n) => ctx.addBytes(n) });
+    return await filesEqual(fsPathOf(a), fsPathOf(b), {
+      signal: ctx.signal,
+      onBytes: (n) => ctx.addBytes(n),
+    });
   } catch (error) {
     if (!(error instanceof CompareReadError)) throw error;
     ctx.fail(error.error);
-    return error.path === a.path ? 'failed-a' : 'failed-b';
+    return error.path === shown(fsPathOf(a)) ? 'failed-a' : 'failed-b';
   }
 }

@@ -1,5 +1,6 @@
 import { DedupError, type DedupErrorCode, type FswError, fromErrno } from '@fsw/errors';
 import type { FileMerger } from './files.js';
+import { bytesToLatin1, type FsPath, latin1ToBytes } from './internal/fs-path.js';
 import { type Helper, startHelper } from './internal/helper.js';
 import type { StatReply } from './internal/small-worker.js';
 import { STAT_FIELDS, StatStatus, statSlice } from './internal/stat-slice.js';
@@ -37,6 +38,8 @@ export interface StatQueueOptions {
  */
 export class StatQueue {
   readonly #paths: string[] = [];
+  /** The exact bytes of the listed paths whose names are not valid UTF-8, by index (`#paths` holds a lossy form). */
+  readonly #raw = new Map<number, Buffer>();
   readonly #results: (Float64Array | undefined)[] = [];
   readonly #errors = new Map<number, FswError>();
   readonly #merger: FileMerger;
@@ -55,9 +58,10 @@ export class StatQueue {
     this.#options = options;
   }
 
-  /** Adds a listed path; the helper thread may stat it at once. */
-  add(path: string): void {
+  /** Adds a listed path (with its exact bytes when its name is not valid UTF-8); the helper thread may stat it at once. */
+  add(path: string, raw?: Buffer): void {
     const count = this.#paths.push(path);
+    if (raw !== undefined) this.#raw.set(count - 1, raw);
     if (count % STAT_SLICE !== 0) return;
     this.#ready++;
     if (this.#helper !== undefined) this.#helper.poke();
@@ -69,6 +73,17 @@ export class StatQueue {
 
   #pathsOf(slice: number): string[] {
     return this.#paths.slice(slice * STAT_SLICE, (slice + 1) * STAT_SLICE);
+  }
+
+  /** `[index in the slice, bytes as latin1]` of the slice's paths whose names are not valid UTF-8. */
+  #rawOf(slice: number): [number, string][] | undefined {
+    if (this.#raw.size === 0) return undefined;
+    const out: [number, string][] = [];
+    for (let i = slice * STAT_SLICE, end = Math.min(i + STAT_SLICE, this.#paths.length); i < end; i++) {
+      const raw = this.#raw.get(i);
+      if (raw !== undefined) out.push([i - slice * STAT_SLICE, bytesToLatin1(raw)]);
+    }
+    return out.length > 0 ? out : undefined;
   }
 
   #finished(slice: number, facts: Float64Array): void {
@@ -89,6 +104,7 @@ export class StatQueue {
         id,
         follow: this.#options.follow,
         paths: this.#pathsOf(slice).join('\0'),
+        raw: this.#rawOf(slice),
       }),
       (slice, reply: StatReply) => {
         for (const [i, code, message] of reply.errors) {
@@ -103,8 +119,11 @@ export class StatQueue {
 
   #here(slice: number): void {
     const part = this.#pathsOf(slice);
+    const raw = this.#rawOf(slice);
+    const targets: FsPath[] = raw === undefined ? part : [...part];
+    for (const [i, bytes] of raw ?? []) targets[i] = latin1ToBytes(bytes);
     const facts = new Float64Array(part.length * STAT_FIELDS);
-    statSlice(part, this.#options.follow, facts, (i, error) => {
+    statSlice(targets, this.#options.follow, facts, (i, error) => {
       const path = part[i]!;
       this.#errors.set(
         slice * STAT_SLICE + i,
@@ -149,7 +168,15 @@ export class StatQueue {
         if (status === StatStatus.File) {
           const size = facts[at + 1]!;
           if (size < minSize || size > maxSize) continue;
-          this.#merger.add(path, size, facts[at + 2]!, facts[at + 3]!, facts[at + 4]!, facts[at + 5]!);
+          this.#merger.add(
+            path,
+            size,
+            facts[at + 2]!,
+            facts[at + 3]!,
+            facts[at + 4]!,
+            facts[at + 5]!,
+            this.#raw.get(index),
+          );
           continue;
         }
         const error =

@@ -5,8 +5,17 @@ import type { HashAlgorithm } from '@fsw/hash';
 export interface DedupFile {
   /** The first path (in sort order) that names this file; the one that is read. */
   readonly path: string;
+  /**
+   * The exact bytes of `path`, set only when some component of it is not valid UTF-8 (Linux allows any bytes but `/`
+   * and NUL in a name): `path` is then a lossy decoding (invalid bytes become U+FFFD) fit for display, and this is
+   * what is opened.
+   */
+  readonly rawPath?: Buffer;
   /** Every path naming this inode (hard links, sorted); includes `path`. */
   readonly paths: readonly string[];
+  /** Set when some name in `paths` is not valid UTF-8: the exact bytes of each, in `paths` order (`undefined` for a
+   * valid one). */
+  readonly rawPaths?: readonly (Buffer | undefined)[];
   readonly size: number;
   /** Device id; `0` when the platform does not report one. */
   readonly dev: number;
@@ -93,6 +102,11 @@ export interface DuplicateGroup {
   readonly size: number;
   /** Every path, hard links included, sorted. */
   readonly paths: readonly string[];
+  /**
+   * Set when some path of the group is not valid UTF-8: the exact bytes of each path, in `paths` order (`undefined`
+   * for a valid one); `paths` then holds a lossy decoding of those (invalid bytes as U+FFFD), fit for display only.
+   */
+  readonly rawPaths?: readonly (Buffer | undefined)[];
   /** Bytes that deduplication would free: `size x (distinct files - 1)`; hard links count once. */
   readonly wastedBytes: number;
   /** The distinct files (inodes), each with its paths, in `paths` order of their first path. */

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type DedupProgress, findDuplicates, scanDuplicates } from '@fsw/dedup';
+import { hashFile } from '@fsw/hash';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { bytes, flip, put, tempDir } from './helpers.js';
 
@@ -135,6 +136,46 @@ describe('findDuplicates', () => {
     expect(paths(await findDuplicates(dir))).toEqual([[a, b].sort()]);
   });
 
+  it('compares files whose names are not valid UTF-8, and gives their exact bytes', async () => {
+    const data = bytes(20_000);
+    const other = bytes(9000);
+    const raw = (...parts: (string | number[])[]) =>
+      Buffer.concat([
+        Buffer.from(`${dir}/`),
+        ...parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))),
+      ]);
+    mkdirSync(raw('d', [0xff]));
+    const cafe = raw('d', [0xff], '/caf', [0xe9], '.jpg'); // Latin-1 names, as old archives have them
+    writeFileSync(cafe, data);
+    const copy = put(dir, 'copy.jpg', data);
+    // Two names with the same lossy form, one file each, equal to each other.
+    const e8 = raw('a', [0xe8]);
+    const e9 = raw('a', [0xe9]);
+    writeFileSync(e8, other);
+    writeFileSync(e9, other);
+    // A hard link with a Latin-1 name: one file, listed with both names.
+    const linked = put(dir, 'linked', other.subarray(0, 5000));
+    put(dir, 'linked-copy', other.subarray(0, 5000));
+    linkSync(linked, raw('linked-', [0xe0]));
+
+    const groups = await findDuplicates(dir);
+    const byWaste = groups.map((g) => ({ paths: g.paths, raw: g.rawPaths }));
+    expect(byWaste).toEqual([
+      {
+        paths: [join(dir, 'copy.jpg'), join(dir, 'd\uFFFD/caf\uFFFD.jpg')],
+        raw: [undefined, cafe],
+      },
+      { paths: [join(dir, 'a\uFFFD'), join(dir, 'a\uFFFD')], raw: [e8, e9] },
+      {
+        paths: [linked, join(dir, 'linked-copy'), join(dir, 'linked-\uFFFD')],
+        raw: [undefined, undefined, raw('linked-', [0xe0])],
+      },
+    ]);
+    expect(copy).toBe(join(dir, 'copy.jpg'));
+    expect(groups[0]!.digest).toBe((await hashFile(copy, { algorithm: 'blake3' })).digest);
+    expect(groups[2]!.wastedBytes).toBe(5000);
+  });
+
   it('lists hard links together without counting them as waste', async () => {
     const data = bytes(7000);
     const a = put(dir, 'a', data);
@@ -182,6 +223,11 @@ describe('findDuplicates', () => {
         const file = put(dir, `d${d}/f${i}`, data);
         if (i === 0) pairs.push([file, put(dir, `d${d}/g${i}`, data)].sort());
         if (i === 1) gone.push(file);
+        if (i === 2) {
+          // A copy whose name is not valid UTF-8: its exact bytes travel to whichever thread stats and reads it.
+          writeFileSync(Buffer.concat([Buffer.from(`${dir}/d${d}/f2-`), Buffer.from([0xe9])]), data);
+          pairs.push([file, join(dir, `d${d}/f2-\uFFFD`)].sort());
+        }
       }
       unreachable.push(put(dir, `d${d}/sub/f`, bytes(30)));
     }
@@ -202,6 +248,7 @@ describe('findDuplicates', () => {
       },
     });
     expect(paths(scan.groups).sort()).toEqual(pairs.sort());
+    expect(scan.groups.filter((g) => g.rawPaths !== undefined)).toHaveLength(folders);
     expect(scan.skipped).toBe(2 * folders);
     const byCode = (code: string) =>
       errors

@@ -4,6 +4,8 @@ import { formatBytes, parseBytes, UsageError } from '../format.js';
 import type { Progress } from '../output.js';
 import type { Register } from './index.js';
 
+const NEWLINE = Buffer.from('\n');
+
 interface DedupFlags {
   json?: boolean;
   quiet?: boolean;
@@ -118,6 +120,7 @@ export const register: Register = (program, ctx) => {
     for (const group of scan.groups) {
       duplicateFiles += group.files.length - 1;
       wastedBytes += group.wastedBytes;
+      const raw = group.rawPaths;
       if (out.json) {
         const record = {
           type: 'group',
@@ -125,10 +128,21 @@ export const register: Register = (program, ctx) => {
           size: group.size,
           wastedBytes: group.wastedBytes,
           paths: group.paths,
+          // A name that is not valid UTF-8: `paths` has a lossy form, this the exact bytes (null for the others).
+          ...(raw !== undefined
+            ? { rawPathsBase64: raw.map((bytes) => bytes?.toString('base64') ?? null) }
+            : {}),
         };
         emit(`${JSON.stringify(record)}\n`);
       } else if (flags.summary !== true) {
-        emit(`${group.paths.join('\n')}\n\n`);
+        if (raw === undefined) emit(`${group.paths.join('\n')}\n\n`);
+        else {
+          // The exact bytes of each name, as jdupes prints them.
+          if (pending !== '') out.write(pending);
+          pending = '';
+          const lines = group.paths.map((path, i) => raw[i] ?? Buffer.from(path));
+          ctx.io.stdout.write(Buffer.concat([...lines.flatMap((line) => [line, NEWLINE]), NEWLINE]));
+        }
       }
     }
     if (pending !== '') out.write(pending);

@@ -1,5 +1,6 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import { DedupError, fromErrno } from '@fsw/errors';
+import { type FsPath, shown } from './fs-path.js';
 
 const CHUNK = 256 * 1024;
 
@@ -28,9 +29,10 @@ async function readFull(handle: FileHandle, path: string, buffer: Buffer, positi
   return filled;
 }
 
-async function openFor(path: string) {
+async function openFor(file: FsPath) {
+  const path = shown(file);
   try {
-    return await open(path, 'r');
+    return await open(file, 'r');
   } catch (error) {
     throw new CompareReadError(path, fromErrno(error, { path, family: DedupError, action: 'open' }));
   }
@@ -42,14 +44,17 @@ async function openFor(path: string) {
  * @throws CompareReadError naming the path that could not be opened or read
  */
 export async function filesEqual(
-  a: string,
-  b: string,
+  fileA: FsPath,
+  fileB: FsPath,
   options: { signal?: AbortSignal | undefined; onBytes?: (n: number) => void } = {},
 ): Promise<boolean> {
   options.signal?.throwIfAborted();
-  const fa = await openFor(a);
+  // Shown in errors (the lossy form of a name that is not valid UTF-8).
+  const a = shown(fileA);
+  const b = shown(fileB);
+  const fa = await openFor(fileA);
   try {
-    const fb = await openFor(b);
+    const fb = await openFor(fileB);
     try {
       const [sa, sb] = await Promise.all([fa.stat(), fb.stat()]);
       if (sa.size !== sb.size) return false;

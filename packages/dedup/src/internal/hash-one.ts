@@ -1,5 +1,6 @@
 import type { HashAlgorithm, StreamHasher } from '@fsw/hash';
 import { digester } from './digest.js';
+import type { FsPath } from './fs-path.js';
 import { hashFileRange, hashPairIfEqual, readBuffer } from './read-large.js';
 import { readSmall } from './read-small.js';
 
@@ -38,7 +39,7 @@ export async function hashTools(algorithm: HashAlgorithm): Promise<HashTools> {
  * for a small file, chunked reads for a large one. Success means `min(head + tail, size)` bytes were hashed.
  * @throws DedupError as `readSmall` / `hashFileRange`
  */
-export function hashOne(path: string, size: number, head: number, tail: number, tools: HashTools): string {
+export function hashOne(path: FsPath, size: number, head: number, tail: number, tools: HashTools): string {
   if (Math.min(head + tail, size) <= SMALL_READ) {
     const n = readSmall(path, size, head, tail, tools.small);
     return tools.digest(tools.small.subarray(0, n));
@@ -53,7 +54,7 @@ export function hashOne(path: string, size: number, head: number, tail: number, 
  * A number costs no string per file, which over 200,000 small files is most of what comparing them costs.
  * @throws DedupError as {@link hashOne}
  */
-export function hashKey(path: string, size: number, head: number, tail: number, tools: HashTools): DigestKey {
+export function hashKey(path: FsPath, size: number, head: number, tail: number, tools: HashTools): DigestKey {
   const crc = tools.crc;
   if (crc === undefined) return hashOne(path, size, head, tail, tools);
   if (Math.min(head + tail, size) <= SMALL_READ) {
@@ -68,8 +69,8 @@ export function hashKey(path: string, size: number, head: number, tail: number, 
  * @throws DedupError naming the file that changed or could not be read
  */
 export function pairKey(
-  a: string,
-  b: string,
+  a: FsPath,
+  b: FsPath,
   size: number,
   tools: HashTools,
 ): { key: DigestKey | undefined; bytes: number } {

@@ -1,6 +1,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { DedupError, fromErrno } from '@fsw/errors';
 import type { StreamHasher } from '@fsw/hash';
+import { type FsPath, shown } from './fs-path.js';
 import { OPEN_FLAGS, readFully } from './read-small.js';
 
 /** Bytes read per call: large enough that the per-call costs vanish, small enough to stay in the CPU caches. */
@@ -22,16 +23,17 @@ export function readBuffer(): Buffer {
  *   when it cannot be opened or read
  */
 export function hashFileRange(
-  path: string,
+  file: FsPath,
   size: number,
   head: number,
   tail: number,
   hasher: StreamHasher,
   buffer: Buffer,
 ): number {
+  const path = shown(file);
   let fd: number;
   try {
-    fd = openSync(path, OPEN_FLAGS);
+    fd = openSync(file, OPEN_FLAGS);
   } catch (error) {
     throw fromErrno(error, { path, family: DedupError, action: 'open' });
   }
@@ -68,11 +70,11 @@ export function hashFileRange(
   }
 }
 
-function openForRead(path: string): number {
+function openForRead(file: FsPath): number {
   try {
-    return openSync(path, OPEN_FLAGS);
+    return openSync(file, OPEN_FLAGS);
   } catch (error) {
-    throw fromErrno(error, { path, family: DedupError, action: 'open' });
+    throw fromErrno(error, { path: shown(file), family: DedupError, action: 'open' });
   }
 }
 
@@ -82,13 +84,14 @@ function openForRead(path: string): number {
  */
 function readChunk(
   fd: number,
-  path: string,
+  file: FsPath,
   size: number,
   buffer: Buffer,
   at: number,
   length: number,
   last: boolean,
 ): void {
+  const path = shown(file);
   let got: number;
   try {
     got = readFully(fd, buffer, 0, length + (last ? 1 : 0), at, length);
@@ -118,8 +121,8 @@ export interface PairOutcome {
  * @throws DedupError naming the file that changed (`E_CHANGED`) or could not be opened or read (errno codes)
  */
 export function hashPairIfEqual(
-  a: string,
-  b: string,
+  a: FsPath,
+  b: FsPath,
   size: number,
   hasher: StreamHasher,
   bufferA: Buffer,

@@ -1,5 +1,6 @@
 import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { DedupError, fromErrno } from '@fsw/errors';
+import { type FsPath, shown } from './fs-path.js';
 
 // O_NONBLOCK: a path replaced by a FIFO since the walk must not block the open forever.
 export const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
@@ -36,10 +37,11 @@ export function readFully(
  * @throws DedupError `E_CHANGED` when its size is no longer `size`, errno codes (`E_NOT_FOUND`, `E_PERMISSION`,
  *   `E_IS_DIR`...) when it cannot be opened or read
  */
-export function readSmall(path: string, size: number, head: number, tail: number, buffer: Buffer): number {
+export function readSmall(file: FsPath, size: number, head: number, tail: number, buffer: Buffer): number {
+  const path = shown(file);
   let fd: number;
   try {
-    fd = openSync(path, OPEN_FLAGS);
+    fd = openSync(file, OPEN_FLAGS);
   } catch (error) {
     throw fromErrno(error, { path, family: DedupError, action: 'open' });
   }

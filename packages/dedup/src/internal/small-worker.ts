@@ -1,6 +1,7 @@
 import { parentPort } from 'node:worker_threads';
 import { DedupError, fromErrno } from '@fsw/errors';
 import type { HashAlgorithm } from '@fsw/hash';
+import { type FsPath, latin1ToBytes, shown } from './fs-path.js';
 import type { DigestKey, HashTools } from './hash-one.js';
 import { STAT_FIELDS, statSlice } from './stat-slice.js';
 
@@ -14,6 +15,8 @@ export interface SmallJob {
   /** The paths joined by NUL (which no path contains): one string is cloned far faster than an array of them. */
   readonly paths: string;
   readonly sizes: Float64Array;
+  /** Paths whose names are not valid UTF-8: `[index, their bytes as latin1]` (`paths` holds a lossy form). */
+  readonly raw?: readonly [number, string][];
   /**
    * The files come in pairs of equal size, read side by side (the whole files): one key per pair, for both files
    * when they hold the same bytes; none (empty digest, `NaN` checksum) when they differ.
@@ -28,6 +31,8 @@ export interface StatJob {
   readonly follow: boolean;
   /** The paths joined by NUL. */
   readonly paths: string;
+  /** Paths whose names are not valid UTF-8: `[index, their bytes as latin1]` (`paths` holds a lossy form). */
+  readonly raw?: readonly [number, string][];
 }
 
 /**
@@ -77,7 +82,7 @@ async function hash(job: SmallJob): Promise<SmallReply> {
     tools = await hashTools(job.algorithm);
     toolsOf.set(job.algorithm, tools);
   }
-  const paths = job.paths.split('\0');
+  const paths: FsPath[] = withRaw(job.paths.split('\0'), job.raw);
   // One key per unit: a file, or with `pairs` two files read side by side (a pair that differs has no key).
   const step = job.pairs === true ? 2 : 1;
   const units = paths.length / step;
@@ -105,19 +110,25 @@ async function hash(job: SmallJob): Promise<SmallReply> {
       else digests[u] = '';
       const e = DedupError.is(error) ? error : new DedupError('E_IO', String(error));
       // The file the error names (the second of a pair, or the first).
-      errors.push([step === 2 && e.path === paths[i + 1] ? i + 1 : i, e.code, e.message]);
+      errors.push([step === 2 && e.path === shown(paths[i + 1]!) ? i + 1 : i, e.code, e.message]);
     }
   }
   if (crcs !== undefined) return { id: job.id, digests: '', crcs, errors, bytes };
   return { id: job.id, digests: digests.join('\n'), errors, bytes };
 }
 
+/** The paths of a job, with the exact bytes of those whose names are not valid UTF-8. */
+function withRaw(paths: FsPath[], raw: readonly [number, string][] | undefined): FsPath[] {
+  if (raw !== undefined) for (const [i, bytes] of raw) paths[i] = latin1ToBytes(bytes);
+  return paths;
+}
+
 function stat(job: StatJob): StatReply {
-  const paths = job.paths.split('\0');
+  const paths = withRaw(job.paths.split('\0'), job.raw);
   const facts = new Float64Array(paths.length * STAT_FIELDS);
   const errors: [number, string, string][] = [];
   statSlice(paths, job.follow, facts, (i, error) => {
-    const e = fromErrno(error, { path: paths[i]!, family: DedupError, action: 'stat' });
+    const e = fromErrno(error, { path: shown(paths[i]!), family: DedupError, action: 'stat' });
     errors.push([i, e.code, e.message]);
   });
   return { id: job.id, errors, facts };

@@ -1,4 +1,5 @@
 import { lstatSync, type Stats, statSync } from 'node:fs';
+import type { FsPath } from './fs-path.js';
 
 /** Numbers per path in the output of {@link statSlice}: status, size, mtimeMs, dev, ino, nlink. */
 export const STAT_FIELDS = 6;
@@ -19,7 +20,7 @@ export const StatStatus = {
  * instead of a `Stats` object (with its four `Date`s) kept per file, and the same code on either thread.
  */
 export function statSlice(
-  paths: readonly string[],
+  paths: readonly FsPath[],
   follow: boolean,
   out: Float64Array,
   onError: (index: number, error: unknown) => void,
