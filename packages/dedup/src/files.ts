@@ -6,6 +6,8 @@ import type { DedupFile } from './types.js';
 /** What {@link mergeFiles} needs to know of a file. */
 export interface FileFacts {
   readonly path: string;
+  /** The exact bytes of `path` when a name in it is not valid UTF-8 (`path` then being a lossy form, for display). */
+  readonly rawPath?: Buffer | undefined;
   readonly size: number;
   readonly mtimeMs: number;
   readonly dev?: number | undefined;
@@ -42,7 +44,7 @@ function sortNames(paths: string[], raws: (Buffer | undefined)[]): void {
  */
 export function mergeFiles(listed: Iterable<FileFacts>, pathsAreDistinct = false): DedupFile[] {
   const merger = new FileMerger(pathsAreDistinct);
-  for (const f of listed) merger.add(f.path, f.size, f.mtimeMs, f.dev ?? 0, f.ino ?? 0, f.nlink);
+  for (const f of listed) merger.add(f.path, f.size, f.mtimeMs, f.dev ?? 0, f.ino ?? 0, f.nlink, f.rawPath);
   return merger.finish();
 }
 

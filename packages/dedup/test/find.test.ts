@@ -1,9 +1,18 @@
 import { spawnSync } from 'node:child_process';
-import { linkSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  type Stats,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { type DedupProgress, findDuplicates, scanDuplicates } from '@fsw/dedup';
+import { type DedupProgress, findDuplicates, groupDuplicates, mergeFiles, scanDuplicates } from '@fsw/dedup';
 import { hashFile } from '@fsw/hash';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { bytes, flip, put, tempDir } from './helpers.js';
@@ -16,6 +25,7 @@ beforeEach(() => {
 afterEach(() => cleanup());
 
 const paths = (groups: readonly { paths: readonly string[] }[]) => groups.map((g) => [...g.paths]);
+const pick = ({ size, mtimeMs, dev, ino }: Stats) => ({ size, mtimeMs, dev, ino });
 
 /** A seeded PRNG, so that a failing generated case can be reproduced. */
 function rng(seed: number): () => number {
@@ -174,6 +184,13 @@ describe('findDuplicates', () => {
     expect(copy).toBe(join(dir, 'copy.jpg'));
     expect(groups[0]!.digest).toBe((await hashFile(copy, { algorithm: 'blake3' })).digest);
     expect(groups[2]!.wastedBytes).toBe(5000);
+    // The same through files listed by hand (`mergeFiles` with `rawPath`).
+    const { size, mtimeMs, dev, ino } = statSync(cafe);
+    const mine = mergeFiles([
+      { path: join(dir, 'd\uFFFD/caf\uFFFD.jpg'), rawPath: cafe, size, mtimeMs, dev, ino },
+      { path: copy, ...pick(statSync(copy)) },
+    ]);
+    expect((await groupDuplicates(mine))[0]!.rawPaths).toEqual([undefined, cafe]);
   });
 
   it('lists hard links together without counting them as waste', async () => {
