@@ -28,3 +28,18 @@ export function flip(data: Buffer, at: number): Buffer {
   copy[at] = (copy[at]! + 1) & 0xff;
   return copy;
 }
+
+/** An `onError` that skips every failure, and the failures it saw. */
+export function skipping(): {
+  errors: { code?: string; path?: string }[];
+  onError: (e: { code?: string; path?: string }) => 'skip';
+} {
+  const errors: { code?: string; path?: string }[] = [];
+  return {
+    errors,
+    onError: (e) => {
+      errors.push(e);
+      return 'skip';
+    },
+  };
+}

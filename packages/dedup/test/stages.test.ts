@@ -16,7 +16,7 @@ import {
 import { DedupError, FswError } from '@fsw/errors';
 import { hashFile } from '@fsw/hash';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { bytes, flip, put, tempDir } from './helpers.js';
+import { bytes, flip, put, skipping, tempDir } from './helpers.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -189,12 +189,9 @@ describe('custom pipelines', () => {
     }
     const files = await statFiles(list);
     rmSync(list[4000]!);
-    const errors: { code?: string; path?: string }[] = [];
+    const { errors, onError } = skipping();
     const scan = await scanFiles(files, {
-      onError: (e) => {
-        errors.push(e);
-        return 'skip';
-      },
+      onError,
     });
     expect(paths(scan.groups).sort()).toEqual(pairs.sort());
     expect(errors).toEqual([expect.objectContaining({ code: 'E_NOT_FOUND', path: list[4000] })]);
@@ -216,14 +213,11 @@ describe('custom pipelines', () => {
     const files = await statFiles(list);
     rmSync(list[2001]!);
     put(dir, 'd1/p1001a', bytes(8193 + 1002));
-    const errors: { code?: string; path?: string }[] = [];
+    const { errors, onError } = skipping();
     // No partial stage: the full stage is the first to read, and meets the file that vanished and the one that grew.
     const scan = await scanFiles(files, {
       stages: [sizeStage(), fullHashStage()],
-      onError: (e) => {
-        errors.push(e);
-        return 'skip';
-      },
+      onError,
     });
     expect(paths(scan.groups).sort()).toEqual(expected.sort());
     expect(errors.map((e) => [e.code, e.path]).sort()).toEqual([
@@ -373,13 +367,10 @@ describe('errors', () => {
     const files = await statFiles(list);
     put(dir, 'b', Buffer.concat([data, data.subarray(0, 1)]));
     put(dir, 'c', data.subarray(0, data.length - 1));
-    const errors: { code?: string; path?: string }[] = [];
+    const { errors, onError } = skipping();
     const groups = await groupDuplicates(files, {
       stages: [sizeStage(), fullHashStage()],
-      onError: (e) => {
-        errors.push(e);
-        return 'skip';
-      },
+      onError,
     });
     expect(paths(groups)).toEqual([[list[0], list[4]]]);
     expect(groups[0]!.digest).toBe((await hashFile(list[0]!, { algorithm: 'blake3' })).digest);
@@ -418,13 +409,10 @@ describe('errors', () => {
     put(dir, 'a1', Buffer.concat([data, data.subarray(0, 1)]));
     put(dir, 'b2', data.subarray(0, 179_999));
     rmSync(list[5]!);
-    const errors: { code?: string; path?: string }[] = [];
+    const { errors, onError } = skipping();
     const groups = await groupDuplicates(files, {
       stages: [sizeStage(), fullHashStage()],
-      onError: (e) => {
-        errors.push(e);
-        return 'skip';
-      },
+      onError,
     });
     expect(groups).toEqual([]);
     expect(errors.map((e) => [e.code, e.path]).sort()).toEqual([
@@ -440,12 +428,9 @@ describe('errors', () => {
     const files = await statFiles(list);
     put(dir, 'c', Buffer.concat([data, data.subarray(0, 10)]));
     expect(statSync(list[2]!).size).toBe(5010);
-    const errors: unknown[] = [];
+    const { errors, onError } = skipping();
     const groups = await groupDuplicates(files, {
-      onError: (e) => {
-        errors.push(e);
-        return 'skip';
-      },
+      onError,
     });
     expect(paths(groups)).toEqual([list.slice(0, 2)]);
     expect(errors).toEqual([expect.objectContaining({ code: 'E_CHANGED', path: list[2] })]);
@@ -459,12 +444,9 @@ describe('errors', () => {
     const files = await statFiles([...list, ...big]);
     put(dir, 's3', small.subarray(0, 4000));
     put(dir, 'l3', Buffer.concat([large, large.subarray(0, 1)]));
-    const errors: { code?: string; path?: string }[] = [];
+    const { errors, onError } = skipping();
     const groups = await groupDuplicates(files, {
-      onError: (e) => {
-        errors.push(e);
-        return 'skip';
-      },
+      onError,
     });
     expect(paths(groups).sort()).toEqual([big.slice(0, 2), list.slice(0, 2)]);
     expect(errors.map((e) => [e.code, e.path]).sort()).toEqual([

@@ -31,12 +31,7 @@ export function hashFileRange(
   buffer: Buffer,
 ): number {
   const path = shown(file);
-  let fd: number;
-  try {
-    fd = openSync(file, OPEN_FLAGS);
-  } catch (error) {
-    throw fromErrno(error, { path, family: DedupError, action: 'open' });
-  }
+  const fd = openForRead(file);
   const changed = () =>
     new DedupError('E_CHANGED', `file changed during the scan: ${path} (${size} bytes when listed)`, {
       path,
