@@ -1,4 +1,13 @@
-import { chmodSync, constants, type Dirent, mkdirSync, type Stats } from 'node:fs';
+import {
+  chmodSync,
+  constants,
+  type Dirent,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readlinkSync,
+  type Stats,
+} from 'node:fs';
 import {
   chmod,
   copyFile,
@@ -21,7 +30,7 @@ import { runnerFor } from './internal/batch-runner.js';
 import { defaultConcurrency } from './internal/build.js';
 import { type FileFacts, failureError, isFailure, tempName } from './internal/file-jobs.js';
 import { type IgnoreMatcher, INDEX_DIR, matcherFromText, readIgnoreText } from './internal/ignore-rules.js';
-import { type IndexRecord, loadIndex, recordMatches, saveIndex } from './internal/index-file.js';
+import { type IndexRecord, IndexView, loadIndexView, saveIndex } from './internal/index-file.js';
 import { loadAllTrees } from './read-tree.js';
 import { type LocalStore, openStore } from './store.js';
 import type { Store, TreeEntry } from './types.js';
@@ -101,9 +110,13 @@ interface DirPlan {
   readonly removals: Removal[];
   readonly files: FileJob[];
   readonly links: { abs: string; rel: string; target: string; mode: number }[];
+  /** Symlinks already pointing where the tree says (recorded in the index as they are). */
+  readonly linksKept: { rel: string; mode: number }[];
   readonly dirs: DirPlan[];
   /** Files left as they are, with the stat they were found with (for the index). */
-  readonly unchanged: { rel: string; entry: TreeEntry; stat: Stats; chmod: boolean; abs: string }[];
+  readonly unchanged: { rel: string; entry: TreeEntry; stat: FileFacts; chmod: boolean; abs: string }[];
+  /** The tree's entries, in order: the index is saved in the order the next plan looks its records up. */
+  readonly entries: readonly TreeEntry[];
 }
 
 const PROGRESS_EVERY_MS = 100;
@@ -155,44 +168,13 @@ export async function checkout(
   const root = resolve(dir);
   const rootDigest = parseDigest(digest);
 
-  // 1. Read and validate every tree; make sure every object is there.
+  // 1. Read and validate every tree.
   const trees = await loadAllTrees(rootDigest, store, signal);
   const rootEntries = trees.get(rootDigest)!;
   if (rootEntries.some((e) => e.name === INDEX_DIR)) {
     throw new TreeError(
       'E_INVALID_ARGUMENT',
       `tree ${rootDigest} has a '${INDEX_DIR}' entry at its root, a name checkout keeps for its index`,
-    );
-  }
-  const sources = new Map<string, string>();
-  const sizes = new Map<string, number>();
-  const modes = new Map<string, number>();
-  const fileDigests = new Set<string>();
-  for (const entries of trees.values())
-    for (const e of entries) if (e.type === 'file') fileDigests.add(e.digest);
-  const missingObject = (d: string) =>
-    new TreeError('E_MISSING_OBJECT', `object ${d} of tree ${rootDigest} is not in the store`);
-  if (isLocalStore(store)) {
-    // One synchronous stat per object: no promise per file (hundreds of thousands of them cost more than the stats).
-    let n = 0;
-    for (const d of fileDigests) {
-      if (++n % 1024 === 0) signal?.throwIfAborted();
-      const found = store.locateSync(d);
-      if (found === undefined) throw missingObject(d);
-      sources.set(d, found.path);
-      sizes.set(d, found.size);
-      modes.set(d, found.mode);
-    }
-    signal?.throwIfAborted();
-  } else {
-    const checkLimit = pLimit(32);
-    await Promise.all(
-      [...fileDigests].map((d) =>
-        checkLimit(async () => {
-          signal?.throwIfAborted();
-          if (!(await store.has(d))) throw missingObject(d);
-        }),
-      ),
     );
   }
 
@@ -219,11 +201,24 @@ export async function checkout(
     rootExists &&
     useIndex &&
     (await lstat(join(root, INDEX_DIR, 'index')).catch(() => undefined)) !== undefined;
-  const oldIndex = useIndex && rootExists ? await loadIndex(root) : new Map<string, IndexRecord>();
+  // Read in place (no object per record): on a folder already checked out, every path is looked up once.
+  const oldIndex = useIndex && rootExists ? await loadIndexView(root) : IndexView.empty();
   const conflicts: string[] = [];
-  const statLimit = pLimit(options.concurrency ?? defaultConcurrency());
-  const ctx: PlanContext = { trees, oldIndex, ignored, force, conflicts, statLimit, signal, indexExists };
+  const ctx: PlanContext = {
+    trees,
+    index: oldIndex,
+    ignored,
+    force,
+    conflicts,
+    hashLimit: pLimit(options.concurrency ?? defaultConcurrency()),
+    comparisons: [],
+    signal,
+    indexExists,
+    matched: 0,
+    dirsSinceYield: 0,
+  };
   const plan = await planDir(ctx, root, '', rootEntries, rootExists, undefined);
+  await Promise.all(ctx.comparisons);
   if (conflicts.length > 0) {
     const more = conflicts.length > 1 ? ` (and ${conflicts.length - 1} more)` : '';
     throw new TreeError(
@@ -233,12 +228,50 @@ export async function checkout(
     );
   }
 
+  // Every object to be written must be in the store before anything is written. Files already equal need none:
+  // checking (and touching) the objects of a whole unchanged tree cost a stat per file.
+  const sources = new Map<string, string>();
+  const sizes = new Map<string, number>();
+  const modes = new Map<string, number>();
+  const fileDigests = new Set<string>();
+  const collect = (p: DirPlan): void => {
+    for (const f of p.files) fileDigests.add(f.entry.digest);
+    for (const d of p.dirs) collect(d);
+  };
+  collect(plan);
+  const missingObject = (d: string) =>
+    new TreeError('E_MISSING_OBJECT', `object ${d} of tree ${rootDigest} is not in the store`);
+  if (isLocalStore(store)) {
+    // One synchronous stat per object: no promise per file (hundreds of thousands of them cost more than the stats).
+    let n = 0;
+    for (const d of fileDigests) {
+      if (++n % 1024 === 0) signal?.throwIfAborted();
+      const found = store.locateSync(d);
+      if (found === undefined) throw missingObject(d);
+      sources.set(d, found.path);
+      sizes.set(d, found.size);
+      modes.set(d, found.mode);
+    }
+    signal?.throwIfAborted();
+  } else {
+    const checkLimit = pLimit(32);
+    await Promise.all(
+      [...fileDigests].map((d) =>
+        checkLimit(async () => {
+          signal?.throwIfAborted();
+          if (!(await store.has(d))) throw missingObject(d);
+        }),
+      ),
+    );
+  }
+
   // 3. Apply the plan: folders, removals and symlinks first (top-down), then files in parallel, then folder modes.
   const counts = { filesWritten: 0, filesUnchanged: 0, symlinksWritten: 0, dirsCreated: 0, removed: 0 };
   const fileJobs: FileJob[] = [];
   const allDirs: DirPlan[] = [];
   const unchanged: DirPlan['unchanged'] = [];
   const links: DirPlan['links'] = [];
+  const linksKept: DirPlan['linksKept'] = [];
   const written: Written[] = [];
   let dirsSinceYield = 0;
   const applyDir = async (p: DirPlan): Promise<void> => {
@@ -280,6 +313,7 @@ export async function checkout(
       counts.symlinksWritten++;
       links.push(l);
     }
+    linksKept.push(...p.linksKept);
     fileJobs.push(...p.files);
     for (const u of p.unchanged) {
       if (u.chmod) {
@@ -409,8 +443,23 @@ export async function checkout(
   } finally {
     // Also after a failure or an abort: what was written is fsw's own work, so that running the checkout again
     // is not refused as if those folders were someone else's. (Never when the root itself was not reached.)
-    if (useIndex && allDirs.some((p) => p.rel === '')) {
-      const save = writeCheckoutIndex(root, oldIndex, completed, allDirs, links, unchanged, written);
+    // A checkout that changed nothing, over an index that already says exactly what it would say (every record
+    // matched, none more), leaves the index file as it is.
+    const records = allDirs.length - 1 + links.length + linksKept.length + unchanged.length + written.length;
+    const untouched =
+      completed &&
+      counts.filesWritten + counts.symlinksWritten + counts.dirsCreated + counts.removed === 0 &&
+      !unchanged.some((u) => u.chmod) &&
+      ctx.matched === records &&
+      oldIndex.count === records;
+    if (useIndex && !untouched && allDirs.some((p) => p.rel === '')) {
+      const save = writeCheckoutIndex(root, oldIndex, completed, plan, {
+        dirs: allDirs,
+        links,
+        linksKept,
+        unchanged,
+        written,
+      });
       if (completed) await save;
       else {
         // The failure that got us here is the error to report, not a second one from the index.
@@ -427,20 +476,29 @@ interface Written {
   readonly stat: FileFacts;
 }
 
+/** What a checkout did, for its index. */
+interface Done {
+  readonly dirs: readonly DirPlan[];
+  readonly links: DirPlan['links'];
+  readonly linksKept: DirPlan['linksKept'];
+  readonly unchanged: DirPlan['unchanged'];
+  readonly written: readonly Written[];
+}
+
 /**
- * Records what the checkout wrote or found equal. After a complete checkout the index describes exactly the tree;
+ * Records what the checkout wrote or found equal. After a complete checkout the index describes exactly the tree,
+ * its records in the order the next checkout's plan looks them up (so that they are found by the index's cursor);
  * after a failure, the new records are laid over the old ones (paths not reached keep theirs).
  */
 async function writeCheckoutIndex(
   root: string,
-  oldIndex: ReadonlyMap<string, IndexRecord>,
+  oldIndex: IndexView,
   completed: boolean,
-  dirs: readonly DirPlan[],
-  links: DirPlan['links'],
-  unchanged: DirPlan['unchanged'],
-  written: readonly Written[],
+  plan: DirPlan,
+  done: Done,
 ): Promise<void> {
-  const records = completed ? new Map<string, IndexRecord>() : new Map(oldIndex);
+  const records = new Map<string, IndexRecord>();
+  if (!completed) for (let i = 0; i < oldIndex.count; i++) records.set(oldIndex.path(i), oldIndex.record(i));
   const fileRecord = (s: FileFacts, d: string): IndexRecord => ({
     type: 'file',
     digest: d,
@@ -459,25 +517,49 @@ async function writeCheckoutIndex(
     ino: 0,
     racy: false,
   });
-  for (const p of dirs) if (p.rel !== '') records.set(p.rel, plain('dir', p.mode ?? 0));
-  for (const l of links) records.set(l.rel, plain('symlink', l.mode));
-  for (const u of unchanged) {
+  for (const p of done.dirs) if (p.rel !== '') records.set(p.rel, plain('dir', p.mode ?? 0));
+  for (const l of done.links) records.set(l.rel, plain('symlink', l.mode));
+  for (const l of done.linksKept) records.set(l.rel, plain('symlink', l.mode));
+  for (const u of done.unchanged) {
     const s = u.chmod ? await lstat(u.abs).catch(() => undefined) : u.stat;
     if (s !== undefined) records.set(u.rel, fileRecord(s, u.entry.digest));
   }
-  for (const w of written) records.set(w.rel, fileRecord(w.stat, w.entry.digest));
-  await saveIndex(root, records);
+  for (const w of done.written) records.set(w.rel, fileRecord(w.stat, w.entry.digest));
+  if (!completed) {
+    await saveIndex(root, records);
+    return;
+  }
+  const ordered: [string, IndexRecord][] = [];
+  const visit = (p: DirPlan): void => {
+    const own = p.rel === '' ? undefined : records.get(p.rel);
+    if (own !== undefined) ordered.push([p.rel, own]);
+    for (const e of p.entries) {
+      if (e.type === 'dir') continue;
+      const rel = p.rel === '' ? e.name : `${p.rel}/${e.name}`;
+      const r = records.get(rel);
+      if (r !== undefined) ordered.push([rel, r]);
+    }
+    for (const d of p.dirs) visit(d);
+  };
+  visit(plan);
+  await saveIndex(root, ordered);
 }
 
 interface PlanContext {
   readonly trees: ReadonlyMap<string, TreeEntry[]>;
-  readonly oldIndex: ReadonlyMap<string, IndexRecord>;
+  readonly index: IndexView;
   readonly ignored: IgnoreMatcher;
   readonly force: boolean;
   readonly conflicts: string[];
-  readonly statLimit: ReturnType<typeof pLimit>;
+  /** Limits the content comparisons (hashing) of files in folders fsw did not write. */
+  readonly hashLimit: ReturnType<typeof pLimit>;
+  /** Those comparisons, awaited once the whole folder is planned. */
+  readonly comparisons: Promise<void>[];
   readonly signal: AbortSignal | undefined;
   readonly indexExists: boolean;
+  /** Paths whose index record already says what this checkout would record (see `untouched` in checkout). */
+  matched: number;
+  dirsSinceYield: number;
 }
 
 function kindOf(d: Dirent | Stats): 'file' | 'dir' | 'symlink' | 'other' {
@@ -487,19 +569,36 @@ function kindOf(d: Dirent | Stats): 'file' | 'dir' | 'symlink' | 'other' {
   return 'other';
 }
 
-/** Whether fsw wrote this folder: the root when it has an index, any other folder when the index lists it. */
-function isOurs(ctx: PlanContext, rel: string): boolean {
-  return ctx.force || (rel === '' ? ctx.indexExists : ctx.oldIndex.get(rel)?.type === 'dir');
+/** The index record of `rel` if it is of `type`, else -1. */
+function recordOf(
+  ctx: PlanContext,
+  rel: string,
+  type: IndexRecord['type'],
+  dir?: string,
+  name?: string,
+): number {
+  const i = ctx.index.find(rel, dir, name);
+  return i >= 0 && ctx.index.type(i) === type ? i : -1;
 }
 
-async function isNonEmpty(abs: string): Promise<boolean> {
+/** Whether fsw wrote this folder: the root when it has an index, any other folder when the index lists it. */
+function isOurs(ctx: PlanContext, rel: string): boolean {
+  return ctx.force || (rel === '' ? ctx.indexExists : recordOf(ctx, rel, 'dir') >= 0);
+}
+
+function isNonEmpty(abs: string): boolean {
   try {
-    return (await readdir(abs)).length > 0;
+    return readdirSync(abs).length > 0;
   } catch (error) {
     throw io(error, abs, 'read directory');
   }
 }
 
+/**
+ * Plans one folder, then its subfolders, depth-first in tree order. Listing and `lstat` are blocking calls (one
+ * promise per file cost several times the system calls themselves on large trees), with a turn of the event loop
+ * every few folders; only content comparisons in folders fsw did not write are asynchronous ({@link sameContent}).
+ */
 async function planDir(
   ctx: PlanContext,
   abs: string,
@@ -509,6 +608,11 @@ async function planDir(
   mode: number | undefined,
 ): Promise<DirPlan> {
   ctx.signal?.throwIfAborted();
+  if (++ctx.dirsSinceYield >= 64) {
+    ctx.dirsSinceYield = 0;
+    await new Promise((resolveTurn) => setImmediate(resolveTurn));
+    ctx.signal?.throwIfAborted();
+  }
   const plan: DirPlan = {
     abs,
     rel,
@@ -517,20 +621,25 @@ async function planDir(
     removals: [],
     files: [],
     links: [],
+    linksKept: [],
     dirs: [],
     unchanged: [],
+    entries,
   };
   const onDisk = new Map<string, 'file' | 'dir' | 'symlink' | 'other'>();
   if (exists) {
     let dirents: Dirent[];
     try {
-      dirents = await readdir(abs, { withFileTypes: true });
+      dirents = readdirSync(abs, { withFileTypes: true });
     } catch (error) {
       throw io(error, abs, 'read directory');
     }
     for (const d of dirents) onDisk.set(d.name, kindOf(d));
   }
-  const ours = isOurs(ctx, rel);
+  // The folder's own record is looked up first, then its entries in order: the order the index is saved in.
+  const ownRecord = rel === '' || !exists ? -1 : recordOf(ctx, rel, 'dir');
+  if (ownRecord >= 0) ctx.matched++;
+  const ours = ctx.force || (rel === '' ? ctx.indexExists : ownRecord >= 0);
   const childRel = (name: string) => (rel === '' ? name : `${rel}/${name}`);
   const inTree = new Set(entries.map((e) => e.name));
 
@@ -542,7 +651,7 @@ async function planDir(
     if (ctx.ignored(r, kind === 'dir')) continue;
     const childAbs = join(abs, name);
     if (kind === 'dir') {
-      if (!isOurs(ctx, r) && (await isNonEmpty(childAbs))) {
+      if (!isOurs(ctx, r) && isNonEmpty(childAbs)) {
         ctx.conflicts.push(`folder ${childAbs} is not in the tree and not empty`);
         continue;
       }
@@ -556,111 +665,123 @@ async function planDir(
     }
   }
 
-  const subdirs: Promise<DirPlan>[] = [];
-  const checks: Promise<void>[] = [];
+  const subdirs: { abs: string; rel: string; entry: TreeEntry; exists: boolean }[] = [];
   for (const entry of entries) {
     const name = entry.name;
     const r = childRel(name);
     const childAbs = join(abs, name);
     const existing = onDisk.get(name);
     // A folder in the way of a file or symlink is replaced only when fsw wrote it (or it is empty, or force).
-    const replaceDir = async () => {
-      if (!isOurs(ctx, r) && (await isNonEmpty(childAbs))) {
+    const replaceDir = () => {
+      if (!isOurs(ctx, r) && isNonEmpty(childAbs)) {
         ctx.conflicts.push(`folder ${childAbs} would be replaced by a ${entry.type} and is not empty`);
         return;
       }
       plan.removals.push({ abs: childAbs, rel: r, how: 'tree' });
     };
     if (entry.type === 'dir') {
-      const subtree = ctx.trees.get(entry.digest)!;
       if (existing === 'dir') {
-        subdirs.push(planDir(ctx, childAbs, r, subtree, true, entry.mode));
+        subdirs.push({ abs: childAbs, rel: r, entry, exists: true });
       } else {
         // A file, symlink or socket in the way: removed (never followed) and replaced by a real folder.
         if (existing !== undefined) {
           if (!ours) ctx.conflicts.push(`${childAbs} would be replaced by a folder`);
           plan.removals.push({ abs: childAbs, rel: r, how: 'file' });
         }
-        subdirs.push(planDir(ctx, childAbs, r, subtree, false, entry.mode));
+        subdirs.push({ abs: childAbs, rel: r, entry, exists: false });
       }
     } else if (entry.type === 'symlink') {
+      const link = { abs: childAbs, rel: r, target: entry.target!, mode: entry.mode };
       if (existing === 'dir') {
-        checks.push(replaceDir());
-        plan.links.push({ abs: childAbs, rel: r, target: entry.target!, mode: entry.mode });
+        replaceDir();
+        plan.links.push(link);
       } else if (existing === 'symlink') {
-        checks.push(
-          ctx.statLimit(async () => {
-            const { readlink } = await import('node:fs/promises');
-            const current = await readlink(childAbs).catch(() => undefined);
-            if (current !== entry.target) {
-              if (!ours) ctx.conflicts.push(`${childAbs} is a symlink to another target`);
-              plan.links.push({ abs: childAbs, rel: r, target: entry.target!, mode: entry.mode });
-            }
-          }),
-        );
+        const record = recordOf(ctx, r, 'symlink', rel, name);
+        let current: string | undefined;
+        try {
+          current = readlinkSync(childAbs);
+        } catch {
+          current = undefined;
+        }
+        if (current !== entry.target) {
+          if (!ours) ctx.conflicts.push(`${childAbs} is a symlink to another target`);
+          plan.links.push(link);
+        } else {
+          if (record >= 0) ctx.matched++;
+          plan.linksKept.push({ rel: r, mode: entry.mode });
+        }
       } else {
         if (existing !== undefined && !ours) ctx.conflicts.push(`${childAbs} would be replaced by a symlink`);
-        plan.links.push({ abs: childAbs, rel: r, target: entry.target!, mode: entry.mode });
+        plan.links.push(link);
       }
     } else {
       const job: FileJob = { abs: childAbs, dirAbs: abs, rel: r, entry };
       if (existing === 'dir') {
-        checks.push(replaceDir());
+        replaceDir();
         plan.files.push(job);
       } else if (existing === 'file') {
-        checks.push(
-          ctx.statLimit(async () => {
-            const same = await sameFile(ctx, childAbs, r, entry, ours);
-            if (same === undefined) {
-              if (!ours) ctx.conflicts.push(`${childAbs} differs from the tree`);
+        let st: Stats;
+        try {
+          st = lstatSync(childAbs);
+        } catch (error) {
+          throw io(error, childAbs, 'stat');
+        }
+        const facts: FileFacts = { mode: st.mode, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino };
+        const keep = () =>
+          plan.unchanged.push({
+            rel: r,
+            entry,
+            stat: facts,
+            abs: childAbs,
+            chmod: (facts.mode & 0o7777) !== (entry.mode & FILE_MODE_MASK),
+          });
+        const record = recordOf(ctx, r, 'file', rel, name);
+        if (!st.isFile()) {
+          if (!ours) ctx.conflicts.push(`${childAbs} differs from the tree`);
+          plan.files.push(job);
+        } else if (record >= 0 && ctx.index.fileMatches(record, facts)) {
+          // Never trusted when size, mtime, mode or inode differ, or when racy (see IndexView.fileMatches).
+          if (ctx.index.hasDigest(record, entry.digest)) {
+            ctx.matched++;
+            keep();
+          } else {
+            if (!ours) ctx.conflicts.push(`${childAbs} differs from the tree`);
+            plan.files.push(job);
+          }
+        } else if (ours) {
+          plan.files.push(job);
+        } else {
+          // In a folder fsw did not write, compare contents rather than overwrite someone's file.
+          const comparison = ctx.hashLimit(async () => {
+            if (await sameContent(childAbs, entry)) keep();
+            else {
+              ctx.conflicts.push(`${childAbs} differs from the tree`);
               plan.files.push(job);
-            } else {
-              plan.unchanged.push({
-                rel: r,
-                entry,
-                stat: same,
-                abs: childAbs,
-                chmod: (same.mode & 0o7777) !== (entry.mode & FILE_MODE_MASK),
-              });
             }
-          }),
-        );
+          });
+          // Awaited with the others after planning; a failure must not go unhandled meanwhile.
+          comparison.catch(() => {});
+          ctx.comparisons.push(comparison);
+        }
       } else {
         if (existing !== undefined && !ours) ctx.conflicts.push(`${childAbs} would be replaced by a file`);
         plan.files.push(job);
       }
     }
   }
-  // One Promise.all over both, so that a failure in either is handled at once (no unhandled rejection).
-  const [, planned] = await Promise.all([Promise.all(checks), Promise.all(subdirs)]);
-  plan.dirs.push(...planned);
+  for (const d of subdirs) {
+    plan.dirs.push(await planDir(ctx, d.abs, d.rel, ctx.trees.get(d.entry.digest)!, d.exists, d.entry.mode));
+  }
   return plan;
 }
 
-/** The file's stat when it already holds the entry's content (by the index, or by hashing in a foreign folder). */
-async function sameFile(
-  ctx: PlanContext,
-  abs: string,
-  rel: string,
-  entry: TreeEntry,
-  ours: boolean,
-): Promise<Stats | undefined> {
-  let st: Stats;
-  try {
-    st = await lstat(abs);
-  } catch (error) {
-    throw io(error, abs, 'stat');
-  }
-  if (!st.isFile()) return undefined;
-  const record = ctx.oldIndex.get(rel);
-  if (recordMatches(record, st)) return record.digest === entry.digest ? st : undefined;
-  // In a folder fsw did not write, compare contents rather than overwrite someone's file.
-  if (ours) return undefined;
+/** Whether the file at `abs` holds the entry's content (by hashing it). */
+async function sameContent(abs: string, entry: TreeEntry): Promise<boolean> {
   const { algorithm, hex } = splitDigest(entry.digest);
-  if (algorithm !== 'blake3' && algorithm !== 'sha1') return undefined;
+  if (algorithm !== 'blake3' && algorithm !== 'sha1') return false;
   try {
     const result = await hashFile(abs, { algorithm });
-    return result.digest === hex ? st : undefined;
+    return result.digest === hex;
   } catch (error) {
     throw io(error, abs, 'read');
   }

@@ -14,7 +14,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { TreeError } from '@fsw/errors';
-import { checkout, hashTree, openStore, writeTree } from '@fsw/tree';
+import { checkout, hashTree, lsTree, openStore, writeTree } from '@fsw/tree';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DIR_755, FILE_644, LINK_777, rawTree, snapshot } from './helpers.js';
 
@@ -135,6 +135,76 @@ describe('checkout', () => {
     const again = await checkout(t, out, { store });
     expect(again).toMatchObject({ filesWritten: 1, filesUnchanged: 19 });
     expect(await readFile(join(out, 'f3'), 'utf8')).toBe('content 3');
+  });
+
+  it('changes nothing on disk when nothing changed: files, symlinks and the index keep their inode and mtime', async () => {
+    const src = join(tmp, 'src');
+    await mkdir(join(src, 'sub', 'deeper'), { recursive: true });
+    for (let i = 0; i < 5; i++) await writeFile(join(src, `f${i}`), `content ${i}`);
+    await writeFile(join(src, 'sub', 'deeper', 'g'), 'g');
+    await symlink('sub/deeper', join(src, 'link'));
+    const t = await writeTree(src, { store, index: false });
+    const out = join(tmp, 'out');
+    await checkout(t, out, { store });
+    // The second run records the symlinks it found equal; from then on the index says exactly what a run would.
+    await checkout(t, out, { store });
+    const facts = async () => {
+      const paths = ['f0', 'f4', join('sub', 'deeper', 'g'), 'link', join('.fstree', 'index')];
+      return Promise.all(
+        paths.map(async (p) => {
+          const st = await lstat(join(out, p));
+          return { p, ino: st.ino, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
+        }),
+      );
+    };
+    const before = await facts();
+    const again = await checkout(t, out, { store });
+    expect(again).toEqual({
+      filesWritten: 0,
+      filesUnchanged: 6,
+      symlinksWritten: 0,
+      dirsCreated: 0,
+      removed: 0,
+    });
+    expect(await facts()).toEqual(before);
+    expect(await hashTree(out)).toBe(t);
+  });
+
+  it('rewrites a file changed in place (same size, new mtime) and records it, then leaves it alone', async () => {
+    const src = join(tmp, 'src');
+    await mkdir(src);
+    for (let i = 0; i < 5; i++) await writeFile(join(src, `f${i}`), `content ${i}`);
+    const t = await writeTree(src, { store, index: false });
+    const out = join(tmp, 'out');
+    await checkout(t, out, { store });
+    const indexBefore = await lstat(join(out, '.fstree', 'index'));
+    await writeFile(join(out, 'f2'), 'CONTENT 2'); // same size, same inode
+    const fixed = await checkout(t, out, { store });
+    expect(fixed).toMatchObject({ filesWritten: 1, filesUnchanged: 4 });
+    expect(await readFile(join(out, 'f2'), 'utf8')).toBe('content 2');
+    const indexAfter = await lstat(join(out, '.fstree', 'index'));
+    expect(indexAfter.ino === indexBefore.ino && indexAfter.mtimeMs === indexBefore.mtimeMs).toBe(false);
+    const f2 = await lstat(join(out, 'f2'));
+    expect(await checkout(t, out, { store })).toMatchObject({ filesWritten: 0, filesUnchanged: 5 });
+    expect((await lstat(join(out, 'f2'))).ino).toBe(f2.ino);
+  });
+
+  it('needs objects only for the files it writes: an evicted object of an unchanged file is no error', async () => {
+    const src = join(tmp, 'src');
+    await mkdir(src);
+    await writeFile(join(src, 'kept'), 'kept');
+    await writeFile(join(src, 'other'), 'other');
+    const t = await writeTree(src, { store, index: false });
+    const out = join(tmp, 'out');
+    await checkout(t, out, { store });
+    const keptDigest = (await lsTree(t, { store })).find((e) => e.name === 'kept')!.digest;
+    await rm(store.path(keptDigest, 'file'));
+    expect(await checkout(t, out, { store })).toMatchObject({ filesWritten: 0, filesUnchanged: 2 });
+    // Once the file must be written, the missing object is found before anything is written.
+    await writeFile(join(out, 'kept'), 'changed');
+    await writeFile(join(out, 'other'), 'changed too');
+    await expectTreeError(checkout(t, out, { store }), 'E_MISSING_OBJECT');
+    expect(await readFile(join(out, 'other'), 'utf8')).toBe('changed too');
   });
 
   it('fills a folder fsw never wrote only where contents already match, else refuses without force', async () => {

@@ -286,6 +286,15 @@ export class IndexView {
     );
   }
 
+  /** Whether record `i`'s stored digest is `digest` (ASCII), compared in place: no string per record. */
+  hasDigest(i: number, digest: string): boolean {
+    const b = this.bytes;
+    const at = this.starts[i]!;
+    const length = b[at + 2]!;
+    if (length === 0 || length !== digest.length) return false;
+    return asciiPrefix(b, at + HEAD + b.readUInt32LE(at + 8), length, 0, digest) === length;
+  }
+
   /** The fan-out folder (`hex[0:2]`) of a `blake3:` digest of record `i`, or `undefined` for any other digest. */
   fan(i: number): string | undefined {
     const b = this.bytes;
