@@ -1,13 +1,4 @@
-import {
-  chmodSync,
-  constants,
-  type Dirent,
-  lstatSync,
-  mkdirSync,
-  readdirSync,
-  readlinkSync,
-  type Stats,
-} from 'node:fs';
+import { chmodSync, constants, type Dirent, mkdirSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import {
   chmod,
   copyFile,
@@ -21,7 +12,7 @@ import {
   symlink,
   unlink,
 } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import { fromErrno, TreeError } from '@fsw/errors';
 import { hashFile } from '@fsw/hash';
 import pLimit from 'p-limit';
@@ -31,6 +22,8 @@ import { defaultConcurrency } from './internal/build.js';
 import { type FileFacts, failureError, isFailure, tempName } from './internal/file-jobs.js';
 import { type IgnoreMatcher, INDEX_DIR, matcherFromText, readIgnoreText } from './internal/ignore-rules.js';
 import { type IndexRecord, IndexView, loadIndexView, saveIndex } from './internal/index-file.js';
+import { StatQueue } from './internal/stat-queue.js';
+import { STAT_FAILED, STAT_GONE } from './internal/stat-slice.js';
 import { loadAllTrees } from './read-tree.js';
 import { type LocalStore, openStore } from './store.js';
 import type { Store, TreeEntry } from './types.js';
@@ -79,7 +72,8 @@ export interface CheckoutOptions {
   readonly concurrency?: number;
   /**
    * Worker threads writing small files from a local store, with blocking calls in batches; `0` writes them on the
-   * main thread (in short batches between turns of the event loop).
+   * main thread (in short batches between turns of the event loop). Also: past 8,192 files already on disk (2+
+   * CPUs), one thread `lstat`s them while the folder is listed; `0` never starts it, any other number from the start.
    * @default 0 for up to 2,000 files, else one per CPU (at most 4)
    */
   readonly workers?: number;
@@ -114,7 +108,7 @@ interface DirPlan {
   readonly linksKept: { rel: string; mode: number }[];
   readonly dirs: DirPlan[];
   /** Files left as they are, with the stat they were found with (for the index). */
-  readonly unchanged: { rel: string; entry: TreeEntry; stat: FileFacts; chmod: boolean; abs: string }[];
+  readonly unchanged: PendingFile[];
   /** The tree's entries, in order: the index is saved in the order the next plan looks its records up. */
   readonly entries: readonly TreeEntry[];
 }
@@ -212,12 +206,24 @@ export async function checkout(
     conflicts,
     hashLimit: pLimit(options.concurrency ?? defaultConcurrency()),
     comparisons: [],
+    stats: new StatQueue(options.workers === undefined ? undefined : options.workers > 0),
+    pending: [],
     signal,
     indexExists,
     matched: 0,
     dirsSinceYield: 0,
   };
-  const plan = await planDir(ctx, root, '', rootEntries, rootExists, undefined);
+  let plan: DirPlan;
+  try {
+    plan = await planDir(ctx, root, '', rootEntries, rootExists, undefined);
+    await ctx.stats.finish(signal);
+  } finally {
+    await ctx.stats.close();
+  }
+  for (let i = 0; i < ctx.pending.length; i++) {
+    if (i % 4096 === 4095) signal?.throwIfAborted();
+    decideFile(ctx, ctx.pending[i]!);
+  }
   await Promise.all(ctx.comparisons);
   if (conflicts.length > 0) {
     const more = conflicts.length > 1 ? ` (and ${conflicts.length - 1} more)` : '';
@@ -459,6 +465,11 @@ export async function checkout(
         linksKept,
         unchanged,
         written,
+        factsOf: (i) => {
+          const facts = { mode: 0, size: 0, mtimeMs: 0, ino: 0 };
+          ctx.stats.read(i, facts);
+          return facts;
+        },
       });
       if (completed) await save;
       else {
@@ -482,6 +493,8 @@ interface Done {
   readonly links: DirPlan['links'];
   readonly linksKept: DirPlan['linksKept'];
   readonly unchanged: DirPlan['unchanged'];
+  /** The facts a kept file was stat-ed with. */
+  readonly factsOf: (stat: number) => FileFacts;
   readonly written: readonly Written[];
 }
 
@@ -521,7 +534,7 @@ async function writeCheckoutIndex(
   for (const l of done.links) records.set(l.rel, plain('symlink', l.mode));
   for (const l of done.linksKept) records.set(l.rel, plain('symlink', l.mode));
   for (const u of done.unchanged) {
-    const s = u.chmod ? await lstat(u.abs).catch(() => undefined) : u.stat;
+    const s = u.chmod ? await lstat(u.abs).catch(() => undefined) : done.factsOf(u.stat);
     if (s !== undefined) records.set(u.rel, fileRecord(s, u.entry.digest));
   }
   for (const w of done.written) records.set(w.rel, fileRecord(w.stat, w.entry.digest));
@@ -555,6 +568,9 @@ interface PlanContext {
   readonly hashLimit: ReturnType<typeof pLimit>;
   /** Those comparisons, awaited once the whole folder is planned. */
   readonly comparisons: Promise<void>[];
+  /** Files found where the tree has files, to `lstat` (partly on a helper thread) before deciding. */
+  readonly stats: StatQueue;
+  readonly pending: PendingFile[];
   readonly signal: AbortSignal | undefined;
   readonly indexExists: boolean;
   /** Paths whose index record already says what this checkout would record (see `untouched` in checkout). */
@@ -641,6 +657,8 @@ async function planDir(
   if (ownRecord >= 0) ctx.matched++;
   const ours = ctx.force || (rel === '' ? ctx.indexExists : ownRecord >= 0);
   const childRel = (name: string) => (rel === '' ? name : `${rel}/${name}`);
+  // `join` without its normalising: `abs` is resolved and names are validated (no separator, `.` or `..`).
+  const prefix = abs.endsWith(sep) ? abs : abs + sep;
   const inTree = new Set(entries.map((e) => e.name));
 
   // What the tree does not have goes, unless ignored (or the index folder).
@@ -669,7 +687,7 @@ async function planDir(
   for (const entry of entries) {
     const name = entry.name;
     const r = childRel(name);
-    const childAbs = join(abs, name);
+    const childAbs = prefix + name;
     const existing = onDisk.get(name);
     // A folder in the way of a file or symlink is replaced only when fsw wrote it (or it is empty, or force).
     const replaceDir = () => {
@@ -715,56 +733,26 @@ async function planDir(
         plan.links.push(link);
       }
     } else {
-      const job: FileJob = { abs: childAbs, dirAbs: abs, rel: r, entry };
-      if (existing === 'dir') {
-        replaceDir();
-        plan.files.push(job);
-      } else if (existing === 'file') {
-        let st: Stats;
-        try {
-          st = lstatSync(childAbs);
-        } catch (error) {
-          throw io(error, childAbs, 'stat');
-        }
-        const facts: FileFacts = { mode: st.mode, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino };
-        const keep = () =>
-          plan.unchanged.push({
-            rel: r,
-            entry,
-            stat: facts,
-            abs: childAbs,
-            chmod: (facts.mode & 0o7777) !== (entry.mode & FILE_MODE_MASK),
-          });
+      if (existing === 'file') {
+        // Looked up now, in the order the index is saved in; compared once every queued path is stat-ed. One
+        // object per file (it is also the job if the file is written): a large tree keeps 200,000 of them.
         const record = recordOf(ctx, r, 'file', rel, name);
-        if (!st.isFile()) {
-          if (!ours) ctx.conflicts.push(`${childAbs} differs from the tree`);
-          plan.files.push(job);
-        } else if (record >= 0 && ctx.index.fileMatches(record, facts)) {
-          // Never trusted when size, mtime, mode or inode differ, or when racy (see IndexView.fileMatches).
-          if (ctx.index.hasDigest(record, entry.digest)) {
-            ctx.matched++;
-            keep();
-          } else {
-            if (!ours) ctx.conflicts.push(`${childAbs} differs from the tree`);
-            plan.files.push(job);
-          }
-        } else if (ours) {
-          plan.files.push(job);
-        } else {
-          // In a folder fsw did not write, compare contents rather than overwrite someone's file.
-          const comparison = ctx.hashLimit(async () => {
-            if (await sameContent(childAbs, entry)) keep();
-            else {
-              ctx.conflicts.push(`${childAbs} differs from the tree`);
-              plan.files.push(job);
-            }
-          });
-          // Awaited with the others after planning; a failure must not go unhandled meanwhile.
-          comparison.catch(() => {});
-          ctx.comparisons.push(comparison);
-        }
+        ctx.pending.push({
+          abs: childAbs,
+          dirAbs: abs,
+          rel: r,
+          entry,
+          plan,
+          ours,
+          record,
+          stat: ctx.stats.add(childAbs),
+          chmod: false,
+        });
       } else {
-        if (existing !== undefined && !ours) ctx.conflicts.push(`${childAbs} would be replaced by a file`);
+        const job: FileJob = { abs: childAbs, dirAbs: abs, rel: r, entry };
+        if (existing === 'dir') replaceDir();
+        else if (existing !== undefined && !ours)
+          ctx.conflicts.push(`${childAbs} would be replaced by a file`);
         plan.files.push(job);
       }
     }
@@ -774,6 +762,71 @@ async function planDir(
   }
   return plan;
 }
+
+/** A file found where the tree has one: decided once its `lstat` is in (see {@link StatQueue}). */
+interface PendingFile extends FileJob {
+  readonly plan: DirPlan;
+  readonly ours: boolean;
+  /** Its index record, or -1. */
+  readonly record: number;
+  /** Its number in the stat queue. */
+  readonly stat: number;
+  /** Kept, with other permission bits than the tree's. */
+  chmod: boolean;
+}
+
+/** The facts of the file being decided (one object for all). */
+const scratch = { mode: 0, size: 0, mtimeMs: 0, ino: 0 };
+
+/** Whether a file found on disk is kept (by the index, or by hashing in a foreign folder) or written. */
+function decideFile(ctx: PlanContext, p: PendingFile): void {
+  const { plan, ours, record, entry, abs } = p;
+  const job: FileJob = p;
+  const status = ctx.stats.status(p.stat);
+  if (status === STAT_FAILED) throw io(ctx.stats.failure(p.stat), abs, 'stat');
+  // Gone since the listing: written like any missing file.
+  if (status === STAT_GONE) {
+    plan.files.push(job);
+    return;
+  }
+  const facts = scratch;
+  ctx.stats.read(p.stat, facts);
+  const mode = facts.mode;
+  const keep = () => {
+    p.chmod = (mode & 0o7777) !== (entry.mode & FILE_MODE_MASK);
+    plan.unchanged.push(p);
+  };
+  if ((mode & S_IFMT) !== S_IFREG) {
+    if (!ours) ctx.conflicts.push(`${abs} differs from the tree`);
+    plan.files.push(job);
+  } else if (record >= 0 && ctx.index.fileMatches(record, facts)) {
+    // Never trusted when size, mtime, mode or inode differ, or when racy (see IndexView.fileMatches).
+    if (ctx.index.hasDigest(record, entry.digest)) {
+      ctx.matched++;
+      keep();
+    } else {
+      if (!ours) ctx.conflicts.push(`${abs} differs from the tree`);
+      plan.files.push(job);
+    }
+  } else if (ours) {
+    plan.files.push(job);
+  } else {
+    // In a folder fsw did not write, compare contents rather than overwrite someone's file.
+    const comparison = ctx.hashLimit(async () => {
+      if (await sameContent(abs, entry)) keep();
+      else {
+        ctx.conflicts.push(`${abs} differs from the tree`);
+        plan.files.push(job);
+      }
+    });
+    // Awaited with the others after planning; a failure must not go unhandled meanwhile.
+    comparison.catch(() => {});
+    ctx.comparisons.push(comparison);
+  }
+}
+
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
 
 /** Whether the file at `abs` holds the entry's content (by hashing it). */
 async function sameContent(abs: string, entry: TreeEntry): Promise<boolean> {

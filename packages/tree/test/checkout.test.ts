@@ -170,24 +170,35 @@ describe('checkout', () => {
     expect(await hashTree(out)).toBe(t);
   });
 
-  it('rewrites a file changed in place (same size, new mtime) and records it, then leaves it alone', async () => {
-    const src = join(tmp, 'src');
-    await mkdir(src);
-    for (let i = 0; i < 5; i++) await writeFile(join(src, `f${i}`), `content ${i}`);
-    const t = await writeTree(src, { store, index: false });
-    const out = join(tmp, 'out');
-    await checkout(t, out, { store });
-    const indexBefore = await lstat(join(out, '.fstree', 'index'));
-    await writeFile(join(out, 'f2'), 'CONTENT 2'); // same size, same inode
-    const fixed = await checkout(t, out, { store });
-    expect(fixed).toMatchObject({ filesWritten: 1, filesUnchanged: 4 });
-    expect(await readFile(join(out, 'f2'), 'utf8')).toBe('content 2');
-    const indexAfter = await lstat(join(out, '.fstree', 'index'));
-    expect(indexAfter.ino === indexBefore.ino && indexAfter.mtimeMs === indexBefore.mtimeMs).toBe(false);
-    const f2 = await lstat(join(out, 'f2'));
-    expect(await checkout(t, out, { store })).toMatchObject({ filesWritten: 0, filesUnchanged: 5 });
-    expect((await lstat(join(out, 'f2'))).ino).toBe(f2.ino);
-  });
+  // workers 1: the files on disk are lstat-ed by the helper thread (from the start); 0: on the main thread only.
+  it.each([0, 1])(
+    'rewrites a file changed in place (same size, new mtime) and records it, then leaves it alone (workers %i)',
+    async (workers) => {
+      const src = join(tmp, 'src');
+      await mkdir(join(src, 'sub'), { recursive: true });
+      for (let i = 0; i < 5; i++) await writeFile(join(src, `f${i}`), `content ${i}`);
+      for (let i = 0; i < 1500; i++) await writeFile(join(src, 'sub', `g${i}`), `g ${i}`);
+      const t = await writeTree(src, { store, index: false });
+      const out = join(tmp, 'out');
+      await checkout(t, out, { store, workers });
+      const indexBefore = await lstat(join(out, '.fstree', 'index'));
+      await writeFile(join(out, 'f2'), 'CONTENT 2'); // same size, same inode
+      await writeFile(join(out, 'sub', 'g1234'), 'G 1234');
+      const fixed = await checkout(t, out, { store, workers });
+      expect(fixed).toMatchObject({ filesWritten: 2, filesUnchanged: 1503 });
+      expect(await readFile(join(out, 'f2'), 'utf8')).toBe('content 2');
+      expect(await readFile(join(out, 'sub', 'g1234'), 'utf8')).toBe('g 1234');
+      const indexAfter = await lstat(join(out, '.fstree', 'index'));
+      expect(indexAfter.ino === indexBefore.ino && indexAfter.mtimeMs === indexBefore.mtimeMs).toBe(false);
+      const f2 = await lstat(join(out, 'f2'));
+      expect(await checkout(t, out, { store, workers })).toMatchObject({
+        filesWritten: 0,
+        filesUnchanged: 1505,
+      });
+      expect((await lstat(join(out, 'f2'))).ino).toBe(f2.ino);
+      expect(await hashTree(out)).toBe(t);
+    },
+  );
 
   it('needs objects only for the files it writes: an evicted object of an unchanged file is no error', async () => {
     const src = join(tmp, 'src');
