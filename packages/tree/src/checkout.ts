@@ -450,10 +450,11 @@ export async function checkout(
     // Also after a failure or an abort: what was written is fsw's own work, so that running the checkout again
     // is not refused as if those folders were someone else's. (Never when the root itself was not reached.)
     // A checkout that changed nothing, over an index that already says exactly what it would say (every record
-    // matched, none more), leaves the index file as it is.
+    // matched, none more) in the order it was read, leaves the index file as it is.
     const records = allDirs.length - 1 + links.length + linksKept.length + unchanged.length + written.length;
     const untouched =
       completed &&
+      oldIndex.inOrder &&
       counts.filesWritten + counts.symlinksWritten + counts.dirsCreated + counts.removed === 0 &&
       !unchanged.some((u) => u.chmod) &&
       ctx.matched === records &&

@@ -286,6 +286,11 @@ export class IndexView {
     );
   }
 
+  /** Whether every lookup so far was found at the cursor (records in the order they were asked for). */
+  get inOrder(): boolean {
+    return this.byPath === undefined;
+  }
+
   /** Whether record `i`'s stored digest is `digest` (ASCII), compared in place: no string per record. */
   hasDigest(i: number, digest: string): boolean {
     const b = this.bytes;
