@@ -23,14 +23,18 @@ export class StatQueue {
   private starting: Promise<void> | undefined;
   private wantHelper: boolean;
 
+  private readonly helperFirst: boolean;
+
   constructor(helperMode: boolean | undefined) {
     this.wantHelper = helperMode ?? availableParallelism() >= 2;
-    if (helperMode === true) this.startHelper();
+    this.helperFirst = helperMode === true;
   }
 
   /** Queues a path; returns its number. */
   add(path: string): number {
     const count = this.paths.push(path);
+    // `helper: true` starts the thread with the first path (a checkout into an empty folder queues none).
+    if (count === 1 && this.helperFirst) this.startHelper();
     if (count % SLICE === 0) {
       this.ready++;
       if (this.helper !== undefined) this.helper.poke();
