@@ -1,12 +1,11 @@
 import { type Dirent, lstatSync, readdirSync, type Stats } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { fromErrno, TreeError, WalkError } from '@fsw/errors';
 import { walk } from '@fsw/walk';
 import { INDEX_DIR } from './ignore-rules.js';
-import { StatHelper } from './stat-helper.js';
-import { STAT_FAILED, STAT_FIELDS, STAT_OK, type StatFailure, statSlice } from './stat-slice.js';
+import { SLICE, StatQueue } from './stat-queue.js';
+import { STAT_FAILED, STAT_FIELDS, STAT_OK } from './stat-slice.js';
 
 /** One path found below the root, with the lstat fields a tree and its index need. */
 export interface ScanEntry {
@@ -110,11 +109,6 @@ function typeOf(st: Stats): ScanEntry['type'] | undefined {
   return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : undefined;
 }
 
-/** Listed entries (and lstat-ed ones) between two turns of the event loop; ~1,000 lstat calls take a few ms. */
-const SLICE = 1024;
-/** Entries listed after which a helper thread lstat-s slices while the listing goes on (2 CPUs or more). */
-const HELPER_AFTER = 8192;
-
 const S_IFMT = 0o170000;
 
 function typeOfMode(mode: number): ScanEntry['type'] | undefined {
@@ -145,7 +139,7 @@ function untyped(d: Dirent): boolean {
 
 /**
  * The scan when there is nothing to ignore but `.fstree` folders, with synchronous calls: folders are listed first
- * (names and types; the main thread), and the listed paths lstat-ed in slices — from {@link HELPER_AFTER} entries on
+ * (names and types; the main thread), and the listed paths lstat-ed in slices by a {@link StatQueue} — from 8,192 entries on
  * (or from the start with `helper`) partly by a helper thread while the listing goes on — then reported in listing
  * order, yielding to the event loop between slices. For page-cached trees this costs a fraction of the general
  * walk (no promise or ignore match per entry, no thread-pool round trip per call), and `lstat`, the largest part,
@@ -157,39 +151,12 @@ async function scanPlain(
   helperMode: boolean | undefined,
   onEntry: (entry: ScanEntry) => void,
 ): Promise<void> {
-  const paths: string[] = [];
+  const stats = new StatQueue(helperMode);
   const rels: string[] = [];
   const names: string[] = [];
   const parents: string[] = [];
   /** Listed as a folder: its children follow in the list. */
   const listedDir: boolean[] = [];
-  const facts: (Float64Array | undefined)[] = [];
-  const failures: (readonly StatFailure[])[] = [];
-  let ready = 0;
-  let next = 0;
-  let helper: StatHelper | undefined;
-  let starting: Promise<void> | undefined;
-  const take = () => (next < ready ? next++ : undefined);
-  const pathsOf = (slice: number) => paths.slice(slice * SLICE, (slice + 1) * SLICE);
-  let reported = 0;
-  const done = (slice: number, f: Float64Array, fails: readonly StatFailure[]) => {
-    if (slice < reported || facts[slice] !== undefined) return;
-    facts[slice] = f;
-    failures[slice] = fails;
-  };
-  const startHelper = () => {
-    starting ??= StatHelper.start(take, pathsOf, done).then(
-      (h) => {
-        helper = h;
-        h.poke();
-      },
-      () => {
-        // No thread: the main thread stats everything.
-      },
-    );
-  };
-  const wantHelper = helperMode ?? availableParallelism() >= 2;
-  if (helperMode === true) startHelper();
 
   try {
     const stack: { readonly path: string; readonly rel: string }[] = [{ path: join(root, '/'), rel: '' }];
@@ -217,17 +184,12 @@ async function scanPlain(
         if (!isDir && untyped(d)) isDir = lstatSync(path, { throwIfNoEntry: false })?.isDirectory() === true;
         if (isDir && name === INDEX_DIR) continue;
         const rel = relPrefix + name;
-        const count = paths.push(path);
+        stats.add(path);
         rels.push(rel);
         names.push(name);
         parents.push(dir.rel);
         listedDir.push(isDir);
         if (isDir) stack.push({ path, rel });
-        if (count % SLICE === 0) {
-          ready++;
-          if (helper !== undefined) helper.poke();
-          else if (wantHelper && count >= HELPER_AFTER) startHelper();
-        }
       }
       sinceYield += dirents.length;
       if (sinceYield >= SLICE) {
@@ -236,8 +198,7 @@ async function scanPlain(
         await nextTurn();
       }
     }
-    ready = Math.ceil(paths.length / SLICE);
-    helper?.poke();
+    stats.endQueueing();
 
     // One entry object for the whole scan (200,000 fewer allocations on a big tree): see scanTree's contract.
     const entry: { -readonly [K in keyof ScanEntry]: ScanEntry[K] } = {
@@ -253,15 +214,12 @@ async function scanPlain(
     };
     /** Folders listed but found to be something else (or gone) when lstat-ed: their listed contents are dropped. */
     const dropped = new Set<string>();
-    for (let slice = 0; slice < ready; ) {
+    for (let slice = 0; slice < stats.sliceCount; ) {
       signal?.throwIfAborted();
-      const f = facts[slice];
+      const f = stats.facts(slice);
       if (f === undefined) {
-        // Never wait for the helper: when nothing is left to take, the slice it still holds is stat-ed here too
-        // (at most two slices twice; on a busy machine the helper thread may not get a core for a while).
-        const mine = take() ?? slice;
-        const own = new Float64Array(Math.min(SLICE, paths.length - mine * SLICE) * STAT_FIELDS);
-        done(mine, own, statSlice(pathsOf(mine), own));
+        // Never wait for the helper (on a busy machine it may not get a core for a while).
+        stats.statHere(slice);
         continue;
       }
       const base = slice * SLICE;
@@ -276,9 +234,7 @@ async function scanPlain(
         }
         const status = f[at];
         if (status === STAT_FAILED) {
-          const failure = failures[slice]!.find((x) => x.index === j)!;
-          const cause = Object.assign(new Error(failure.message), { code: failure.code });
-          throw fromErrno(cause, { path: paths[g]!, family: TreeError, action: 'stat' });
+          throw fromErrno(stats.failure(g), { path: stats.path(g), family: TreeError, action: 'stat' });
         }
         const mode = f[at + 1]!;
         const type = status === STAT_OK ? typeOfMode(mode) : undefined;
@@ -286,7 +242,7 @@ async function scanPlain(
         // Gone, a socket, FIFO or device, or a folder now where the listing saw none (not listed: it and its
         // contents are not part of this snapshot, as a path deleted meanwhile).
         if (type === undefined || (type === 'dir' && !listedDir[g])) continue;
-        entry.path = paths[g]!;
+        entry.path = stats.path(g);
         entry.relativePath = rel;
         entry.dir = parents[g]!;
         entry.name = names[g]!;
@@ -297,14 +253,12 @@ async function scanPlain(
         entry.ino = f[at + 4]!;
         onEntry(entry);
       }
-      facts[slice] = undefined;
       slice++;
-      reported = slice;
+      stats.release(slice);
       await nextTurn();
     }
   } finally {
-    await starting;
-    await helper?.close();
+    await stats.close();
   }
 }
 

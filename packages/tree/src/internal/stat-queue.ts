@@ -3,20 +3,24 @@ import { StatHelper } from './stat-helper.js';
 import { STAT_FIELDS, type StatFailure, statSlice } from './stat-slice.js';
 
 /** Paths per slice: ~1,000 lstat calls take a few ms. */
-const SLICE = 1024;
+export const SLICE = 1024;
 /** Paths queued after which a helper thread lstat-s slices while the caller goes on (2 CPUs or more). */
 const HELPER_AFTER = 8192;
 
 /**
  * Paths queued to be lstat-ed later, in slices of blocking calls: from {@link HELPER_AFTER} paths on (or from the
- * start with `helper: true`; never with `false`) partly by a helper thread while the caller goes on queueing; the
- * rest, and any slice the thread has not answered when {@link finish} needs it, on the calling thread (it never
- * waits for the thread). Facts are flat numbers, not one `Stats` object per path.
+ * first path with `helper: true`; never with `false`) partly by a helper thread while the caller goes on queueing;
+ * the rest, and any slice the thread has not answered when the caller needs it, on the calling thread (it never
+ * waits for the thread). Facts are flat numbers, not one `Stats` object per path. Used by checkout (every path
+ * stat-ed, then read at random: {@link finish}) and by write-tree's scan (slices read in order and let go:
+ * {@link endQueueing}, {@link statHere}, {@link release}).
  */
 export class StatQueue {
   private readonly paths: string[] = [];
   private readonly slices: (Float64Array | undefined)[] = [];
   private readonly failures: (readonly StatFailure[])[] = [];
+  /** Slices let go by the caller: a late answer for one of them is dropped. */
+  private released = 0;
   private ready = 0;
   private next = 0;
   private helper: StatHelper | undefined;
@@ -47,20 +51,58 @@ export class StatQueue {
     return this.paths.length;
   }
 
-  /** Stats every queued path not answered yet, yielding to the event loop between slices. */
-  async finish(signal: AbortSignal | undefined): Promise<void> {
+  /** The number of slices, once {@link endQueueing} was called. */
+  get sliceCount(): number {
+    return this.ready;
+  }
+
+  /** The path numbered `i`. */
+  path(i: number): string {
+    return this.paths[i]!;
+  }
+
+  /** No more paths: the last, partial slice may be taken too. */
+  endQueueing(): void {
     this.ready = Math.ceil(this.paths.length / SLICE);
     this.helper?.poke();
+  }
+
+  /**
+   * Stats one slice on this thread, unless `slice` is answered already: the next slice nobody took, or when none is
+   * left `slice` itself (which the helper still holds: at most two slices are stat-ed twice). Call until
+   * {@link facts} has `slice`, yielding to the event loop in between to let the helper's answers in.
+   */
+  statHere(slice: number): void {
+    if (this.slices[slice] !== undefined) return;
+    const mine = this.take() ?? slice;
+    const own = new Float64Array(Math.min(SLICE, this.paths.length - mine * SLICE) * STAT_FIELDS);
+    this.done(mine, own, statSlice(this.pathsOf(mine), own));
+  }
+
+  /** The facts of `slice` ({@link STAT_FIELDS} numbers per path: see stat-slice.ts), if answered. */
+  facts(slice: number): Float64Array | undefined {
+    return this.slices[slice];
+  }
+
+  /** Lets go of every slice below `slice` (read by the caller): their memory, and any late answer. */
+  release(slice: number): void {
+    for (let s = this.released; s < slice; s++) {
+      this.slices[s] = undefined;
+      this.failures[s] = [];
+    }
+    this.released = Math.max(this.released, slice);
+  }
+
+  /** Stats every queued path not answered yet, yielding to the event loop between slices, then stops the thread. */
+  async finish(signal: AbortSignal | undefined): Promise<void> {
+    this.endQueueing();
     for (let slice = 0; slice < this.ready; ) {
       signal?.throwIfAborted();
       if (this.slices[slice] !== undefined) {
         slice++;
         continue;
       }
-      // A slice the helper still holds, when nothing is left to take, is stat-ed here too (at most two, twice).
-      const mine = this.take() ?? slice;
-      const own = new Float64Array(Math.min(SLICE, this.paths.length - mine * SLICE) * STAT_FIELDS);
-      this.done(mine, own, statSlice(this.pathsOf(mine), own));
+      this.statHere(slice);
       // Lets the helper's answers in (and timers, and abort).
       await new Promise((resolveTurn) => setImmediate(resolveTurn));
     }
@@ -91,7 +133,7 @@ export class StatQueue {
     into.ino = f[at + 4]!;
   }
 
-  /** Stops the helper thread (also when the caller gives up before {@link finish}). */
+  /** Stops the helper thread (also when the caller gives up early). */
   async close(): Promise<void> {
     this.wantHelper = false;
     await this.starting;
@@ -105,7 +147,7 @@ export class StatQueue {
     this.paths.slice(slice * SLICE, (slice + 1) * SLICE);
 
   private readonly done = (slice: number, f: Float64Array, fails: readonly StatFailure[]): void => {
-    if (this.slices[slice] !== undefined) return;
+    if (slice < this.released || this.slices[slice] !== undefined) return;
     this.slices[slice] = f;
     this.failures[slice] = fails;
   };
