@@ -2,6 +2,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DedupError, fromErrno } from '@fsw/errors';
+import { crypto } from './internal/builtins.js';
 import { type DigestKey, keyOfHex } from './internal/hash-one.js';
 import type { DedupFile, DigestStore } from './types.js';
 
@@ -57,9 +58,6 @@ export function defaultCachePath(env: NodeJS.ProcessEnv = process.env): string {
   const base = env.XDG_CACHE_HOME ? env.XDG_CACHE_HOME : join(homedir(), '.cache');
   return join(base, 'fsw', 'dedup-cache.bin');
 }
-
-/** node:crypto, loaded when a cache file is read or written (its modules cost a run without one ~10 ms). */
-const crypto = () => process.getBuiltinModule('node:crypto') as typeof import('node:crypto');
 
 /** The first bytes of a cache file; version 1 (text) files are replaced without being read. */
 const MAGIC = 'fsw-dedup-cache 2\n';

@@ -2,6 +2,7 @@ import { constants, type Stats } from 'node:fs';
 import { chmod, copyFile, link, lstat, rename, rm, symlink, unlink, utimes } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { DedupError, fromErrno } from '@fsw/errors';
+import { crypto } from './internal/builtins.js';
 import { CompareReadError, filesEqual } from './internal/compare.js';
 import type {
   DedupeAction,
@@ -224,10 +225,7 @@ async function sameFile(path: string, before: Stats): Promise<boolean> {
 }
 
 function tempNameFor(path: string): string {
-  return join(
-    dirname(path),
-    `.${basename(path)}.fsw-dedup-${(process.getBuiltinModule('node:crypto') as typeof import('node:crypto')).randomBytes(6).toString('hex')}`,
-  );
+  return join(dirname(path), `.${basename(path)}.fsw-dedup-${crypto().randomBytes(6).toString('hex')}`);
 }
 
 /** Replaces `path` by a link to (or a reflinked copy of) `keptPath`, or deletes it; returns the error if it failed. */

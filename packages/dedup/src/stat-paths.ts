@@ -1,6 +1,6 @@
 import { DedupError, type DedupErrorCode, type FswError, fromErrno } from '@fsw/errors';
 import type { FileMerger } from './files.js';
-import { bytesToLatin1, type FsPath, latin1ToBytes } from './internal/fs-path.js';
+import { bytesToLatin1, type FsPath } from './internal/fs-path.js';
 import { type Helper, startHelper } from './internal/helper.js';
 import type { StatReply } from './internal/small-worker.js';
 import { STAT_FIELDS, StatStatus, statSlice } from './internal/stat-slice.js';
@@ -119,9 +119,9 @@ export class StatQueue {
 
   #here(slice: number): void {
     const part = this.#pathsOf(slice);
-    const raw = this.#rawOf(slice);
-    const targets: FsPath[] = raw === undefined ? part : [...part];
-    for (const [i, bytes] of raw ?? []) targets[i] = latin1ToBytes(bytes);
+    const from = slice * STAT_SLICE;
+    const targets: FsPath[] =
+      this.#raw.size === 0 ? part : part.map((path, i) => this.#raw.get(from + i) ?? path);
     const facts = new Float64Array(part.length * STAT_FIELDS);
     statSlice(targets, this.#options.follow, facts, (i, error) => {
       const path = part[i]!;
