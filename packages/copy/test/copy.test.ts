@@ -272,10 +272,11 @@ describe('copy: filter, dry run, progress, reflink', () => {
 
   it('reports progress with totals up front, within a large file, and once at the end', async () => {
     const src = join(dir, 'src');
-    await makeTree(src, { 'big.bin': 40 * 1024 * 1024, 'small/1': 100, 'small/2': 200 });
+    // Large enough that a kernel copy of it outlasts a few 2 ms polls even on a fast machine (40 MiB did not).
+    await makeTree(src, { 'big.bin': 64 * 1024 * 1024, 'small/1': 100, 'small/2': 200 });
     const progress: CopyProgress[] = [];
     await copy(src, join(dir, 'dst'), { progressIntervalMs: 0, onProgress: (p) => progress.push({ ...p }) });
-    const total = 40 * 1024 * 1024 + 300;
+    const total = 64 * 1024 * 1024 + 300;
     for (const p of progress) expect(p).toMatchObject({ totalBytes: total, totalFiles: 3 });
     const last = progress.at(-1);
     expect(last).toMatchObject({ bytesCopied: total, filesCompleted: 3 });
