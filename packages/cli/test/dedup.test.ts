@@ -1,6 +1,15 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -58,11 +67,37 @@ describe('fsw dedup', () => {
     const group = JSON.parse(json.stdout.split('\n')[0]!);
     expect(group.paths).toEqual([join(dir, 'caf\uFFFD'), copy]);
     expect(group.rawPathsBase64).toEqual([rawName.toString('base64'), null]);
-    // Acting on the group leaves that name alone, says so, and exits 1.
-    const linked = await runFsw(['dedup', '--link=hard', dir]);
-    expect(linked.code).toBe(1);
-    expect(linked.stderr).toContain(`skipped ${join(dir, 'caf\uFFFD')}: left alone: the name`);
+  });
+
+  it('--link acts on a name that is not valid UTF-8 through its bytes, not another file of the same lossy form', async () => {
+    const data = randomBytes(9000);
+    const rawName = Buffer.concat([Buffer.from(`${dir}/caf`), Buffer.from([0xe9])]);
+    // Another file whose name has the same lossy form, not a copy.
+    const other = Buffer.concat([Buffer.from(`${dir}/caf`), Buffer.from([0xe8])]);
+    const otherData = randomBytes(9000);
+    writeFileSync(rawName, data);
+    writeFileSync(other, otherData);
+    const copy = put('copy', data);
+    utimesSync(copy, new Date(), new Date(Date.now() + 60_000));
+    const otherIno = statSync(other).ino;
+    const res = await runFsw(['dedup', '--json', '--link=sym', '--keep=newest', dir]);
+    expect(res.code).toBe(0);
+    const records = res.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(records.find((r) => r.type === 'done')).toEqual({
+      type: 'done',
+      path: join(dir, 'caf\uFFFD'),
+      rawPathBase64: rawName.toString('base64'),
+      action: 'symlink',
+      keptPath: copy,
+      dryRun: false,
+    });
+    expect(readlinkSync(rawName, { encoding: 'buffer' })).toEqual(Buffer.from('copy'));
     expect(readFileSync(rawName)).toEqual(data);
+    expect(statSync(other).ino).toBe(otherIno);
+    expect(readFileSync(other)).toEqual(otherData);
   });
 
   it('--summary prints only the summary; --min-size filters', async () => {

@@ -1,9 +1,10 @@
 import { constants, type Stats } from 'node:fs';
-import { chmod, copyFile, link, lstat, rename, rm, symlink, unlink, utimes } from 'node:fs/promises';
-import { basename, dirname, join, relative, resolve } from 'node:path';
+import { chmod, copyFile, link, lstat, rename, symlink, unlink, utimes } from 'node:fs/promises';
+import { basename, dirname, join, posix, relative, resolve } from 'node:path';
 import { DedupError, fromErrno } from '@fsw/errors';
 import { crypto } from './internal/builtins.js';
 import { CompareReadError, filesEqual } from './internal/compare.js';
+import { bytesToLatin1, type FsPath, latin1ToBytes } from './internal/fs-path.js';
 import type {
   DedupeAction,
   DedupeDone,
@@ -18,8 +19,15 @@ const ACTIONS: readonly DedupeAction[] = ['hardlink', 'reflink', 'symlink', 'del
 const KEEPS: readonly DedupeKeep[] = ['first', 'oldest', 'newest', 'shortest-path'];
 const UNSUPPORTED = new Set(['ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'ENOTTY', 'EINVAL', 'EXDEV']);
 
+/** One name of a group: `path` to show, `fs` for every fs call (the exact bytes of a name not valid UTF-8). */
+interface Name {
+  readonly path: string;
+  readonly raw: Buffer | undefined;
+  readonly fs: FsPath;
+}
+
 interface Inode {
-  readonly paths: string[];
+  readonly names: Name[];
   readonly stat: Stats;
 }
 
@@ -29,7 +37,9 @@ interface Inode {
  * file still equals the kept one (it may have changed since the scan); replacements are atomic (the link is made
  * under a temporary name in the same directory, then renamed over the path); the kept file is never touched, so the
  * last copy is never removed. Paths that cannot be handled are skipped with the reason; nothing is thrown for them.
- * Names that are not valid UTF-8 (see `DuplicateGroup.rawPaths`) are left alone, skipped as `E_INVALID_ARGUMENT`.
+ * A name that is not valid UTF-8 (see `DuplicateGroup.rawPaths`) is acted on through its exact bytes only (stat,
+ * comparison, temporary name, link or symlink target, rename, deletion), never through its lossy `paths` string;
+ * `done` and `skipped` then carry those bytes as `rawPath` (and `keptRawPath`).
  * @throws DedupError `E_INVALID_ARGUMENT` for an unknown `action` or `keep`
  * @throws the signal's reason when `signal` aborts (between files)
  */
@@ -53,59 +63,66 @@ export async function dedupe(
   const skipped: DedupeSkip[] = [];
   const noReflink = new Map<number, DedupError>();
   let bytesSaved = 0;
-  const skip = (path: string, error: DedupError) =>
-    skipped.push({ path, code: error.code, reason: error.message, error });
+  const skip = (name: Name, error: DedupError) =>
+    skipped.push({
+      path: name.path,
+      ...(name.raw !== undefined ? { rawPath: name.raw } : {}),
+      code: error.code,
+      reason: error.message,
+      error,
+    });
+  const did = (name: Name, kept: Name) =>
+    done.push({
+      path: name.path,
+      ...(name.raw !== undefined ? { rawPath: name.raw } : {}),
+      action,
+      keptPath: kept.path,
+      ...(kept.raw !== undefined ? { keptRawPath: kept.raw } : {}),
+    });
 
   for (const group of groups) {
     options.signal?.throwIfAborted();
     // Who names what right now: the scan may be stale.
     const inodes = new Map<string, Inode>();
-    const raw = group.rawPaths;
     const seen = new Set<string>();
     for (const [i, path] of group.paths.entries()) {
-      if (raw?.[i] !== undefined) {
-        // Its string is a lossy form that may name another file, or none: nothing is done through it.
-        skip(
-          path,
-          new DedupError(
-            'E_INVALID_ARGUMENT',
-            `left alone: the name of ${path} is not valid UTF-8, which dedupe() does not act on yet`,
-            { path },
-          ),
-        );
-        continue;
-      }
-      if (seen.has(path)) continue;
-      seen.add(path);
+      const raw = group.rawPaths?.[i];
+      // The lossy string of a name that is not valid UTF-8 may name another file, or none: only its bytes are used.
+      const name: Name = { path, raw, fs: raw ?? path };
+      // By bytes: two names with one lossy form are two names.
+      const id = raw === undefined ? path : `\0${bytesToLatin1(raw)}`;
+      if (seen.has(id)) continue;
+      seen.add(id);
       let stat: Stats;
       try {
-        stat = await lstat(path);
+        stat = await lstat(name.fs);
       } catch (error) {
-        skip(path, fromErrno(error, { path, family: DedupError, action: 'stat' }));
+        skip(name, fromErrno(error, { path, family: DedupError, action: 'stat' }));
         continue;
       }
       if (!stat.isFile()) {
-        skip(path, new DedupError('E_NOT_FILE', `not a regular file any more: ${path}`, { path }));
+        skip(name, new DedupError('E_NOT_FILE', `not a regular file any more: ${path}`, { path }));
         continue;
       }
       const key = `${stat.dev}:${stat.ino}`;
       const inode = inodes.get(key);
-      if (inode) inode.paths.push(path);
-      else inodes.set(key, { paths: [path], stat });
+      if (inode) inode.names.push(name);
+      else inodes.set(key, { names: [name], stat });
     }
     const all = [...inodes.values()];
-    for (const inode of all) inode.paths.sort(comparePaths);
-    all.sort((a, b) => comparePaths(a.paths[0]!, b.paths[0]!));
+    for (const inode of all) inode.names.sort(compareNames);
+    all.sort((a, b) => compareNames(a.names[0]!, b.names[0]!));
     const kept = chooseKept(all, keep);
     if (kept === undefined) continue;
-    const keptPath = kept.paths[0]!;
+    const keptName = kept.names[0]!;
+    const keptPath = keptName.path;
 
     for (const inode of all) {
       if (inode === kept) continue;
       options.signal?.throwIfAborted();
-      const first = inode.paths[0]!;
+      const first = inode.names[0]!;
       const skipAll = (error: (path: string) => DedupError) => {
-        for (const path of inode.paths) skip(path, error(path));
+        for (const name of inode.names) skip(name, error(name.path));
       };
       if (action === 'hardlink' && inode.stat.dev !== kept.stat.dev) {
         skipAll(
@@ -129,7 +146,7 @@ export async function dedupe(
       }
       let equal: boolean;
       try {
-        equal = inode.stat.size === kept.stat.size && (await filesEqual(keptPath, first, options));
+        equal = inode.stat.size === kept.stat.size && (await filesEqual(keptName.fs, first.fs, options));
       } catch (error) {
         if (!(error instanceof CompareReadError)) throw error;
         skipAll(
@@ -147,41 +164,45 @@ export async function dedupe(
         continue;
       }
       // Neither side may have changed while they were compared.
-      const changed = (await sameFile(keptPath, kept.stat)) ? undefined : keptPath;
+      const changed = (await sameFile(keptName.fs, kept.stat)) ? undefined : keptPath;
       let handled = 0;
-      for (const path of inode.paths) {
-        if (changed !== undefined || !(await sameFile(path, inode.stat))) {
+      for (const name of inode.names) {
+        const path = name.path;
+        if (changed !== undefined || !(await sameFile(name.fs, inode.stat))) {
           skip(
-            path,
+            name,
             new DedupError('E_CHANGED', `changed while being compared: ${changed ?? path}`, { path }),
           );
           continue;
         }
         if (dryRun) {
-          done.push({ path, action, keptPath });
+          did(name, keptName);
           handled++;
           continue;
         }
-        const error = await replace(action, keptPath, path, inode.stat);
+        const error = await replace(action, keptName, name, inode.stat);
         if (error === undefined) {
-          done.push({ path, action, keptPath });
+          did(name, keptName);
           handled++;
         } else {
           if (action === 'reflink' && error.code !== 'E_PERMISSION' && error.code !== 'E_NO_SPACE') {
             noReflink.set(inode.stat.dev, error);
           }
-          skip(path, error);
+          skip(name, error);
         }
       }
       // The space comes back only when no name of the file is left (names outside the group keep it alive).
-      if (handled === inode.paths.length && handled >= inode.stat.nlink) bytesSaved += inode.stat.size;
+      if (handled === inode.names.length && handled >= inode.stat.nlink) bytesSaved += inode.stat.size;
     }
   }
   return { dryRun, done, skipped, bytesSaved };
 }
 
-function comparePaths(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+/** Sort order of the names: by the shown path, lossy forms that tie by their bytes (as the groups' `paths`). */
+function compareNames(a: Name, b: Name): number {
+  if (a.path !== b.path) return a.path < b.path ? -1 : 1;
+  if (a.raw === undefined && b.raw === undefined) return 0;
+  return Buffer.compare(a.raw ?? Buffer.from(a.path), b.raw ?? Buffer.from(b.path));
 }
 
 function chooseKept(inodes: readonly Inode[], keep: DedupeKeep): Inode | undefined {
@@ -206,10 +227,10 @@ function chooseKept(inodes: readonly Inode[], keep: DedupeKeep): Inode | undefin
 }
 
 function shortest(inode: Inode): number {
-  return Math.min(...inode.paths.map((p) => p.length));
+  return Math.min(...inode.names.map((n) => n.path.length));
 }
 
-async function sameFile(path: string, before: Stats): Promise<boolean> {
+async function sameFile(path: FsPath, before: Stats): Promise<boolean> {
   try {
     const now = await lstat(path);
     return (
@@ -224,43 +245,69 @@ async function sameFile(path: string, before: Stats): Promise<boolean> {
   }
 }
 
-function tempNameFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.fsw-dedup-${crypto().randomBytes(6).toString('hex')}`);
+const SLASH = 0x2f;
+
+/** A fresh name beside `path`, in its directory; of its exact bytes for a name that is not valid UTF-8. */
+function tempNameFor(path: FsPath): FsPath {
+  const suffix = `.fsw-dedup-${crypto().randomBytes(6).toString('hex')}`;
+  if (typeof path === 'string') return join(dirname(path), `.${basename(path)}${suffix}`);
+  const slash = path.lastIndexOf(SLASH);
+  return Buffer.concat([
+    path.subarray(0, slash + 1),
+    Buffer.from('.'),
+    path.subarray(slash + 1),
+    Buffer.from(suffix),
+  ]);
 }
 
-/** Replaces `path` by a link to (or a reflinked copy of) `keptPath`, or deletes it; returns the error if it failed. */
+/** The target of a symlink at `path` to `kept`, relative to the link's directory: bytes when either is bytes. */
+function symlinkTarget(kept: FsPath, path: FsPath): FsPath {
+  if (typeof kept === 'string' && typeof path === 'string') {
+    return relative(dirname(resolve(path)), resolve(kept));
+  }
+  // The POSIX path functions look only at '/' and '.': on latin1 strings (one character per byte) they work on the
+  // exact bytes. The working directory goes in as its UTF-8 bytes too.
+  const latin1 = (p: FsPath) => bytesToLatin1(typeof p === 'string' ? Buffer.from(p) : p);
+  const cwd = latin1(process.cwd());
+  const from = posix.dirname(posix.resolve(cwd, latin1(path)));
+  return latin1ToBytes(posix.relative(from, posix.resolve(cwd, latin1(kept))));
+}
+
+/** Replaces `name` by a link to (or a reflinked copy of) `kept`, or deletes it; returns the error if it failed. */
 async function replace(
   action: DedupeAction,
-  keptPath: string,
-  path: string,
+  kept: Name,
+  name: Name,
   stat: Stats,
 ): Promise<DedupError | undefined> {
+  const path = name.path;
   if (action === 'delete') {
     try {
-      await unlink(path);
+      await unlink(name.fs);
       return undefined;
     } catch (error) {
       return fromErrno(error, { path, family: DedupError, action: 'delete' });
     }
   }
-  const tmp = tempNameFor(path);
+  const tmp = tempNameFor(name.fs);
   let step = 'hard-link';
+  let renamed = false;
   try {
     if (action === 'hardlink') {
-      await link(keptPath, tmp);
+      await link(kept.fs, tmp);
     } else if (action === 'symlink') {
       step = 'create symlink';
-      await symlink(relative(dirname(resolve(path)), resolve(keptPath)), tmp);
+      await symlink(symlinkTarget(kept.fs, name.fs), tmp);
     } else {
       step = 'reflink';
       try {
-        await copyFile(keptPath, tmp, constants.COPYFILE_FICLONE_FORCE);
+        await copyFile(kept.fs, tmp, constants.COPYFILE_FICLONE_FORCE);
       } catch (error) {
         const errno = (error as { code?: unknown }).code;
         if (typeof errno === 'string' && UNSUPPORTED.has(errno)) {
           return new DedupError(
             errno === 'EXDEV' ? 'E_CROSS_DEVICE' : 'E_IO',
-            `cannot reflink ${path} to ${keptPath}: the filesystem does not support reflinks (${errno}); use a hard link or symlink instead`,
+            `cannot reflink ${path} to ${kept.path}: the filesystem does not support reflinks (${errno}); use a hard link or symlink instead`,
             { path, cause: error },
           );
         }
@@ -272,12 +319,13 @@ async function replace(
       await utimes(tmp, stat.atime, stat.mtime);
     }
     step = 'rename';
-    await rename(tmp, path);
+    await rename(tmp, name.fs);
+    renamed = true;
     return undefined;
   } catch (error) {
-    await rm(tmp, { force: true }).catch(() => {});
     return fromErrno(error, { path, family: DedupError, action: `replace (${step})` });
   } finally {
-    if (step !== 'rename') await rm(tmp, { force: true }).catch(() => {});
+    // A failed step may have left the temporary name (a link, a partial clone): never leave it behind.
+    if (!renamed) await unlink(tmp).catch(() => {});
   }
 }

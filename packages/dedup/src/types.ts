@@ -199,14 +199,24 @@ export interface DedupeOptions {
 /** One replaced (or, in a dry run, replaceable) path. */
 export interface DedupeDone {
   readonly path: string;
+  /**
+   * The exact bytes of `path`, set only when a name in it is not valid UTF-8 (from the group's `rawPaths`): `path` is
+   * then a lossy form, fit for display only, and these bytes are what was replaced.
+   */
+  readonly rawPath?: Buffer;
   readonly action: DedupeAction;
   /** The path of the copy kept, which `path` now links to (or duplicated, for delete). */
   readonly keptPath: string;
+  /** The exact bytes of `keptPath`, set only when a name in it is not valid UTF-8 (a symlink's target is made of them). */
+  readonly keptRawPath?: Buffer;
 }
 
 /** One path left alone, and why. */
 export interface DedupeSkip {
+  /** The path (the lossy form of a name that is not valid UTF-8, as in the error's message and `error.path`). */
   readonly path: string;
+  /** The exact bytes of `path`, set only when a name in it is not valid UTF-8. */
+  readonly rawPath?: Buffer;
   readonly code: DedupErrorCode;
   /** A sentence for a person, e.g. `changed since the scan: no longer equal to /a/kept.jpg`. */
   readonly reason: string;

@@ -12,7 +12,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { type DuplicateGroup, dedupe, findDuplicates, groupDuplicates, statFiles } from '@fsw/dedup';
+import { type DuplicateGroup, dedupe, groupDuplicates, statFiles } from '@fsw/dedup';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { bytes, flip, put, tempDir } from './helpers.js';
 
@@ -178,26 +178,6 @@ describe('dedupe', () => {
     }
     expect(readFileSync(b).equals(data)).toBe(true);
     expect(readdirSync(dir).sort()).toEqual(['a', 'bb', 'c']);
-  });
-
-  it('leaves names that are not valid UTF-8 alone, and deduplicates the others of their group', async () => {
-    const data = bytes(20_000);
-    const rawName = Buffer.concat([Buffer.from(`${dir}/a-`), Buffer.from([0xe9])]);
-    writeFileSync(rawName, data);
-    const b = put(dir, 'b', data);
-    const c = put(dir, 'c', data);
-    const groups = await findDuplicates(dir);
-    expect(groups[0]!.rawPaths).toEqual([rawName, undefined, undefined]);
-    const before = statSync(rawName).ino;
-    const result = await dedupe(groups, { action: 'hardlink' });
-    expect(result.done).toEqual([{ path: c, action: 'hardlink', keptPath: b }]);
-    expect(result.skipped).toEqual([
-      expect.objectContaining({ path: join(dir, 'a-\uFFFD'), code: 'E_INVALID_ARGUMENT' }),
-    ]);
-    expect(result.skipped[0]!.reason).toContain('not valid UTF-8');
-    expect(ino(c)).toBe(ino(b));
-    expect(statSync(rawName).ino).toBe(before);
-    expect(readFileSync(rawName)).toEqual(data);
   });
 
   it('rejects an unknown action or keep rule', async () => {

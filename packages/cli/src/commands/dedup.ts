@@ -167,8 +167,17 @@ export const register: Register = (program, ctx) => {
         dryRun: flags.dryRun === true,
       });
       for (const done of result.done) {
-        if (out.json) out.record({ type: 'done', ...done, dryRun: result.dryRun });
-        else if (!out.quiet) {
+        if (out.json) {
+          // A name that is not valid UTF-8: `path` / `keptPath` are lossy forms, these the exact bytes.
+          const { rawPath, keptRawPath, ...rest } = done;
+          out.record({
+            type: 'done',
+            ...rest,
+            ...(rawPath !== undefined ? { rawPathBase64: rawPath.toString('base64') } : {}),
+            ...(keptRawPath !== undefined ? { keptRawPathBase64: keptRawPath.toString('base64') } : {}),
+            dryRun: result.dryRun,
+          });
+        } else if (!out.quiet) {
           const verb = result.dryRun ? `would be ${PAST[done.action]}` : PAST[done.action];
           ctx.io.stderr.write(`${verb}: ${done.path} (kept ${done.keptPath})\n`);
         }
@@ -176,7 +185,13 @@ export const register: Register = (program, ctx) => {
       for (const skip of result.skipped) {
         if (out.json) {
           out.fail();
-          out.record({ type: 'skipped', path: skip.path, code: skip.code, reason: skip.reason });
+          out.record({
+            type: 'skipped',
+            path: skip.path,
+            ...(skip.rawPath !== undefined ? { rawPathBase64: skip.rawPath.toString('base64') } : {}),
+            code: skip.code,
+            reason: skip.reason,
+          });
         } else out.warn(`skipped ${skip.path}: ${skip.reason}`);
       }
       const text = `${result.dryRun ? 'would free' : 'freed'} ${formatBytes(result.bytesSaved)}: ${plural(result.done.length, 'path')} ${result.dryRun ? 'to replace' : 'replaced'}, ${result.skipped.length} skipped`;
