@@ -127,7 +127,7 @@ export function openGrpcRemote(url: URL, settings: CallSettings, rootCerts: Uint
         ? error
         : remoteError('E_IO', settings, `${what}: ${String(error)}`, error);
     }
-    const details = e.details ?? (error instanceof Error ? error.message : String(error));
+    const details = tidyDetails(e.details ?? (error instanceof Error ? error.message : String(error)));
     const connected = client.getChannel().getConnectivityState(false) === grpc.connectivityState.READY;
     if (watchdog?.fired) {
       const code = connected ? 'E_TIMEOUT' : 'E_UNAVAILABLE';
@@ -539,4 +539,16 @@ function joined(chunks: readonly Uint8Array[]): Uint8Array {
 
 function RemoteErrorLike(e: unknown): e is { code: string } {
   return typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string';
+}
+
+/**
+ * grpc-js's text for a failed connection, without its noise: "No connection established. Last error: Error: connect
+ * ECONNREFUSED 127.0.0.1:1. Resolution note: " becomes "No connection established. Last error: connect ECONNREFUSED
+ * 127.0.0.1:1".
+ */
+export function tidyDetails(details: string): string {
+  return details
+    .replace(/\.?\s*Resolution note:\s*$/, '')
+    .replace(/Last error: Error: /g, 'Last error: ')
+    .trim();
 }
