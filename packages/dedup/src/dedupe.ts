@@ -247,15 +247,29 @@ async function sameFile(path: FsPath, before: Stats): Promise<boolean> {
 
 const SLASH = 0x2f;
 
-/** A fresh name beside `path`, in its directory; of its exact bytes for a name that is not valid UTF-8. */
+/** How much of a file's name its temp name repeats: the temp name stays well under NAME_MAX (255 bytes). */
+const TEMP_NAME_BYTES = 100;
+
+/**
+ * A fresh name beside `path`, in its directory; of its exact bytes for a name that is not valid UTF-8. It repeats at
+ * most the first {@link TEMP_NAME_BYTES} bytes of the name (whole characters), so that a file whose name is near the
+ * length limit can still be replaced.
+ */
 function tempNameFor(path: FsPath): FsPath {
   const suffix = `.fsw-dedup-${crypto().randomBytes(6).toString('hex')}`;
-  if (typeof path === 'string') return join(dirname(path), `.${basename(path)}${suffix}`);
+  if (typeof path === 'string') {
+    const name = Buffer.from(basename(path));
+    let end = Math.min(name.length, TEMP_NAME_BYTES);
+    // Back to the start of a character: the cut must not split one.
+    while (end < name.length && (name[end]! & 0xc0) === 0x80) end--;
+    return join(dirname(path), `.${name.toString('utf8', 0, end)}${suffix}`);
+  }
   const slash = path.lastIndexOf(SLASH);
+  const name = path.subarray(slash + 1);
   return Buffer.concat([
     path.subarray(0, slash + 1),
     Buffer.from('.'),
-    path.subarray(slash + 1),
+    name.subarray(0, TEMP_NAME_BYTES),
     Buffer.from(suffix),
   ]);
 }

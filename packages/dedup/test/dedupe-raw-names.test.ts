@@ -144,6 +144,17 @@ describe('dedupe on names that are not valid UTF-8', () => {
     expect(readFileSync(f.kept).equals(f.data)).toBe(true);
   });
 
+  it('hardlink: a copy whose raw name is 250 bytes long is replaced too (the temp name repeats only part of it)', async () => {
+    const data = bytes(3_000);
+    const kept = put(dir, 'kept', data);
+    const long = rawName(...Array.from({ length: 250 }, (_, i) => (i % 2 === 0 ? 0xe9 : 0x78)));
+    writeFileSync(long, data);
+    const result = await dedupe(await findDuplicates(dir), { action: 'hardlink' });
+    expect(result.skipped).toEqual([]);
+    expect(ino(long)).toBe(ino(kept));
+    expect(listing(dir)).toEqual([long.subarray(dir.length + 1).toString('latin1'), 'kept'].sort());
+  });
+
   it('dry run: lists every copy with its bytes and changes nothing', async () => {
     const f = await fixture();
     const before = [f.b8, f.b9, f.c, f.d].map(ino);

@@ -93,6 +93,23 @@ describe('dedupe', () => {
     expect(readFileSync(b).equals(data)).toBe(true);
   });
 
+  it('replaces copies whose names are near the 255-byte limit (hard link and symlink), leaving no temp file', async () => {
+    const data = bytes(5_000);
+    // 249 bytes of 3-byte characters: the temp name's copy of it must end on a character boundary.
+    const long = '€'.repeat(83);
+    const a = put(dir, 'a', data);
+    const b = put(dir, `h/${long}`, data);
+    const c = put(dir, `s/${long}`, data);
+    const linked = await dedupe(await scan([a, b]), { action: 'hardlink' });
+    expect(linked.skipped).toEqual([]);
+    expect(lstatSync(b).ino).toBe(lstatSync(a).ino);
+    const symlinked = await dedupe(await scan([a, c]), { action: 'symlink' });
+    expect(symlinked.skipped).toEqual([]);
+    expect(readlinkSync(c)).toBe('../a');
+    expect(readdirSync(join(dir, 'h'))).toEqual([long]);
+    expect(readdirSync(join(dir, 's'))).toEqual([long]);
+  });
+
   it('skips a file that changed between the scan and dedupe, and leaves it untouched', async () => {
     const { a, b, c, data } = copies();
     const groups = await scan([a, b, c]);
