@@ -152,7 +152,11 @@ describe('gRPC fstree.CacheService', () => {
         });
       });
       expect(settings.initialWindowSize).toBeGreaterThanOrEqual(1024 * 1024);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      // The connection's window grows with a WINDOW_UPDATE that follows the settings: wait for it (a loaded machine
+      // may take longer than a fixed pause), up to 5 s.
+      for (let waited = 0; session.state.remoteWindowSize! < 1024 * 1024 && waited < 5000; waited += 10) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
       expect(session.state.remoteWindowSize).toBeGreaterThanOrEqual(1024 * 1024);
     } finally {
       session.destroy();
