@@ -1,16 +1,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { RemoteError } from '@fsw/errors';
-import {
-  decodeObjectBatch,
-  digestFromFstreeClientPath,
-  OBJECT_BATCH_TYPE,
-  WRITE_BATCH_HEADER,
-} from '@fsw/remote';
+import { digestFromFstreeClientPath, OBJECT_BATCH_TYPE, WRITE_BATCH_HEADER } from '@fsw/remote';
 import { classify, publicMessage, type ServiceContext } from './context.js';
 import { type Digest, parseDigest } from './digest.js';
+import { ObjectBatchDecoder } from './object-batch.js';
+import type { ObjectWriter } from './objects.js';
 
-/** Largest JSON body of a batch query (about 800,000 digests). */
+/**
+ * Largest body of a batch query (JSON, about 800,000 digests) or a batch upload (streamed, never held whole; our client
+ * sends about 4 MiB).
+ */
 const MAX_BATCH_BODY = 64 * 1024 * 1024;
 const LOOKUP_CONCURRENCY = 256;
 
@@ -348,8 +348,13 @@ async function readBody(
 
 /**
  * `POST /objects?write`, our client's batch upload (see `OBJECT_BATCH_PATH` in @fsw/remote): every object of the
- * body is verified and stored as a `PUT` would; objects already stored are skipped. A mismatch answers 400 naming
- * the object (those before it are stored).
+ * body is verified and stored as a `PUT` would; objects already stored are skipped. The body is decoded as it
+ * arrives, chunk by chunk, and each object stored as soon as its last byte is in (an object within one chunk is a view
+ * of it, one spanning chunks is gathered by its writer), so the server never holds the whole body and reads the
+ * request no faster than it stores. A mismatch answers 400 naming the object at once (those before it are stored,
+ * nothing after it is), an object announced over `maxObjectBytes` 413 at once; the rest of the body is then read and
+ * dropped, so that the client gets the answer rather than a reset connection. A body that ends mid-object is 400 (the
+ * objects complete before it are stored); one over {@link MAX_BATCH_BODY} is 413 and the connection is closed.
  */
 async function uploadBatch(
   ctx: ServiceContext,
@@ -362,42 +367,169 @@ async function uploadBatch(
     outcome.status = refuse(req, res, 415, `expected a body of type ${OBJECT_BATCH_TYPE}\n`);
     return;
   }
-  const body = await readBody(req, res, outcome, 'object batch');
-  if (body === undefined) return;
-  let frames: ReturnType<typeof decodeObjectBatch>;
-  try {
-    frames = decodeObjectBatch(body);
-  } catch (error) {
-    outcome.status = send(res, 400, `${(error as Error).message}\n`);
+  if (Number(req.headers['content-length'] ?? 0) > MAX_BATCH_BODY) {
+    outcome.status = refuse(req, res, 413, 'object batch too large\n');
     return;
   }
+  const decoder = new ObjectBatchDecoder();
+  /** The object being received; undefined between objects and while skipping one the store already has. */
+  let writer: ObjectWriter | undefined;
+  let objects = 0;
   let stored = 0;
   let present = 0;
-  for (const frame of frames) {
-    const digest = parseDigest(frame.digest);
-    if (!digest) {
-      outcome.status = send(res, 400, `not a digest: ${JSON.stringify(frame.digest.slice(0, 100))}\n`);
-      return;
+  /** How the request ended early: answered (the rest of the body is to be dropped), or refused (connection closed). */
+  let stopped: 'answered' | 'refused' | undefined;
+  const answer = (status: number, body: string): 'stop' => {
+    outcome.status = send(res, status, body);
+    stopped = 'answered';
+    return 'stop';
+  };
+
+  const take = async (chunk: Buffer): Promise<'stop' | undefined> => {
+    outcome.received += chunk.byteLength;
+    if (outcome.received > MAX_BATCH_BODY) {
+      outcome.status = refuse(req, res, 413, 'object batch too large\n');
+      stopped = 'refused';
+      return 'stop';
     }
-    outcome.target = `/objects?write ${digest.full}${frames.length > 1 ? ` (+${frames.length - 1})` : ''}`;
-    if (ctx.objects.hasIndexed(digest) ?? (await ctx.objects.has(digest))) {
-      present++;
-      continue;
+    decoder.push(chunk);
+    for (let part = decoder.read(); part !== undefined; part = decoder.read()) {
+      if (part.type === 'object') {
+        objects++;
+        const digest = parseDigest(part.digest);
+        if (!digest) return answer(400, `not a digest: ${JSON.stringify(part.digest.slice(0, 100))}\n`);
+        outcome.target = `/objects?write ${digest.full}${objects > 1 ? ` (+${objects - 1})` : ''}`;
+        if (ctx.objects.hasIndexed(digest) ?? (await ctx.objects.has(digest))) {
+          present++;
+          continue;
+        }
+        if (part.size > ctx.maxObjectBytes) {
+          return answer(
+            413,
+            `object ${digest.full} is larger than the server's limit of ${ctx.maxObjectBytes} bytes\n`,
+          );
+        }
+        writer = await ctx.objects.createWriter(digest);
+        continue;
+      }
+      if (!writer) continue;
+      await writer.write(part.bytes);
+      if (!part.last) continue;
+      const done = writer;
+      writer = undefined;
+      try {
+        await done.commit();
+      } catch (error) {
+        if (!RemoteError.is(error) || error.code !== 'E_DIGEST_MISMATCH') throw error;
+        ctx.metrics.rejectedUploads++;
+        return answer(400, `${error.message}\n`);
+      }
+      ctx.metrics.uploads++;
+      stored++;
     }
-    const writer = await ctx.objects.createWriter(digest);
-    try {
-      await writer.write(frame.bytes);
-      await writer.commit();
-    } catch (error) {
-      await writer.abort();
-      if (RemoteError.is(error) && error.code === 'E_DIGEST_MISMATCH') ctx.metrics.rejectedUploads++;
-      throw error;
-    }
-    ctx.metrics.uploads++;
-    stored++;
+    return undefined;
+  };
+
+  try {
+    await readChunks(req, take);
+  } catch (error) {
+    // Mid-body, with the rest unread: whatever answer `sendError` gives, the connection cannot be reused.
+    closeAfterAnswer(req, res);
+    throw error;
+  } finally {
+    // A body cut short (or refused) mid-object stores nothing of that object.
+    await writer?.abort();
+  }
+  if (stopped === 'answered') dropRest(ctx, req, res, outcome.received);
+  if (stopped) return;
+  if (!req.complete) throw new RemoteError('E_PROTOCOL', 'upload interrupted');
+  const truncated = decoder.truncation();
+  if (truncated !== undefined) {
+    outcome.status = send(res, 400, `${truncated}\n`);
+    return;
   }
   res.setHeader('content-type', 'application/json');
   outcome.status = send(res, 200, JSON.stringify({ stored, present }));
+}
+
+/**
+ * Hands the chunks of a request body to `take` one at a time, as the socket delivered them, pausing the request while
+ * `take` works (backpressure; the stream's `read()`, which async iteration uses, would join chunks that piled up
+ * meanwhile into one copy). Resolves at the end of the body, or once `take` answers `'stop'` (the request is then left
+ * paused, with none of these listeners); rejects when the request fails (a client that went away) or `take` throws,
+ * never while `take` is still at work.
+ */
+function readChunks(
+  req: IncomingMessage,
+  take: (chunk: Buffer) => Promise<'stop' | undefined>,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    let busy = false;
+    /** What happened to the request while `take` was at work: settled once it is done. */
+    let pending: { error?: unknown } | undefined;
+    const settle = (error?: unknown) => {
+      if (settled) return;
+      settled = true;
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    const onError = (error: unknown) => {
+      if (busy) pending ??= { error };
+      else settle(error);
+    };
+    const onEnd = () => {
+      if (busy) pending ??= {};
+      else settle();
+    };
+    const onClose = () => {
+      if (!req.complete) onError(new RemoteError('E_PROTOCOL', 'upload interrupted'));
+    };
+    const onData = (chunk: Buffer) => {
+      busy = true;
+      req.pause();
+      take(chunk).then(
+        (next) => {
+          busy = false;
+          if (next === 'stop') settle();
+          else if (pending) settle(pending.error);
+          else req.resume();
+        },
+        (error: unknown) => {
+          busy = false;
+          settle(error);
+        },
+      );
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  });
+}
+
+/**
+ * After an answer given mid-body: reads what is left of the body and drops it, so that the connection serves the
+ * client's next request, unless the body grows past {@link MAX_BATCH_BODY} in all (then the connection is closed).
+ */
+function dropRest(ctx: ServiceContext, req: IncomingMessage, res: ServerResponse, received: number): void {
+  let total = received;
+  const onData = (chunk: Buffer) => {
+    total += chunk.byteLength;
+    // The request was logged when answered; its bytes still count in the metrics.
+    ctx.metrics.transfer('http', chunk.byteLength, 0);
+    if (total <= MAX_BATCH_BODY) return;
+    req.off('data', onData);
+    closeAfterAnswer(req, res);
+  };
+  req.on('data', onData);
+  // A client that goes away now is no failure: the answer is out.
+  req.on('error', () => undefined);
+  req.resume();
 }
 
 /** The figures of the store for the metrics page. */
@@ -422,11 +554,22 @@ function send(res: ServerResponse, status: number, body: string, headOnly = fals
 
 /** Answers before the body was read, and closes the connection rather than reading an unwanted body. */
 function refuse(req: IncomingMessage, res: ServerResponse, status: number, body: string): number {
-  res.shouldKeepAlive = false;
-  res.setHeader('connection', 'close');
+  closeAfterAnswer(req, res);
   send(res, status, body);
-  res.on('finish', () => req.destroy());
   return status;
+}
+
+/** Closes the connection once the answer (given or still to come) is out, leaving the rest of the body unread. */
+function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
+  if (res.writableFinished) {
+    req.destroy();
+    return;
+  }
+  if (!res.headersSent) {
+    res.shouldKeepAlive = false;
+    res.setHeader('connection', 'close');
+  }
+  res.on('finish', () => req.destroy());
 }
 
 function sendError(res: ServerResponse, error: unknown): number {
