@@ -108,6 +108,20 @@ describe('POST /objects?write, decoded as it arrives', () => {
     expect(await strayFiles(dir)).toEqual([]);
   });
 
+  it('stores an object that arrived in thousands of pieces, more than one writev takes, byte for byte', async () => {
+    const bytes = bytesOf(3000, 3);
+    const digest = await digestOf(bytes);
+    const body = frame(digest, bytes);
+    const batch = openBatch();
+    // One byte per write: chunked, each write is a chunk of its own on the server too (no waiting needed).
+    for (let i = 0; i < body.byteLength; i++) batch.req.write(body.subarray(i, i + 1));
+    batch.req.end();
+    const answer = await batch.answer;
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.text)).toEqual({ stored: 1, present: 0 });
+    expect((await storedObjects(dir)).get(digest)?.equals(bytes)).toBe(true);
+  });
+
   it('stores many objects that arrive in one chunk, skipping the ones it has', async () => {
     const objects = await Promise.all(
       Array.from({ length: 64 }, async (_, i) => {

@@ -7,8 +7,8 @@ import {
   readFileSync,
   renameSync,
   rmSync,
-  writeFileSync,
   writeSync,
+  writevSync,
 } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -395,18 +395,24 @@ export class ObjectSet {
   }
 
   /**
-   * @internal {@link commit} for a verified body held in memory, with synchronous calls (a temp file written whole,
-   * then renamed into place): for the many small objects of a tree this costs a fraction of the thread-pool round
-   * trips of the asynchronous path. Returns undefined, having done nothing, while an eviction is still unlinking the
-   * same object: the caller then takes the asynchronous path, which waits for that.
+   * @internal {@link commit} for a verified body held in memory as the pieces it arrived in (`size` bytes in all),
+   * with synchronous calls (a temp file written whole, then renamed into place): for the many small objects of a tree
+   * this costs a fraction of the thread-pool round trips of the asynchronous path, and the pieces go to the file in
+   * one `writev`, never gathered into one buffer first. Returns undefined, having done nothing, while an eviction is
+   * still unlinking the same object: the caller then takes the asynchronous path, which waits for that.
    */
-  storeSync(digest: Digest, bytes: Uint8Array, kind: ObjectKind): boolean | undefined {
+  storeSync(
+    digest: Digest,
+    pieces: readonly Uint8Array[],
+    size: number,
+    kind: ObjectKind,
+  ): boolean | undefined {
     const key = digest.full;
     if (this.#unlinking.has(key)) return undefined;
     const temp = this.tempPath();
     const path = this.#path(digest, kind);
     try {
-      writeFileSync(temp, bytes, { flag: 'wx' });
+      writePiecesSync(temp, pieces);
       try {
         renameSync(temp, path);
       } catch (error) {
@@ -420,7 +426,7 @@ export class ObjectSet {
       throw error;
     }
     const existed = this.#entries.has(key);
-    this.#add(key, { size: bytes.byteLength, lastUsed: now(), kind });
+    this.#add(key, { size, lastUsed: now(), kind });
     this.#maybeEvict();
     return !existed;
   }
@@ -645,14 +651,15 @@ export class ObjectWriter {
           kind = isTreeObject(await readFile(this.#temp)) ? 'tree' : 'file';
         }
       } else {
-        const bytes = concat(this.#chunks, this.#size);
-        if (looksLikeTree(this.#head) && isTreeObject(bytes)) kind = 'tree';
+        const pieces = this.#chunks;
         this.#chunks = [];
-        const stored = this.#objects.storeSync(this.#digest, bytes, kind);
+        // Gathered into one buffer only to decode what looks like a tree (a small listing); other bodies go to the file
+        // as the pieces they arrived in.
+        if (looksLikeTree(this.#head) && isTreeObject(concat(pieces, this.#size))) kind = 'tree';
+        const stored = this.#objects.storeSync(this.#digest, pieces, this.#size, kind);
         if (stored !== undefined) return stored;
         this.#temp = this.#objects.tempPath();
-        await writeFile(this.#temp, bytes, { flag: 'wx' });
-        this.#chunks = [];
+        await writeFile(this.#temp, concat(pieces, this.#size), { flag: 'wx' });
       }
       const created = await this.#objects.commit(this.#digest, this.#temp as string, this.#size, kind);
       this.#temp = undefined;
@@ -692,6 +699,32 @@ export class ObjectWriter {
 function writeAll(fd: number, bytes: Uint8Array): void {
   let offset = 0;
   while (offset < bytes.byteLength) offset += writeSync(fd, bytes, offset, bytes.byteLength - offset);
+}
+
+/** Creates `path` (it must not exist) holding `pieces` one after another, with blocking calls and no gathering copy. */
+function writePiecesSync(path: string, pieces: readonly Uint8Array[]): void {
+  const fd = openSync(path, 'wx');
+  try {
+    if (pieces.length === 1) writeAll(fd, pieces[0] as Uint8Array);
+    else if (pieces.length > 1) writevAll(fd, pieces);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** `writev` of all of `pieces`, again from where a short write stopped. */
+function writevAll(fd: number, pieces: readonly Uint8Array[]): void {
+  let rest = pieces;
+  for (;;) {
+    let written = writevSync(fd, rest as Uint8Array[]);
+    let i = 0;
+    while (i < rest.length && written >= (rest[i] as Uint8Array).byteLength) {
+      written -= (rest[i] as Uint8Array).byteLength;
+      i++;
+    }
+    if (i === rest.length) return;
+    rest = [(rest[i] as Uint8Array).subarray(written), ...rest.slice(i + 1)];
+  }
 }
 
 function concat(chunks: readonly Uint8Array[], size: number): Uint8Array {
