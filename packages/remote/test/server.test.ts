@@ -231,7 +231,19 @@ describe('with @fsw/server', () => {
     const root = await putSpec(local, spec);
     const first = await startServer({ dir });
     let killed: Promise<void> | undefined;
-    const remote = remoteAt(first.addresses.grpc!.url, { retries: 1, concurrency: 4 });
+    const direct = remoteAt(first.addresses.grpc!.url, { retries: 1, concurrency: 4 });
+    // Once the kill is under way, every further call waits until the server is down: the push cannot outrun the
+    // close and finish (it did, now and then, on a loaded machine).
+    const remote = new Proxy(direct, {
+      get(target, key, receiver) {
+        const value = Reflect.get(target, key, receiver);
+        if (typeof value !== 'function' || key === 'close') return value;
+        return async (...args: unknown[]) => {
+          if (killed !== undefined) await killed;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
     const error = await push(local, remote, root, {
       concurrency: 4,
       onProgress: (p) => {
