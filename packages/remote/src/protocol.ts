@@ -522,8 +522,10 @@ export const OBJECT_BATCH_TYPE = 'application/x-fsw-objects';
  * sends that header (value `1`) as a response header of the batch query (`POST /objects?missing|present`); a client
  * that saw it may upload several objects in one `POST <base>/objects?write` whose body is {@link encodeObjectBatch}'s
  * (content type {@link OBJECT_BATCH_TYPE}). The server verifies and stores each object as a `PUT` would, skips those
- * it holds, and answers `200` with `{"stored": n, "present": m}`; a digest mismatch is a `400` naming the object
- * (the objects before it are stored). Servers that never send the header only ever see `PUT`s.
+ * it holds, and answers `200` with `{"stored": n, "present": m}`; a digest mismatch is a `400` naming the object,
+ * and an object over the server's size limit a `413` (both may come before the body has been sent whole; the objects
+ * before it are stored, as are those before a body that is cut short). Servers that never send the header only ever
+ * see `PUT`s.
  */
 export const OBJECT_BATCH_PATH = '/objects?write';
 
