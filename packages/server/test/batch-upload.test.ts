@@ -194,12 +194,17 @@ describe('POST /objects?write, decoded as it arrives', () => {
     const big = bytesOf(3 * 1024 * 1024, 32);
     const [ds, dbig] = (await Promise.all([small, big].map((x) => digestOf(x)))) as [string, string];
     const body = Buffer.concat([frame(ds, small), frame(dbig, big)]);
+    const errors: unknown[] = [];
+    await restart({ onError: (e) => errors.push(e) });
     const batch = openBatch({ 'content-length': body.byteLength });
     await batch.send(body.subarray(0, body.byteLength - 1024 * 1024), [64 * 1024]);
     await expect.poll(async () => (await storedObjects(dir)).has(ds), { timeout: 10_000 }).toBe(true);
     await expect.poll(async () => (await strayFiles(dir)).length, { timeout: 10_000 }).toBe(1);
     batch.req.destroy();
     await expect.poll(() => strayFiles(dir), { timeout: 10_000 }).toEqual([]);
+    // The client's doing, not the server's: logged as 499 (client closed request), not reported as an error.
+    await expect.poll(() => events.map((e) => e.status), { timeout: 10_000 }).toEqual([499]);
+    expect(errors).toEqual([]);
     const stored = await storedObjects(dir);
     expect([...stored.keys()]).toEqual([ds]);
     expect(stored.get(ds)?.equals(small)).toBe(true);

@@ -124,6 +124,40 @@ describe('HTTP object API', () => {
     expect(await strayFiles(dir)).toEqual([]);
   });
 
+  it('a PUT cut short by its client (in memory or streamed to a temp file) stores nothing, is logged 499, is no server error', async () => {
+    await server.close();
+    const errors: unknown[] = [];
+    const events: { method: string; status: number | string }[] = [];
+    server = await startServer(dir, {
+      grpc: false,
+      onError: (e) => errors.push(e),
+      onRequest: (e) => events.push({ method: e.method, status: e.status }),
+    });
+    base = server.addresses.http?.url as string;
+    // 200 KB (kept in memory) and 3 MiB (streamed to a temp file): each sent in part, then the connection dropped.
+    const puts = () => events.filter((e) => e.method === 'PUT');
+    for (const [i, size] of [200_000, 3 * 1024 * 1024].entries()) {
+      const bytes = bytesOf(size, size);
+      const digest = await digestOf(bytes);
+      const req = request(`${base}/objects/${digest}`, {
+        method: 'PUT',
+        headers: { 'content-length': String(size) },
+      });
+      req.on('error', () => {});
+      req.write(bytes.subarray(0, 100_000));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      req.destroy();
+      await expect.poll(() => puts().length, { timeout: 10_000 }).toBe(i + 1);
+      expect((await fetch(`${base}/objects/${digest}`, { method: 'HEAD' })).status).toBe(404);
+    }
+    expect(puts()).toEqual([
+      { method: 'PUT', status: 499 },
+      { method: 'PUT', status: 499 },
+    ]);
+    expect(errors).toEqual([]);
+    expect(await strayFiles(dir)).toEqual([]);
+  });
+
   it('round-trips a multi-megabyte object (streamed, not buffered)', async () => {
     const body = bytesOf(5 * 1024 * 1024 + 17, 5);
     const digest = await digestOf(body);

@@ -22,6 +22,14 @@ interface Outcome {
   sent: number;
 }
 
+/** The status a request is logged with when its client went away before it was answered (nginx's convention). */
+const CLIENT_CLOSED_REQUEST = 499;
+
+/** Whether the client closed the connection before sending its whole request (an upload cut short). */
+function clientWentAway(req: IncomingMessage): boolean {
+  return !req.complete && (req.destroyed || req.socket.destroyed);
+}
+
 /**
  * The HTTP front-end: the jolt-cache object API (`HEAD`/`GET`/`PUT /objects/<digest>`, `POST /objects?missing|present`),
  * the fstree C++ client's `<base>/<s[0:2]>/<s[2:8]>/<s[6:]>` paths, `/healthz` and `/metrics`.
@@ -33,6 +41,12 @@ export function createHttpHandler(ctx: ServiceContext) {
     ctx
       .track(route(ctx, req, res, outcome))
       .catch((error: unknown) => {
+        if (clientWentAway(req)) {
+          // Nothing to answer and nothing the server did wrong: logged as nginx's 499, not reported to onError.
+          outcome.status = CLIENT_CLOSED_REQUEST;
+          res.destroy();
+          return;
+        }
         outcome.status = sendError(res, error);
         if (classify(error) === 'internal') ctx.onError(error);
       })
