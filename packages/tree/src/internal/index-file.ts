@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fromErrno, TreeError } from '@fsw/errors';
 import { INDEX_DIR } from './ignore-rules.js';
@@ -57,6 +58,21 @@ export function indexPath(dir: string): string {
 }
 
 /**
+ * What `<dir>/.fstree` is, seen with `lstat` (never followed): a real folder, nothing, or something else (a symlink,
+ * a file, ...), which the index is never read from or written through: a symlink could lead outside `dir`.
+ */
+export async function indexFolderState(dir: string): Promise<'dir' | 'missing' | 'other'> {
+  try {
+    return (await lstat(join(dir, INDEX_DIR))).isDirectory() ? 'dir' : 'other';
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'ENOENT') return 'missing';
+    // ENOTDIR, EACCES, ...: no index to read, none to write.
+    return 'other';
+  }
+}
+
+/**
  * Loads `<dir>/.fstree/index`. A missing, unreadable or malformed index is an empty one: the index is a cache,
  * and losing it only costs re-hashing.
  */
@@ -71,8 +87,10 @@ export async function loadIndex(dir: string): Promise<Map<string, IndexRecord>> 
 export async function loadIndexView(dir: string): Promise<IndexView> {
   let bytes: Buffer;
   let indexMtimeMs: number;
+  if ((await indexFolderState(dir)) !== 'dir') return IndexView.empty();
   try {
-    const handle = await open(indexPath(dir), 'r');
+    // O_NOFOLLOW: an `index` that is a symlink is no index of ours.
+    const handle = await open(indexPath(dir), constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
       // Both times come from the same filesystem clock, whatever its granularity.
       indexMtimeMs = (await handle.stat()).mtimeMs;
@@ -427,20 +445,34 @@ function encodeIndex(
   return { bytes, newest };
 }
 
-/** Writes the index atomically (temp + rename). Returns false when `.fstree` cannot be created (read-only dir). */
+/**
+ * Writes the index atomically (temp + rename). Returns false, writing nothing, when `.fstree` cannot be created
+ * (read-only `dir`) or is not a real folder: a symlink (never written through: it could lead outside `dir`), a file
+ * or anything else of the user's is left as it is, and the next run re-hashes.
+ */
 export async function saveIndex(
   dir: string,
   records: Iterable<readonly [string, IndexRecord]>,
   extras: IndexExtras = { trees: false, stamps: undefined },
 ): Promise<boolean> {
   const folder = join(dir, INDEX_DIR);
-  try {
-    await mkdir(folder, { recursive: true });
-  } catch (error) {
-    const code = (error as { code?: string }).code;
-    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return false;
-    throw fromErrno(error, { path: folder, family: TreeError, action: 'create index folder' });
+  let state = await indexFolderState(dir);
+  if (state === 'missing') {
+    try {
+      // Not recursive: `dir` exists, and a recursive mkdir would accept a symlink to a folder made meanwhile.
+      await mkdir(folder);
+      state = 'dir';
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return false;
+      if (code !== 'EEXIST') {
+        throw fromErrno(error, { path: folder, family: TreeError, action: 'create index folder' });
+      }
+      // Made by someone else meanwhile: only a real folder will do.
+      state = await indexFolderState(dir);
+    }
   }
+  if (state !== 'dir') return false;
   const { bytes, newest } = encodeIndex(records, extras);
   // A record is trusted only when older than the index file (the racy-clean rule). Files changed a moment ago share
   // its timestamp tick; on filesystems with fine timestamps one tick of waiting (<= 10 ms on a coarse kernel clock)

@@ -34,8 +34,8 @@ export interface ScanOptions {
 
 /**
  * Lists every file, directory and symlink below `root` through `@fsw/walk` (symlinks not followed; sockets, FIFOs
- * and devices skipped; ignored paths and `.fstree` folders left out, their contents never read), calling `onEntry`
- * as they are found. A directory whose children are all ignored is still reported. The entry object may be reused
+ * and devices skipped; ignored paths, `.fstree` folders and a root `.fstree` of any type left out, their contents
+ * never read), calling `onEntry` as they are found. A directory whose children are all ignored is still reported. The entry object may be reused
  * for the next call: copy it to keep it.
  * @throws TreeError for an unreadable directory, or a name that is not valid UTF-8 (E_INVALID_ARGUMENT)
  */
@@ -47,8 +47,9 @@ export async function scanTree(
   if (options.ignore.every((line) => line.trim() === '' || line.startsWith('#'))) {
     return scanPlain(root, options.signal, options.helper, onEntry);
   }
-  // `.fstree/` comes last so that no negation in the user's file can bring the index folder back.
-  const patterns = [...options.ignore, `${INDEX_DIR}/`];
+  // `.fstree/` (folders, any depth) and `/.fstree` (the root's, whatever its type) come last, so that no negation in
+  // the user's file can bring them back.
+  const patterns = [...options.ignore, `${INDEX_DIR}/`, `/${INDEX_DIR}`];
   try {
     // The walk lists names and types only; the stat is a synchronous lstat here, which measured ~2x faster than
     // the walk's promise-based one for page-cached trees (the walk's readdirs keep running in the thread pool).
@@ -182,7 +183,8 @@ async function scanPlain(
         const path = prefix + name;
         let isDir = d.isDirectory();
         if (!isDir && untyped(d)) isDir = lstatSync(path, { throwIfNoEntry: false })?.isDirectory() === true;
-        if (isDir && name === INDEX_DIR) continue;
+        // The index folder at any depth; at the root, the name whatever it is (checkout refuses trees naming it there).
+        if (name === INDEX_DIR && (isDir || dir.rel === '')) continue;
         const rel = relPrefix + name;
         stats.add(path);
         rels.push(rel);
