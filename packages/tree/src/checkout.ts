@@ -229,7 +229,7 @@ export async function checkout(
     const more = conflicts.length > 1 ? ` (and ${conflicts.length - 1} more)` : '';
     throw new TreeError(
       'E_NOT_EMPTY',
-      `refusing to check out into ${root}: ${conflicts[0]}${more}; fsw did not write it (no index entry). Use force to overwrite`,
+      `refusing to check out into ${root}: ${conflicts[0]}${more}. Use force to overwrite`,
       { path: root },
     );
   }
@@ -603,6 +603,42 @@ function isOurs(ctx: PlanContext, rel: string): boolean {
   return ctx.force || (rel === '' ? ctx.indexExists : recordOf(ctx, rel, 'dir') >= 0);
 }
 
+/** Why a conflict in a folder fsw did not write is one. */
+const NOT_OURS = '; fsw did not write it (no index entry)';
+
+/**
+ * Before a folder fsw wrote is removed (pruned: dropped from the tree; or replaced by a file or symlink), finds what
+ * the removal would take with it that fsw did not write: a non-empty folder below it that the index does not list,
+ * and, when it is replaced, ignored paths (a pruned folder keeps them; a file cannot be written where they are).
+ * Each becomes a conflict (never called with `force`).
+ */
+function checkRemoval(ctx: PlanContext, abs: string, rel: string, replacedBy: string | undefined): void {
+  let dirents: Dirent[];
+  try {
+    dirents = readdirSync(abs, { withFileTypes: true });
+  } catch (error) {
+    throw io(error, abs, 'read directory');
+  }
+  for (const d of dirents) {
+    const r = `${rel}/${d.name}`;
+    const childAbs = join(abs, d.name);
+    const isDir = d.isDirectory();
+    if (ctx.ignored(r, isDir)) {
+      if (replacedBy !== undefined) {
+        ctx.conflicts.push(
+          `${childAbs} is ignored, but the tree replaces the folder holding it by a ${replacedBy}: it cannot be kept (force deletes it)`,
+        );
+      }
+      continue;
+    }
+    if (!isDir) continue;
+    if (recordOf(ctx, r, 'dir') >= 0) checkRemoval(ctx, childAbs, r, replacedBy);
+    else if (isNonEmpty(childAbs)) {
+      ctx.conflicts.push(`folder ${childAbs} would be removed with ${abs} and is not empty${NOT_OURS}`);
+    }
+  }
+}
+
 function isNonEmpty(abs: string): boolean {
   try {
     return readdirSync(abs).length > 0;
@@ -670,14 +706,16 @@ async function planDir(
     if (ctx.ignored(r, kind === 'dir')) continue;
     const childAbs = join(abs, name);
     if (kind === 'dir') {
-      if (!isOurs(ctx, r) && isNonEmpty(childAbs)) {
-        ctx.conflicts.push(`folder ${childAbs} is not in the tree and not empty`);
-        continue;
-      }
+      if (!isOurs(ctx, r)) {
+        if (isNonEmpty(childAbs)) {
+          ctx.conflicts.push(`folder ${childAbs} is not in the tree and not empty${NOT_OURS}`);
+          continue;
+        }
+      } else if (!ctx.force) checkRemoval(ctx, childAbs, r, undefined);
       plan.removals.push({ abs: childAbs, rel: r, how: 'prune' });
     } else {
       if (!ours) {
-        ctx.conflicts.push(`${childAbs} is not in the tree`);
+        ctx.conflicts.push(`${childAbs} is not in the tree${NOT_OURS}`);
         continue;
       }
       plan.removals.push({ abs: childAbs, rel: r, how: 'file' });
@@ -692,10 +730,14 @@ async function planDir(
     const existing = onDisk.get(name);
     // A folder in the way of a file or symlink is replaced only when fsw wrote it (or it is empty, or force).
     const replaceDir = () => {
-      if (!isOurs(ctx, r) && isNonEmpty(childAbs)) {
-        ctx.conflicts.push(`folder ${childAbs} would be replaced by a ${entry.type} and is not empty`);
-        return;
-      }
+      if (!isOurs(ctx, r)) {
+        if (isNonEmpty(childAbs)) {
+          ctx.conflicts.push(
+            `folder ${childAbs} would be replaced by a ${entry.type} and is not empty${NOT_OURS}`,
+          );
+          return;
+        }
+      } else if (!ctx.force) checkRemoval(ctx, childAbs, r, entry.type);
       plan.removals.push({ abs: childAbs, rel: r, how: 'tree' });
     };
     if (entry.type === 'dir') {
@@ -704,7 +746,7 @@ async function planDir(
       } else {
         // A file, symlink or socket in the way: removed (never followed) and replaced by a real folder.
         if (existing !== undefined) {
-          if (!ours) ctx.conflicts.push(`${childAbs} would be replaced by a folder`);
+          if (!ours) ctx.conflicts.push(`${childAbs} would be replaced by a folder${NOT_OURS}`);
           plan.removals.push({ abs: childAbs, rel: r, how: 'file' });
         }
         subdirs.push({ abs: childAbs, rel: r, entry, exists: false });
@@ -723,14 +765,16 @@ async function planDir(
           current = undefined;
         }
         if (current !== entry.target) {
-          if (!ours) ctx.conflicts.push(`${childAbs} is a symlink to another target`);
+          if (!ours) ctx.conflicts.push(`${childAbs} is a symlink to another target${NOT_OURS}`);
           plan.links.push(link);
         } else {
           if (record >= 0) ctx.matched++;
           plan.linksKept.push({ rel: r, mode: entry.mode });
         }
       } else {
-        if (existing !== undefined && !ours) ctx.conflicts.push(`${childAbs} would be replaced by a symlink`);
+        if (existing !== undefined && !ours) {
+          ctx.conflicts.push(`${childAbs} would be replaced by a symlink${NOT_OURS}`);
+        }
         plan.links.push(link);
       }
     } else {
@@ -753,7 +797,7 @@ async function planDir(
         const job: FileJob = { abs: childAbs, dirAbs: abs, rel: r, entry };
         if (existing === 'dir') replaceDir();
         else if (existing !== undefined && !ours)
-          ctx.conflicts.push(`${childAbs} would be replaced by a file`);
+          ctx.conflicts.push(`${childAbs} would be replaced by a file${NOT_OURS}`);
         plan.files.push(job);
       }
     }
@@ -798,7 +842,7 @@ function decideFile(ctx: PlanContext, p: PendingFile): void {
     plan.unchanged.push(p);
   };
   if ((mode & S_IFMT) !== S_IFREG) {
-    if (!ours) ctx.conflicts.push(`${abs} differs from the tree`);
+    if (!ours) ctx.conflicts.push(`${abs} differs from the tree${NOT_OURS}`);
     plan.files.push(job);
   } else if (record >= 0 && ctx.index.fileMatches(record, facts)) {
     // Never trusted when size, mtime, mode or inode differ, or when racy (see IndexView.fileMatches).
@@ -806,7 +850,7 @@ function decideFile(ctx: PlanContext, p: PendingFile): void {
       ctx.matched++;
       keep();
     } else {
-      if (!ours) ctx.conflicts.push(`${abs} differs from the tree`);
+      if (!ours) ctx.conflicts.push(`${abs} differs from the tree${NOT_OURS}`);
       plan.files.push(job);
     }
   } else if (ours) {
@@ -816,7 +860,7 @@ function decideFile(ctx: PlanContext, p: PendingFile): void {
     const comparison = ctx.hashLimit(async () => {
       if (await sameContent(abs, entry)) keep();
       else {
-        ctx.conflicts.push(`${abs} differs from the tree`);
+        ctx.conflicts.push(`${abs} differs from the tree${NOT_OURS}`);
         plan.files.push(job);
       }
     });

@@ -1,0 +1,118 @@
+import { lstat, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TreeError } from '@fsw/errors';
+import { checkout, hashTree, openStore, writeTree } from '@fsw/tree';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+let tmp: string;
+let store: ReturnType<typeof openStore>;
+beforeEach(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'fsw-tree-checkout-removals-'));
+  store = openStore(join(tmp, 'cache'));
+});
+afterEach(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+async function refused(promise: Promise<unknown>): Promise<TreeError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(TreeError.is(error), `expected E_NOT_EMPTY, got ${String(error)}`).toBe(true);
+  expect((error as TreeError).code).toBe('E_NOT_EMPTY');
+  return error as TreeError;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Writes `files` (relative path → content) below a fresh folder and returns its tree. */
+async function treeOf(name: string, files: Record<string, string>): Promise<string> {
+  const dir = join(tmp, name);
+  await mkdir(dir, { recursive: true });
+  for (const [rel, content] of Object.entries(files)) {
+    await mkdir(join(dir, rel, '..'), { recursive: true });
+    await writeFile(join(dir, rel), content);
+  }
+  return writeTree(dir, { store, index: false });
+}
+
+describe('checkout keeps what fsw did not write below folders it removes', () => {
+  it('refuses to replace a folder it wrote by a file when an untracked non-empty folder is inside', async () => {
+    const t1 = await treeOf('t1', { 'data/tracked': '1', other: 'old' });
+    const t2 = await treeOf('t2', { data: '2', other: 'new' });
+    const out = join(tmp, 'out');
+    await checkout(t1, out, { store });
+    await mkdir(join(out, 'data', 'mywork'));
+    await writeFile(join(out, 'data', 'mywork', 'ch1.txt'), 'thesis');
+
+    const error = await refused(checkout(t2, out, { store }));
+    expect(error.message).toContain(join(out, 'data', 'mywork'));
+    // Refused before writing anything.
+    expect(await readFile(join(out, 'data', 'mywork', 'ch1.txt'), 'utf8')).toBe('thesis');
+    expect(await readFile(join(out, 'data', 'tracked'), 'utf8')).toBe('1');
+    expect(await readFile(join(out, 'other'), 'utf8')).toBe('old');
+
+    await checkout(t2, out, { store, force: true });
+    expect(await hashTree(out)).toBe(t2);
+  });
+
+  it('refuses to replace a folder it wrote by a file when ignored paths are inside', async () => {
+    const ignore = 'node_modules/\n';
+    const t1 = await treeOf('i1', { '.fstreeignore': ignore, 'sub/a': 'a' });
+    const t3 = await treeOf('i3', { '.fstreeignore': ignore, sub: 'f' });
+    const out = join(tmp, 'out');
+    await checkout(t1, out, { store });
+    await mkdir(join(out, 'sub', 'node_modules', 'pkg'), { recursive: true });
+    await writeFile(join(out, 'sub', 'node_modules', 'pkg', 'index.js'), 'dep');
+
+    const error = await refused(checkout(t3, out, { store }));
+    expect(error.message).toContain(join(out, 'sub', 'node_modules'));
+    expect(error.message).toContain('ignored');
+    expect(await readFile(join(out, 'sub', 'node_modules', 'pkg', 'index.js'), 'utf8')).toBe('dep');
+    expect(await readFile(join(out, 'sub', 'a'), 'utf8')).toBe('a');
+
+    await checkout(t3, out, { store, force: true });
+    expect(await readFile(join(out, 'sub'), 'utf8')).toBe('f');
+  });
+
+  it('refuses to drop a folder it wrote that holds an untracked non-empty folder, at any depth', async () => {
+    const t1 = await treeOf('d1', { 'keep/k': 'k', 'gone/x/tracked': 'x', '.fstreeignore': '*.log\n' });
+    const t2 = await treeOf('d2', { 'keep/k': 'k', '.fstreeignore': '*.log\n' });
+    const out = join(tmp, 'out');
+    await checkout(t1, out, { store });
+    await mkdir(join(out, 'gone', 'x', 'mine'));
+    await writeFile(join(out, 'gone', 'x', 'mine', 'work.txt'), 'mine');
+
+    const error = await refused(checkout(t2, out, { store }));
+    expect(error.message).toContain(join(out, 'gone', 'x', 'mine'));
+    expect(await readFile(join(out, 'gone', 'x', 'mine', 'work.txt'), 'utf8')).toBe('mine');
+    expect(await exists(join(out, 'gone', 'x', 'tracked'))).toBe(true);
+
+    // Without it, the folder goes; ignored paths in it stay (and keep it), untracked files go.
+    await rm(join(out, 'gone', 'x', 'mine'), { recursive: true });
+    await writeFile(join(out, 'gone', 'x', 'debug.log'), 'log');
+    await writeFile(join(out, 'gone', 'stray'), 'stray');
+    await checkout(t2, out, { store });
+    expect(await exists(join(out, 'gone', 'x', 'tracked'))).toBe(false);
+    expect(await exists(join(out, 'gone', 'stray'))).toBe(false);
+    expect(await readFile(join(out, 'gone', 'x', 'debug.log'), 'utf8')).toBe('log');
+  });
+
+  it('drops such a folder with force', async () => {
+    const t1 = await treeOf('d1', { 'gone/tracked': 'x' });
+    const t2 = await treeOf('d2', { k: 'k' });
+    const out = join(tmp, 'out');
+    await checkout(t1, out, { store });
+    await mkdir(join(out, 'gone', 'mine'));
+    await writeFile(join(out, 'gone', 'mine', 'work.txt'), 'mine');
+    await checkout(t2, out, { store, force: true });
+    expect(await hashTree(out)).toBe(t2);
+  });
+});
