@@ -1,5 +1,16 @@
 import { execFileSync } from 'node:child_process';
-import { chmod, lstat, mkdir, readFile, readlink, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  link,
+  lstat,
+  mkdir,
+  readFile,
+  readlink,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import { type CopyProgress, copy, move } from '@fsw/copy';
 import { CopyError } from '@fsw/errors';
@@ -217,6 +228,80 @@ describe('copy: refusals', () => {
     );
     expect((err as CopyError).code).toBe('E_INVALID_ARGUMENT');
     expect(await readFile(join(dir, 'a.txt'), 'utf8')).toBe('a');
+  });
+
+  it('refuses a symlink copied or moved onto the file it points to, which is kept (E_INVALID_ARGUMENT)', async () => {
+    await makeTree(dir, { 'real/x': 'PRECIOUS', 's/keep': 'k' });
+    await symlink(join(dir, 'real/x'), join(dir, 's/abs'));
+    await symlink('../real/x', join(dir, 's/x'));
+    for (const [name, fn] of [
+      ['s/abs', copy],
+      ['s/x', copy],
+      ['s/abs', move],
+      ['s/x', move],
+    ] as const) {
+      const to = name === 's/x' ? join(dir, 'real') : join(dir, 'real/x');
+      const err = await fn(join(dir, name), to, { overwrite: 'overwrite' }).catch((e: unknown) => e);
+      expect(err, `${fn.name} ${name}`).toMatchObject({
+        code: 'E_INVALID_ARGUMENT',
+        path: join(dir, 'real/x'),
+      });
+      expect((await lstat(join(dir, 'real/x'))).isFile()).toBe(true);
+      expect(await readFile(join(dir, 'real/x'), 'utf8')).toBe('PRECIOUS');
+      expect((await lstat(join(dir, name))).isSymbolicLink()).toBe(true);
+    }
+  });
+
+  it('inside a merge, refuses per entry a symlink onto what it points to, and the same file under another name', async () => {
+    await makeTree(dir, {
+      'home/.vimrc': 'VIMRC',
+      'home/target': 't',
+      'farm/other': 'o',
+      'a/x': '1',
+      'a/y': '2',
+    });
+    await utimes(join(dir, 'home/.vimrc'), OLD, OLD);
+    // Newer than the file it points to, so that 'newer' would replace it too.
+    await symlink('../home/.vimrc', join(dir, 'farm/.vimrc'));
+    // The destination is itself a symlink: a copy of a link naming it would point at itself.
+    await symlink('target', join(dir, 'home/alias'));
+    await symlink('../home/alias', join(dir, 'farm/alias'));
+    for (const overwrite of ['newer', 'overwrite'] as const) {
+      const errors: CopyError[] = [];
+      const r = await copy(`${join(dir, 'farm')}/.`, join(dir, 'home'), {
+        overwrite,
+        onError: (e) => {
+          errors.push(e);
+          return 'skip';
+        },
+      });
+      expect(r, overwrite).toMatchObject({ files: 1, errors: 2 });
+      expect(errors.map((e) => [e.code, e.path]).sort()).toEqual([
+        ['E_INVALID_ARGUMENT', join(dir, 'home/.vimrc')],
+        ['E_INVALID_ARGUMENT', join(dir, 'home/alias')],
+      ]);
+      expect(await readFile(join(dir, 'home/.vimrc'), 'utf8')).toBe('VIMRC');
+      expect(await readlink(join(dir, 'home/alias'))).toBe('target');
+    }
+    const moved = await move(`${join(dir, 'farm')}/.`, join(dir, 'home'), {
+      overwrite: 'overwrite',
+      onError: () => 'skip',
+    });
+    expect(moved).toMatchObject({ files: 1, errors: 2 });
+    expect(await readFile(join(dir, 'home/.vimrc'), 'utf8')).toBe('VIMRC');
+    expect(await listAll(join(dir, 'farm'))).toEqual(['.vimrc', 'alias']);
+
+    // Two hard links of one file: like mv (rename() between them does nothing) and cp, refused; the source is kept.
+    await mkdir(join(dir, 'b'));
+    await link(join(dir, 'a/x'), join(dir, 'b/x'));
+    const r = await move(`${join(dir, 'a')}/.`, join(dir, 'b'), {
+      overwrite: 'overwrite',
+      onError: () => 'skip',
+    });
+    expect(r).toMatchObject({ files: 1, errors: 1 });
+    expect(await listAll(join(dir, 'a'))).toEqual(['x']);
+    expect(await listAll(join(dir, 'b'))).toEqual(['x', 'y']);
+    expect(await readFile(join(dir, 'b/x'), 'utf8')).toBe('1');
   });
 
   it('refuses FIFOs, sockets and devices below a source with E_NOT_FILE (or skips them through onError)', async () => {

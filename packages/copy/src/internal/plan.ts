@@ -1,6 +1,6 @@
 import type { Stats } from 'node:fs';
-import { lstat, realpath, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve, sep } from 'node:path';
+import { lstat, readlink, realpath, stat } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { CopyError, fromErrno, WalkError } from '@fsw/errors';
 import { type WalkEntry, walkAll } from '@fsw/walk';
 import pLimit from 'p-limit';
@@ -180,7 +180,49 @@ export async function makePlan(
   return { ...plan, totalBytes, totalFiles };
 }
 
-/** Refuses a directory copied into or onto itself, and a file copied onto itself (real paths, so symlinks too). */
+/**
+ * Whether `src` is, or points at, the existing destination (`existing`, its lstat), so that writing it over the
+ * destination would destroy it: the same inode (one path, or two hard links: a move's rename() would do nothing), or a
+ * symlink that resolves to the file the destination is (its copy would replace that file's name with a link to
+ * itself), or that names the destination directly when this is itself a symlink (its copy would point at itself). A
+ * regular file costs nothing more; a symlink one `stat`, or a `readlink` and an `lstat`.
+ */
+async function isSameFile(
+  src: string,
+  st: { readonly dev?: number | undefined; readonly ino?: number | undefined },
+  symlink: boolean,
+  existing: Stats,
+): Promise<boolean> {
+  if (st.dev === existing.dev && st.ino === existing.ino) return true;
+  if (!symlink) return false;
+  try {
+    if (!existing.isSymbolicLink()) {
+      const target = await stat(src);
+      return target.dev === existing.dev && target.ino === existing.ino;
+    }
+    const text = await readlink(src);
+    // Concatenated, not joined: the kernel resolves '..' after following the directories, join() before.
+    const named = await lstat(isAbsolute(text) ? text : `${dirname(src)}${sep}${text}`);
+    return named.dev === existing.dev && named.ino === existing.ino;
+  } catch {
+    // Dangling or looping: the link names nothing that exists, so not the destination.
+    return false;
+  }
+}
+
+function sameFileError(verb: string, src: string, dest: string, symlink: boolean): CopyError {
+  return invalid(
+    symlink
+      ? `cannot ${verb} ${src} onto ${dest}: the symlink points to it (the destination would be lost)`
+      : `cannot ${verb} ${src} onto ${dest}: they are the same file`,
+    dest,
+  );
+}
+
+/**
+ * Refuses a directory copied into or onto itself, and a file copied onto itself (real paths, so symlinks too): the
+ * same file under another name (a hard link), or a symlink onto the file it points to.
+ */
 async function refuseSelf(
   verb: string,
   src: string,
@@ -193,6 +235,9 @@ async function refuseSelf(
       `cannot ${verb} ${src} onto itself (${target} is the same ${st.isDirectory() ? 'directory' : 'file'})`,
       target,
     );
+  }
+  if (targetStats !== undefined && st.isSymbolicLink() && (await isSameFile(src, st, true, targetStats))) {
+    throw sameFileError(verb, src, target, true);
   }
   if (!st.isDirectory()) return;
   const realSrc = await realpath(src);
@@ -236,6 +281,7 @@ function decide(
   existing: Stats | undefined,
   parentExisted: boolean,
   root: { crossDevice: boolean },
+  sameFile = false,
 ): Job | undefined {
   const { overwrite } = planner.options;
   if (existing === undefined) {
@@ -266,6 +312,10 @@ function decide(
         path: dest,
       }),
     );
+    return undefined;
+  }
+  if (sameFile) {
+    planner.report(sameFileError(planner.verb, src, dest, kind === 'symlink'));
     return undefined;
   }
   if (overwrite === 'newer' && !((st.mtimeMs ?? 0) > existing.mtimeMs + MTIME_EPSILON_MS)) {
@@ -452,7 +502,11 @@ async function planRoot(
     if (parent.failed) return;
     const dest = join(target, e.relativePath);
     const existing = parent.existed ? await lstatOrUndefined(dest) : undefined;
-    const job = decide(planner, e.path, dest, e.type, e, existing, parent.existed, root);
+    // Only a policy that replaces needs to know: 'skip' and 'error' never touch an existing destination.
+    const replaces =
+      existing !== undefined && (options.overwrite === 'overwrite' || options.overwrite === 'newer');
+    const same = replaces && (await isSameFile(e.path, e, e.type === 'symlink', existing));
+    const job = decide(planner, e.path, dest, e.type, e, existing, parent.existed, root, same);
     if (job !== undefined) root.jobs.push(job);
   };
 
