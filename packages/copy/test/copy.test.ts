@@ -6,6 +6,7 @@ import {
   mkdir,
   readFile,
   readlink,
+  rm,
   stat,
   symlink,
   utimes,
@@ -89,6 +90,34 @@ describe('copy: metadata and symlinks', () => {
     expect(await digest(join(dir, 'dst/big.bin'))).toBe(await digest(join(src, 'big.bin')));
     await chmod(join(src, 'locked'), 0o755);
     await chmod(join(dir, 'dst/locked'), 0o755);
+  });
+
+  it('keeps the mode and mtime of a directory that existed (merged into), and sets them on the ones it creates', async () => {
+    const src = join(dir, 'src');
+    await makeTree(src, { a: 'a', 'sub/x': 'x', 'new/y': 'y' });
+    const shared = join(dir, 'shared');
+    await makeTree(shared, { 'sub/x': 'theirs' });
+    const T1 = new Date('2021-05-06T07:08:09Z');
+    await utimes(join(shared, 'sub'), T1, T1);
+    await chmod(join(shared, 'sub'), 0o750);
+    await chmod(shared, 0o1777);
+    for (const d of ['sub', 'new', '.']) {
+      await utimes(join(src, d), OLD, OLD);
+      await chmod(join(src, d), 0o700);
+    }
+    for (const fn of [copy, move]) {
+      const r = await fn(`${src}/.`, shared, { overwrite: 'skip' });
+      expect(r, fn.name).toMatchObject({ files: 2, skipped: 1 });
+      const [top, sub, created] = await Promise.all(['.', 'sub', 'new'].map((d) => stat(join(shared, d))));
+      expect((top!.mode & 0o7777).toString(8), fn.name).toBe('1777');
+      expect(Math.abs(top!.mtimeMs - OLD.getTime()), fn.name).toBeGreaterThan(1000);
+      // Nothing was written into sub (its file was skipped): untouched.
+      expect((sub!.mode & 0o7777).toString(8), fn.name).toBe('750');
+      expect(sub!.mtimeMs, fn.name).toBe(T1.getTime());
+      expect((created!.mode & 0o7777).toString(8), fn.name).toBe('700');
+      expect(Math.abs(created!.mtimeMs - OLD.getTime()), fn.name).toBeLessThan(1);
+      if (fn === copy) await rm(join(shared, 'a')).then(() => rm(join(shared, 'new'), { recursive: true }));
+    }
   });
 
   it('with preserve: false, gives new files the umask mode and the current time', async () => {

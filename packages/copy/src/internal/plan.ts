@@ -25,7 +25,7 @@ export interface Root {
   readonly dirs: DirJob[];
 }
 
-/** A directory of the destination: created unless it existed, and given the source's metadata at the end. */
+/** A directory of the destination: unless it existed, created, and given the source's metadata at the end. */
 export interface DirJob {
   readonly src: string;
   readonly dest: string;

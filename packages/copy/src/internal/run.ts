@@ -258,7 +258,11 @@ async function makeDirs(
   });
 }
 
-/** Gives directories their source's mode and mtime, deepest first; the first failure is handed to `fail`. */
+/**
+ * Gives the directories this run created their source's mode and mtime, deepest first; the first failure is handed
+ * to `fail`. A directory that existed before is merged into, not copied: it keeps its mode (a 1777 /tmp stays 1777, as
+ * with `cp -r`) and its mtime tells when it was last written to.
+ */
 async function applyDirMetadata(
   dirs: readonly DirJob[],
   options: Resolved,
@@ -271,6 +275,7 @@ async function applyDirMetadata(
   await sliced(stop, () => {
     const dir = dirs[i--];
     if (dir === undefined) return false;
+    if (dir.existed) return true;
     try {
       if (options.preserveMode) chmodSync(dir.dest, dir.mode & 0o7777);
       if (options.preserveTimes) utimesSync(dir.dest, Date.now() / 1000, dir.mtimeMs / 1000);
