@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { appendFile, mkdtemp, readdir, rm, stat, symlink } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readdir, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type CopyProgress, copy, type IncompleteCopyError, move } from '@fsw/copy';
@@ -225,5 +225,38 @@ describe.skipIf(!mounted)('no space left (real ENOSPC on a 1 MiB tmpfs)', () => 
     for (const rel of moved) expect(kept.has(rel)).toBe(false);
     const movedSums = await readTree(join(small, 'dst'));
     for (const [rel, sum] of [...movedSums, ...kept]) expect(sum).toBe(before.get(rel));
+  });
+});
+
+// A mount point cannot be renamed (EBUSY): mv reports it and moves nothing. Needs root to mount a tmpfs.
+describe.skipIf(!mounted)('move of a directory whose rename fails with neither EXDEV nor a conflict', () => {
+  it('reports the source and moves nothing of it (not file by file after reporting a failure)', async () => {
+    const mnt = join(dir, 'mnt');
+    await mkdir(mnt);
+    expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt]).status).toBe(0);
+    try {
+      await makeTree(mnt, { a: 'a', 'sub/b': 'b' });
+      await makeTree(dir, { 'other/c': 'c' });
+      const errors: CopyError[] = [];
+      await mkdir(join(dir, 'dst'));
+      const moved = await move([mnt, join(dir, 'other')], join(dir, 'dst'), {
+        onError: (e) => {
+          errors.push(e);
+          return 'skip';
+        },
+      });
+      expect(errors.map((e) => e.path)).toEqual([mnt]);
+      expect(errors[0]?.message).toMatch(/EBUSY/);
+      expect(moved).toMatchObject({ files: 1, errors: 1 });
+      expect(await listAll(mnt)).toEqual(['a', 'sub', 'sub/b']);
+      expect(await listAll(join(dir, 'dst'))).toEqual(['other', 'other/c']);
+      // Under the default onError: rejected, and still nothing of it moved.
+      const err = await move(mnt, join(dir, 'dst2')).catch((e: unknown) => e);
+      expect(CopyError.is(err)).toBe(true);
+      expect(await listAll(mnt)).toEqual(['a', 'sub', 'sub/b']);
+      await expect(stat(join(dir, 'dst2'))).rejects.toMatchObject({ code: 'ENOENT' });
+    } finally {
+      spawnSync('umount', [mnt], { stdio: 'ignore' });
+    }
   });
 });

@@ -18,7 +18,7 @@ export interface Root {
   crossDevice: boolean;
   /** `move` may try renaming the whole root at once (target absent, nothing filtered out). */
   readonly renameWhole: boolean;
-  /** Set once the whole root was renamed: its jobs and dirs are done. */
+  /** Set once the whole root was renamed (its jobs and dirs are done), or its rename failed (nothing of it moves). */
   done: boolean;
   /** The jobs and directories below this root. */
   readonly jobs: Job[];

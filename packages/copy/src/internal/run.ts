@@ -131,7 +131,16 @@ export async function execute(plan: Plan, options: Resolved, verb: 'copy' | 'mov
     if (verb === 'move') {
       for (const root of plan.roots) {
         if (stop.aborted) break;
-        if (root.renameWhole) await renameRoot(root, tracker, counters).catch(fail);
+        if (!root.renameWhole) continue;
+        try {
+          await renameRoot(root, tracker, counters);
+        } catch (error) {
+          // As mv: a source that cannot be renamed (EBUSY for a mount point, EACCES...) is reported and stays
+          // whole where it was; emptying it file by file would report a failure and move it anyway.
+          root.done = true;
+          fail(error);
+          continue;
+        }
       }
     }
 
