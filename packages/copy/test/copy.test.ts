@@ -461,6 +461,26 @@ describe('move on one filesystem', () => {
     expect(await readFile(join(dir, 'dst/src/b/c'), 'utf8')).toBe('c');
   });
 
+  it('renames a directory holding a FIFO in one step: the FIFO goes with it, as with mv, and is no failure', async () => {
+    await makeTree(dir, { 'src/z': 'z' });
+    execFileSync('mkfifo', [join(dir, 'src/p')]);
+    const errors: CopyError[] = [];
+    const r = await move(join(dir, 'src'), join(dir, 'moved'), {
+      onError: (e) => {
+        errors.push(e);
+        return 'skip';
+      },
+    });
+    expect(errors).toEqual([]);
+    expect(r).toMatchObject({ files: 1, errors: 0 });
+    expect(await listAll(join(dir, 'moved'))).toEqual(['p', 'z']);
+    expect((await lstat(join(dir, 'moved/p'))).isFIFO()).toBe(true);
+    await expect(stat(join(dir, 'src'))).rejects.toMatchObject({ code: 'ENOENT' });
+    // Under the default onError ('throw') too: nothing to refuse.
+    expect(await move(join(dir, 'moved'), join(dir, 'again'))).toMatchObject({ files: 1, errors: 0 });
+    expect(await listAll(join(dir, 'again'))).toEqual(['p', 'z']);
+  });
+
   it('moves only what the filter selects and leaves the rest', async () => {
     await makeTree(dir, { 'src/a.jpg': 'a', 'src/b.txt': 'b', 'src/sub/c.jpg': 'c' });
     await move(join(dir, 'src'), join(dir, 'dst'), { filter: { glob: '*.jpg' } });

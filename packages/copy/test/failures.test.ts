@@ -138,6 +138,22 @@ describe.skipIf(!shmAvailable)('move across filesystems (EXDEV, /dev/shm)', () =
     }
   });
 
+  it('moving entry by entry, reports a FIFO below the source (E_NOT_FILE) and keeps it there', async () => {
+    await makeTree(join(dir, 'src'), { z: 'z' });
+    spawnSync('mkfifo', [join(dir, 'src/p')]);
+    const errors: CopyError[] = [];
+    const r = await move(join(dir, 'src'), join(shm, 'moved'), {
+      onError: (e) => {
+        errors.push(e);
+        return 'skip';
+      },
+    });
+    expect(errors.map((e) => [e.code, e.path])).toEqual([['E_NOT_FILE', join(dir, 'src/p')]]);
+    expect(r).toMatchObject({ files: 1, errors: 1 });
+    expect(await listAll(join(shm, 'moved'))).toEqual(['z']);
+    expect(await listAll(join(dir, 'src'))).toEqual(['p']);
+  });
+
   it('keeps a source that changes while it is copied (E_CHANGED) and leaves no partial copy', async () => {
     const src = join(dir, 'src');
     // Large enough that the copy is seen under way (progress polls the copy's size).

@@ -20,6 +20,12 @@ export interface Root {
   readonly renameWhole: boolean;
   /** Set once the whole root was renamed (its jobs and dirs are done), or its rename failed (nothing of it moves). */
   done: boolean;
+  /**
+   * Failures of single entries (a FIFO, an unreadable directory...) found while planning a root that may be renamed
+   * whole: moot if that rename succeeds (everything goes with the folder, as with `mv`), reported if the move falls
+   * back to entry by entry.
+   */
+  readonly deferred: CopyError[];
   /** The jobs and directories below this root. */
   readonly jobs: Job[];
   readonly dirs: DirJob[];
@@ -359,6 +365,7 @@ async function planRoot(
     kind,
     crossDevice: false,
     done: false,
+    deferred: [] as CopyError[],
     jobs: [] as Job[],
     dirs: [] as DirJob[],
   };
@@ -389,6 +396,10 @@ async function planRoot(
   };
   plan.roots.push(root);
   root.dirs.push({ src, dest: target, depth: 0, existed: targetExisted, mode: st.mode, mtimeMs: st.mtimeMs });
+  // Below a root that may be renamed whole, per-entry failures wait for the outcome of that rename.
+  const below: Planner = root.renameWhole
+    ? { ...planner, report: (error) => void root.deferred.push(error) }
+    : planner;
 
   let walkFailure: CopyError | undefined;
   const entries = await walkAll(src, {
@@ -404,6 +415,10 @@ async function planRoot(
         ...(error.path !== undefined ? { path: error.path } : {}),
         cause: error,
       });
+      if (root.renameWhole) {
+        root.deferred.push(copyError);
+        return 'skip';
+      }
       if (options.onError(copyError) === 'skip') {
         plan.errors++;
         return 'skip';
@@ -448,7 +463,7 @@ async function planRoot(
       const existing = await lstatOrUndefined(dest);
       if (existing !== undefined) {
         if (!existing.isDirectory()) {
-          planner.report(
+          below.report(
             new CopyError(
               'E_NOT_DIR',
               `cannot ${verb} directory ${join(src, rel)}: destination ${dest} is not a directory`,
@@ -495,7 +510,7 @@ async function planRoot(
       return;
     }
     if (e.type === 'other') {
-      planner.report(notFile(verb, e.path));
+      below.report(notFile(verb, e.path));
       return;
     }
     const parent = await parentState(e.relativePath);
@@ -506,7 +521,7 @@ async function planRoot(
     const replaces =
       existing !== undefined && (options.overwrite === 'overwrite' || options.overwrite === 'newer');
     const same = replaces && (await isSameFile(e.path, e, e.type === 'symlink', existing));
-    const job = decide(planner, e.path, dest, e.type, e, existing, parent.existed, root, same);
+    const job = decide(below, e.path, dest, e.type, e, existing, parent.existed, root, same);
     if (job !== undefined) root.jobs.push(job);
   };
 
@@ -528,7 +543,7 @@ async function planRoot(
         continue;
       }
       // Concatenation, not join(): walk's relative paths are already normal, and join() costs on 200,000 files.
-      const job = decide(planner, e.path, targetPrefix + e.relativePath, e.type, e, undefined, false, root);
+      const job = decide(below, e.path, targetPrefix + e.relativePath, e.type, e, undefined, false, root);
       if (job !== undefined) root.jobs.push(job);
     }
     await Promise.all(slow.map((e) => limit(() => planEntry(e))));

@@ -141,6 +141,8 @@ export async function execute(plan: Plan, options: Resolved, verb: 'copy' | 'mov
           fail(error);
           continue;
         }
+        // Moving entry by entry after all: what only a whole rename could have taken along is reported now.
+        if (!root.done) for (const error of root.deferred) fail(error);
       }
     }
 
