@@ -20,7 +20,14 @@ import { parseDigest, splitDigest } from './digest.js';
 import { runnerFor } from './internal/batch-runner.js';
 import { defaultConcurrency } from './internal/build.js';
 import { type FileFacts, failureError, isFailure, tempName } from './internal/file-jobs.js';
-import { type IgnoreMatcher, INDEX_DIR, matcherFromText, readIgnoreText } from './internal/ignore-rules.js';
+import {
+  folderRule,
+  type IgnoreMatcher,
+  INDEX_DIR,
+  matcherFromText,
+  pathBelow,
+  readIgnoreText,
+} from './internal/ignore-rules.js';
 import { type IndexRecord, IndexView, loadIndexView, saveIndex } from './internal/index-file.js';
 import { StatQueue } from './internal/stat-queue.js';
 import { STAT_FAILED, STAT_GONE } from './internal/stat-slice.js';
@@ -190,7 +197,15 @@ export async function checkout(
         : rootExists
           ? await readIgnoreText(root, ignoreFile)
           : undefined;
-  const ignored = matcherFromText(ignoreText);
+  // As for writeTree: a store kept inside the folder is no part of it (never removed, never counted as untracked).
+  const storeRel = pathBelow(root, store.dir);
+  const ignored = matcherFromText(
+    storeRel === undefined
+      ? ignoreText
+      : ignoreText === undefined
+        ? folderRule(storeRel)
+        : `${ignoreText}\n${folderRule(storeRel)}`,
+  );
   const indexExists =
     rootExists &&
     useIndex &&
@@ -210,6 +225,7 @@ export async function checkout(
     pending: [],
     signal,
     indexExists,
+    storeRel,
     matched: 0,
     dirsSinceYield: 0,
   };
@@ -574,6 +590,8 @@ interface PlanContext {
   readonly pending: PendingFile[];
   readonly signal: AbortSignal | undefined;
   readonly indexExists: boolean;
+  /** Where the store is, when it is inside `dir` (relative, `/`-separated). */
+  readonly storeRel: string | undefined;
   /** Paths whose index record already says what this checkout would record (see `untouched` in checkout). */
   matched: number;
   dirsSinceYield: number;
@@ -728,6 +746,17 @@ async function planDir(
     const r = childRel(name);
     const childAbs = prefix + name;
     const existing = onDisk.get(name);
+    if (
+      ctx.storeRel !== undefined &&
+      (r === ctx.storeRel || (ctx.storeRel.startsWith(`${r}/`) && entry.type !== 'dir'))
+    ) {
+      // Not even with force: the objects being checked out are read from there.
+      throw new TreeError(
+        'E_INVALID_ARGUMENT',
+        `refusing to check out: the tree has a ${entry.type} at ${childAbs}, in the way of the store (${ctx.storeRel}) inside the folder`,
+        { path: childAbs },
+      );
+    }
     // A folder in the way of a file or symlink is replaced only when fsw wrote it (or it is empty, or force).
     const replaceDir = () => {
       if (!isOurs(ctx, r)) {

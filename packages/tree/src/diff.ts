@@ -1,8 +1,9 @@
 import { parseDigest } from './digest.js';
+import { buildTree, defaultConcurrency } from './internal/build.js';
 import { readTree } from './read-tree.js';
 import { openStore } from './store.js';
 import type { Store, TreeEntry } from './types.js';
-import { hashTree } from './write-tree.js';
+import { hashOnlySink } from './write-tree.js';
 
 /** What differs between two trees (or a folder and a tree), as sorted `/`-separated relative paths. */
 export interface TreeDiff {
@@ -65,12 +66,16 @@ export async function verifyTree(
 ): Promise<VerifyTreeResult> {
   const store = options.store ?? openStore();
   const trees = new Map<string, TreeEntry[]>();
-  const actual = await hashTree(dir, {
-    trees,
-    index: options.index === true,
-    ...(options.ignoreFile === undefined ? {} : { ignoreFile: options.ignoreFile }),
-    ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
-    ...(options.signal === undefined ? {} : { signal: options.signal }),
+  // hashTree, leaving out the store when it is inside the folder, as writeTree and checkout do.
+  const actual = await buildTree(dir, {
+    sink: hashOnlySink(),
+    ignoreFile: options.ignoreFile ?? '.fstreeignore',
+    useIndex: options.index === true,
+    saveIndex: false,
+    concurrency: options.concurrency ?? defaultConcurrency(),
+    signal: options.signal,
+    keepTrees: trees,
+    exclude: store.dir,
   });
   const fromFolder: Loader = async (d) => trees.get(d) ?? readTree(d, { store });
   const fromStore: Loader = (d) => readTree(d, { store });

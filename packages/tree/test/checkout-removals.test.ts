@@ -1,8 +1,8 @@
-import { lstat, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TreeError } from '@fsw/errors';
-import { checkout, hashTree, openStore, writeTree } from '@fsw/tree';
+import { checkout, hashTree, openStore, verifyTree, writeTree } from '@fsw/tree';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 let tmp: string;
@@ -33,14 +33,14 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** Writes `files` (relative path → content) below a fresh folder and returns its tree. */
-async function treeOf(name: string, files: Record<string, string>): Promise<string> {
+async function treeOf(name: string, files: Record<string, string>, into = store): Promise<string> {
   const dir = join(tmp, name);
   await mkdir(dir, { recursive: true });
   for (const [rel, content] of Object.entries(files)) {
     await mkdir(join(dir, rel, '..'), { recursive: true });
     await writeFile(join(dir, rel), content);
   }
-  return writeTree(dir, { store, index: false });
+  return writeTree(dir, { store: into, index: false });
 }
 
 describe('checkout keeps what fsw did not write below folders it removes', () => {
@@ -114,5 +114,67 @@ describe('checkout keeps what fsw did not write below folders it removes', () =>
     await writeFile(join(out, 'gone', 'mine', 'work.txt'), 'mine');
     await checkout(t2, out, { store, force: true });
     expect(await hashTree(out)).toBe(t2);
+  });
+});
+
+describe('checkout into a folder holding its own store', () => {
+  it('leaves the store alone: never removed, never untracked, with or without force', async () => {
+    const dir = join(tmp, 'c');
+    await mkdir(dir);
+    for (const i of [1, 2, 3]) await writeFile(join(dir, `f${i}`), `${i}`);
+    const inside = openStore(join(dir, '.cache'));
+    const t = await writeTree(dir, { store: inside });
+    const objects = async () => (await readdir(join(dir, '.cache', 'objects'), { recursive: true })).sort();
+    const before = await objects();
+    expect(before.length).toBeGreaterThan(0);
+    expect(await verifyTree(dir, t, { store: inside })).toMatchObject({ equal: true, added: [] });
+
+    await writeFile(join(dir, 'f1'), 'changed');
+    await checkout(t, dir, { store: inside, force: true });
+    expect(await readFile(join(dir, 'f1'), 'utf8')).toBe('1');
+    expect(await objects()).toEqual(before);
+
+    await writeFile(join(dir, 'f2'), 'changed');
+    await checkout(t, dir, { store: inside });
+    expect(await readFile(join(dir, 'f2'), 'utf8')).toBe('2');
+    expect(await objects()).toEqual(before);
+    expect(await verifyTree(dir, t, { store: inside })).toMatchObject({ equal: true, added: [] });
+
+    // Nor when the folder holding the store is one the tree drops (it stays, holding only the store).
+    const deep = join(tmp, 'deep');
+    await mkdir(join(deep, 'var'), { recursive: true });
+    await writeFile(join(deep, 'var', 'a'), 'a');
+    const deepStore = openStore(join(deep, 'var', '.cache'));
+    const t1 = await writeTree(deep, { store: deepStore });
+    const t2 = await treeOf('other', { b: 'b' }, deepStore);
+    const deepObjects = (await readdir(join(deep, 'var', '.cache', 'objects'), { recursive: true })).sort();
+    await checkout(t2, deep, { store: deepStore });
+    expect(await readFile(join(deep, 'b'), 'utf8')).toBe('b');
+    expect(await exists(join(deep, 'var', 'a'))).toBe(false);
+    expect((await readdir(join(deep, 'var', '.cache', 'objects'), { recursive: true })).sort()).toEqual(
+      deepObjects,
+    );
+    await checkout(t1, deep, { store: deepStore, force: true });
+    await checkout(t2, deep, { store: deepStore, force: true });
+    expect((await readdir(join(deep, 'var', '.cache', 'objects'), { recursive: true })).sort()).toEqual(
+      deepObjects,
+    );
+  });
+
+  it('refuses a tree with an entry where the store is, even with force', async () => {
+    const dir = join(tmp, 'd');
+    await mkdir(dir);
+    const inside = openStore(join(dir, '.cache'));
+    const src = join(tmp, 'src');
+    await mkdir(join(src, '.cache'), { recursive: true });
+    await writeFile(join(src, '.cache', 'x'), 'x');
+    const t = await writeTree(src, { store: inside, index: false });
+    const before = (await readdir(join(dir, '.cache', 'objects'), { recursive: true })).sort();
+    const error = await checkout(t, dir, { store: inside, force: true }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(TreeError.is(error) && error.code).toBe('E_INVALID_ARGUMENT');
+    expect((await readdir(join(dir, '.cache', 'objects'), { recursive: true })).sort()).toEqual(before);
   });
 });

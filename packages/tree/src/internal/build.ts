@@ -1,6 +1,5 @@
 import { readlink, stat as statPath } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { fromErrno, TreeError } from '@fsw/errors';
 import pLimit from 'p-limit';
 import { encodeTree } from '../codec.js';
@@ -13,7 +12,7 @@ import {
   workerRunner,
 } from './batch-runner.js';
 import { failureError, isFailure, type StoreOutcome, type StoreTarget } from './file-jobs.js';
-import { readIgnoreText } from './ignore-rules.js';
+import { folderRule, pathBelow, readIgnoreText } from './ignore-rules.js';
 import { type IndexRecord, IndexView, loadIndexView, saveIndex } from './index-file.js';
 import { ObjectPresence } from './presence.js';
 import { type ScanEntry, scanTree } from './scan.js';
@@ -139,18 +138,8 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
 
   const ignoreText = await readIgnoreText(dir, options.ignoreFile);
   const ignore = ignoreText === undefined ? [] : ignoreText.split(/\r?\n/);
-  if (options.exclude !== undefined) {
-    const rel = relative(resolve(dir), resolve(options.exclude));
-    // Anchored (leading `/`), ending in `/` (no trailing-space rule), with the glob characters escaped.
-    if (rel !== '' && !rel.startsWith('..') && !isAbsolute(rel)) {
-      ignore.push(
-        `/${rel
-          .split(sep)
-          .join('/')
-          .replace(/[\\*?[]/g, (c) => `\\${c}`)}/`,
-      );
-    }
-  }
+  const excluded = options.exclude === undefined ? undefined : pathBelow(dir, options.exclude);
+  if (excluded !== undefined) ignore.push(folderRule(excluded));
   const view = options.useIndex ? await loadIndexView(dir) : IndexView.empty();
   // The new index, in scan order (so that the next run finds each record where its cursor is): paths, and records
   // made this run or numbers of unchanged records of the old index (no object per unchanged file).

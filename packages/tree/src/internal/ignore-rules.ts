@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fromErrno, TreeError } from '@fsw/errors';
 import ignore from 'ignore';
 
@@ -33,4 +33,22 @@ export async function readIgnoreText(dir: string, name: string): Promise<string 
 /** True for the index folder `.fstree` (at any depth), which never belongs to a tree. */
 export function isIndexDir(name: string, isDir: boolean): boolean {
   return isDir && name === INDEX_DIR;
+}
+
+/**
+ * `path` relative to `dir` (`/`-separated) when it lies strictly below it, else `undefined`. Used for the store:
+ * one kept inside the folder it stores is never part of its tree, and never touched by a checkout of it.
+ */
+export function pathBelow(dir: string, path: string): string | undefined {
+  const rel = relative(resolve(dir), resolve(path));
+  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) return undefined;
+  return rel.split(sep).join('/');
+}
+
+/**
+ * The ignore line matching exactly the folder `rel`: anchored (leading `/`), ending in `/` (no trailing-space rule),
+ * with the glob characters escaped.
+ */
+export function folderRule(rel: string): string {
+  return `/${rel.replace(/[\\*?[]/g, (c) => `\\${c}`)}/`;
 }
