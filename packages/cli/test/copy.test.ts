@@ -43,6 +43,14 @@ describe('fsw copy', () => {
     expect((await stat(join(dir, 'out/sub/b.bin'))).size).toBe(5000);
   });
 
+  it('a destination ending in / must be a directory, as for cp', async () => {
+    const r = await runFsw(['copy', 'src/a.txt', 'nodir/'], { cwd: dir });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('nodir/');
+    expect(r.stderr).toContain('no such directory');
+    expect(await list(dir)).not.toContain('nodir');
+  });
+
   it('--skip-existing, --update and --overwrite decide conflicts', async () => {
     await mkdir(join(dir, 'out'));
     await writeFile(join(dir, 'out/a.txt'), 'mine');

@@ -64,6 +64,47 @@ describe('copy: cp -r destination semantics', () => {
     expect(CopyError.is(err2) && err2.code).toBe('E_NOT_FOUND');
   });
 
+  it('takes a trailing slash to mean a directory, as cp and mv do (E_NOT_DIR)', async () => {
+    await makeTree(dir, { f: 'hi', existing: 'mine', 'd/a': 'a' });
+    await symlink('d', join(dir, 'link'));
+    const refused = async (p: Promise<unknown>, path: string) => {
+      const err = await p.catch((e: unknown) => e);
+      expect(CopyError.is(err), path).toBe(true);
+      expect(err, path).toMatchObject({ code: 'E_NOT_DIR', path: join(dir, path) });
+    };
+    // A file to `x/`: x must be an existing directory.
+    await refused(copy(join(dir, 'f'), `${join(dir, 'nodir')}/`), 'nodir');
+    await refused(move(join(dir, 'f'), `${join(dir, 'newname')}/`), 'newname');
+    await refused(copy(join(dir, 'f'), `${join(dir, 'existing')}/`, { overwrite: 'overwrite' }), 'existing');
+    await refused(copy(join(dir, 'd'), `${join(dir, 'existing')}/`), 'existing');
+    // A source `file/` is not a directory; mv refuses `link/` too.
+    await refused(copy(`${join(dir, 'f')}/`, join(dir, 'y')), 'f');
+    await refused(move(`${join(dir, 'f')}/`, join(dir, 'y')), 'f');
+    await refused(move(`${join(dir, 'link')}/`, join(dir, 'y')), 'link');
+    expect(await listAll(dir)).toEqual(['d', 'd/a', 'existing', 'f', 'link', 'link/a']);
+    expect(await readFile(join(dir, 'existing'), 'utf8')).toBe('mine');
+    // A directory to `new/` creates it; `link/` copies the directory the link points to; an existing `dir/` receives.
+    await copy(join(dir, 'd'), `${join(dir, 'new')}/`);
+    await copy(`${join(dir, 'link')}/`, join(dir, 'viaLink'));
+    await copy(join(dir, 'f'), `${join(dir, 'd')}/`);
+    expect(await listAll(dir)).toEqual(
+      [
+        'd',
+        'd/a',
+        'd/f',
+        'existing',
+        'f',
+        'link',
+        'link/a',
+        'link/f',
+        'new',
+        'new/a',
+        'viaLink',
+        'viaLink/a',
+      ].sort(),
+    );
+  });
+
   it('refuses a destination whose parent does not exist, naming it', async () => {
     await makeTree(dir, { 'a.txt': 'a' });
     const err = await copy(join(dir, 'a.txt'), join(dir, 'no/such/b.txt')).catch((e: unknown) => e);

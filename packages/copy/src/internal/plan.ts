@@ -50,6 +50,9 @@ export interface Plan {
   errors: number;
 }
 
+/** A path ending in a separator, which must name a directory. */
+const TRAILING_SLASH = /[\\/]$/;
+
 /** Differences in mtime smaller than this are rounding (utimes takes a double of seconds), not "newer". */
 const MTIME_EPSILON_MS = 0.001;
 
@@ -108,12 +111,19 @@ export async function makePlan(
       const src = resolve(s);
       // `cp -r src/. dest` copies the contents of src into dest (not src itself): resolve() would hide the dot.
       const contents = /(^|[\\/])\.[\\/]*$/.test(s);
+      // A trailing slash (which resolve() drops too) names a directory, as for cp and mv: `file/` is refused, and
+      // `link/` is the directory a symlink points to for a copy, while mv refuses to move it.
+      const slash = !contents && TRAILING_SLASH.test(s);
+      let st: Stats;
       try {
-        const st = options.follow ? await stat(src) : await lstat(src);
-        return { src, st, contents };
+        st = options.follow || (slash && verb === 'copy') ? await stat(src) : await lstat(src);
       } catch (error) {
         throw fromErrno(error, { path: src, family: CopyError, action: verb });
       }
+      if (slash && !st.isDirectory()) {
+        throw new CopyError('E_NOT_DIR', `cannot ${verb} ${s}: not a directory`, { path: src });
+      }
+      return { src, st, contents };
     }),
   );
 
@@ -135,6 +145,20 @@ export async function makePlan(
         : new CopyError('E_NOT_DIR', `cannot ${verb} several sources to ${dest}: not a directory`, {
             path: dest,
           });
+    }
+    if (TRAILING_SLASH.test(destination)) {
+      if (destStats !== undefined) {
+        throw new CopyError('E_NOT_DIR', `cannot ${verb} to ${destination}: not a directory`, { path: dest });
+      }
+      // `cp -r dir new/` and `mv dir new/` create the directory; a file cannot be given a name ending in a slash.
+      const only = srcs[0];
+      if (only !== undefined && !only.st.isDirectory()) {
+        throw new CopyError(
+          'E_NOT_DIR',
+          `cannot ${verb} ${only.src} to ${destination}: no such directory (a name ending in / must be a directory)`,
+          { path: dest },
+        );
+      }
     }
     const parent = dirname(dest);
     let parentStats: Stats;
