@@ -132,9 +132,20 @@ async function run(
 
   const bar = out.progress({ unit: 'bytes', label: verb });
   const controller = new AbortController();
-  // Ctrl-C: stop cleanly (files in flight finished or removed, no temp file left), then exit 130.
-  const onSigint = () => controller.abort(new Error('interrupted'));
-  process.once('SIGINT', onSigint);
+  // Ctrl-C or SIGTERM: stop cleanly (files in flight finished or removed, no temp file left), then exit 128 + the
+  // signal's number. Handled until the run has ended, not once: a second signal while a large file in flight is
+  // finished would otherwise kill the process with the default action and leave its temp file behind.
+  let stoppedBy: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stoppedBy === undefined) {
+      stoppedBy = signal;
+      controller.abort(new Error('interrupted'));
+    } else {
+      out.warn(`${verb} stopping: waiting for the files in flight to be finished or removed`);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   const started = performance.now();
   let result: CopyResult;
   try {
@@ -160,7 +171,7 @@ async function run(
     bar.stop();
     if (controller.signal.aborted && error === controller.signal.reason) {
       out.warn(`${verb} interrupted; files completed so far are in place, no partial file was left`);
-      ctx.setExitCode(130);
+      ctx.setExitCode(stoppedBy === 'SIGTERM' ? 143 : 130);
       return;
     }
     const completed = (error as { completed?: CopyResult }).completed;
@@ -173,7 +184,8 @@ async function run(
     }
     throw error;
   } finally {
-    process.off('SIGINT', onSigint);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
   bar.stop();
   const ms = performance.now() - started;
