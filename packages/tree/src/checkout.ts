@@ -95,8 +95,11 @@ interface FileJob {
   readonly entry: TreeEntry;
 }
 
+/** A path as given to the file system: bytes once a name on the way is not valid UTF-8. */
+type FsPath = string | Buffer;
+
 interface Removal {
-  readonly abs: string;
+  readonly abs: FsPath;
   readonly rel: string;
   /** `file`: unlink; `tree`: remove the whole folder; `prune`: remove what is not ignored, keep the rest. */
   readonly how: 'file' | 'tree' | 'prune';
@@ -597,7 +600,7 @@ interface PlanContext {
   dirsSinceYield: number;
 }
 
-function kindOf(d: Dirent | Stats): 'file' | 'dir' | 'symlink' | 'other' {
+function kindOf(d: Dirent<string | Buffer> | Stats): 'file' | 'dir' | 'symlink' | 'other' {
   if (d.isFile()) return 'file';
   if (d.isDirectory()) return 'dir';
   if (d.isSymbolicLink()) return 'symlink';
@@ -630,38 +633,91 @@ const NOT_OURS = '; fsw did not write it (no index entry)';
  * and, when it is replaced, ignored paths (a pruned folder keeps them; a file cannot be written where they are).
  * Each becomes a conflict (never called with `force`).
  */
-function checkRemoval(ctx: PlanContext, abs: string, rel: string, replacedBy: string | undefined): void {
-  let dirents: Dirent[];
-  try {
-    dirents = readdirSync(abs, { withFileTypes: true });
-  } catch (error) {
-    throw io(error, abs, 'read directory');
-  }
-  for (const d of dirents) {
+function checkRemoval(ctx: PlanContext, abs: FsPath, rel: string, replacedBy: string | undefined): void {
+  for (const d of listDir(abs)) {
     const r = `${rel}/${d.name}`;
-    const childAbs = join(abs, d.name);
-    const isDir = d.isDirectory();
+    const childAbs = childPath(abs, d);
+    const isDir = d.kind === 'dir';
     if (ctx.ignored(r, isDir)) {
       if (replacedBy !== undefined) {
         ctx.conflicts.push(
-          `${childAbs} is ignored, but the tree replaces the folder holding it by a ${replacedBy}: it cannot be kept (force deletes it)`,
+          `${shown(childAbs)} is ignored, but the tree replaces the folder holding it by a ${replacedBy}: it cannot be kept (force deletes it)`,
         );
       }
       continue;
     }
     if (!isDir) continue;
-    if (recordOf(ctx, r, 'dir') >= 0) checkRemoval(ctx, childAbs, r, replacedBy);
+    if (d.raw === undefined && recordOf(ctx, r, 'dir') >= 0) checkRemoval(ctx, childAbs, r, replacedBy);
     else if (isNonEmpty(childAbs)) {
-      ctx.conflicts.push(`folder ${childAbs} would be removed with ${abs} and is not empty${NOT_OURS}`);
+      ctx.conflicts.push(
+        `folder ${shown(childAbs)} would be removed with ${shown(abs)} and is not empty${NOT_OURS}`,
+      );
     }
   }
 }
 
-function isNonEmpty(abs: string): boolean {
+/** A name found in a folder; `raw` holds its bytes when they are not valid UTF-8 (`name` is then lossy). */
+interface Listed {
+  readonly name: string;
+  readonly kind: 'file' | 'dir' | 'symlink' | 'other';
+  readonly raw?: Buffer;
+}
+
+/**
+ * Lists a folder. Names are decoded as UTF-8 (the fast path); a name that is not valid UTF-8 decodes lossily (with
+ * U+FFFD) and could be neither opened nor removed by that string, so a listing with one is read again as bytes.
+ */
+function listDir(abs: FsPath): Listed[] {
+  let dirents: Dirent[];
+  try {
+    dirents = readdirSync(abs, { withFileTypes: true });
+  } catch (error) {
+    throw io(error, shown(abs), 'read directory');
+  }
+  const listed: Listed[] = [];
+  let lossy = false;
+  for (const d of dirents) {
+    if (d.name.includes('\uFFFD')) lossy = true;
+    listed.push({ name: d.name, kind: kindOf(d) });
+  }
+  return lossy ? listBytes(abs) : listed;
+}
+
+function listBytes(abs: FsPath): Listed[] {
+  let dirents: Dirent<Buffer>[];
+  try {
+    dirents = readdirSync(abs, { withFileTypes: true, encoding: 'buffer' });
+  } catch (error) {
+    throw io(error, shown(abs), 'read directory');
+  }
+  return dirents.map((d) => {
+    const bytes = d.name;
+    const name = bytes.toString('utf8');
+    return Buffer.byteLength(name) === bytes.length && Buffer.from(name).equals(bytes)
+      ? { name, kind: kindOf(d) }
+      : { name, kind: kindOf(d), raw: bytes };
+  });
+}
+
+const SEP = Buffer.from(sep);
+
+/** The path of a listed name in `parent`, as bytes when either is not valid UTF-8. */
+function childPath(parent: FsPath, d: Listed): FsPath {
+  if (typeof parent === 'string' && d.raw === undefined) return join(parent, d.name);
+  const p = typeof parent === 'string' ? Buffer.from(parent) : parent;
+  return Buffer.concat([p, SEP, d.raw ?? Buffer.from(d.name)]);
+}
+
+/** A path for messages (lossy when not valid UTF-8). */
+function shown(path: FsPath): string {
+  return typeof path === 'string' ? path : path.toString('utf8');
+}
+
+function isNonEmpty(abs: FsPath): boolean {
   try {
     return readdirSync(abs).length > 0;
   } catch (error) {
-    throw io(error, abs, 'read directory');
+    throw io(error, shown(abs), 'read directory');
   }
 }
 
@@ -698,14 +754,13 @@ async function planDir(
     entries,
   };
   const onDisk = new Map<string, 'file' | 'dir' | 'symlink' | 'other'>();
+  /** Names that are not valid UTF-8: never in a tree, so never kept (several may decode to the same string). */
+  const invalid: Listed[] = [];
   if (exists) {
-    let dirents: Dirent[];
-    try {
-      dirents = readdirSync(abs, { withFileTypes: true });
-    } catch (error) {
-      throw io(error, abs, 'read directory');
+    for (const d of listDir(abs)) {
+      if (d.raw === undefined) onDisk.set(d.name, d.kind);
+      else invalid.push(d);
     }
-    for (const d of dirents) onDisk.set(d.name, kindOf(d));
   }
   // The folder's own record is looked up first, then its entries in order: the order the index is saved in.
   const ownRecord = rel === '' || !exists ? -1 : recordOf(ctx, rel, 'dir');
@@ -717,28 +772,31 @@ async function planDir(
   const inTree = new Set(entries.map((e) => e.name));
 
   // What the tree does not have goes, unless ignored (or the index folder).
-  for (const [name, kind] of onDisk) {
-    if (inTree.has(name)) continue;
-    const r = childRel(name);
-    if (rel === '' && name === INDEX_DIR) continue;
-    if (ctx.ignored(r, kind === 'dir')) continue;
-    const childAbs = join(abs, name);
-    if (kind === 'dir') {
-      if (!isOurs(ctx, r)) {
-        if (isNonEmpty(childAbs)) {
-          ctx.conflicts.push(`folder ${childAbs} is not in the tree and not empty${NOT_OURS}`);
-          continue;
+  const drop = (d: Listed) => {
+    const r = childRel(d.name);
+    if (ctx.ignored(r, d.kind === 'dir')) return;
+    const childAbs = childPath(abs, d);
+    if (d.kind === 'dir') {
+      if (d.raw !== undefined || !isOurs(ctx, r)) {
+        if (!ctx.force && isNonEmpty(childAbs)) {
+          ctx.conflicts.push(`folder ${shown(childAbs)} is not in the tree and not empty${NOT_OURS}`);
+          return;
         }
       } else if (!ctx.force) checkRemoval(ctx, childAbs, r, undefined);
       plan.removals.push({ abs: childAbs, rel: r, how: 'prune' });
     } else {
       if (!ours) {
-        ctx.conflicts.push(`${childAbs} is not in the tree${NOT_OURS}`);
-        continue;
+        ctx.conflicts.push(`${shown(childAbs)} is not in the tree${NOT_OURS}`);
+        return;
       }
       plan.removals.push({ abs: childAbs, rel: r, how: 'file' });
     }
+  };
+  for (const [name, kind] of onDisk) {
+    if (inTree.has(name) || (rel === '' && name === INDEX_DIR)) continue;
+    drop({ name, kind });
   }
+  for (const d of invalid) drop(d);
 
   const subdirs: { abs: string; rel: string; entry: TreeEntry; exists: boolean }[] = [];
   for (const entry of entries) {
@@ -921,25 +979,41 @@ async function removePath(r: Removal, ignored: IgnoreMatcher): Promise<void> {
     else await prune(r.abs, r.rel, ignored);
   } catch (error) {
     if (errnoOf(error) === 'ENOENT') return;
-    throw io(error, r.abs, 'remove');
+    throw io(error, shown(r.abs), 'remove');
   }
 }
 
-/** Removes a folder's contents except ignored paths; the folder goes too when nothing is left in it. */
-async function prune(abs: string, rel: string, ignored: IgnoreMatcher): Promise<void> {
-  const dirents = await readdir(abs, { withFileTypes: true });
+/**
+ * Removes a folder's contents except ignored paths; the folder goes too when nothing is left in it. Names are
+ * listed as bytes (one that is not valid UTF-8 is removed like any other); an entry already gone is no failure and
+ * does not end the pruning of the rest.
+ */
+async function prune(abs: FsPath, rel: string, ignored: IgnoreMatcher): Promise<void> {
+  let dirents: Dirent<Buffer>[];
+  try {
+    dirents = await readdir(abs, { withFileTypes: true, encoding: 'buffer' });
+  } catch (error) {
+    if (errnoOf(error) === 'ENOENT') return;
+    throw error;
+  }
+  const base = typeof abs === 'string' ? Buffer.from(abs) : abs;
   for (const d of dirents) {
-    const r = `${rel}/${d.name}`;
+    const r = `${rel}/${d.name.toString('utf8')}`;
     const isDir = d.isDirectory();
     if (ignored(r, isDir)) continue;
-    const childAbs = join(abs, d.name);
-    if (isDir) await prune(childAbs, r, ignored);
-    else await unlink(childAbs);
+    const childAbs = Buffer.concat([base, SEP, d.name]);
+    try {
+      if (isDir) await prune(childAbs, r, ignored);
+      else await unlink(childAbs);
+    } catch (error) {
+      if (errnoOf(error) !== 'ENOENT') throw io(error, shown(childAbs), 'remove');
+    }
   }
   try {
     await rmdir(abs);
   } catch (error) {
-    if (errnoOf(error) !== 'ENOTEMPTY' && errnoOf(error) !== 'EEXIST') throw error;
+    const code = errnoOf(error);
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOENT') throw error;
   }
 }
 

@@ -1,3 +1,4 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -176,5 +177,48 @@ describe('checkout into a folder holding its own store', () => {
     );
     expect(TreeError.is(error) && error.code).toBe('E_INVALID_ARGUMENT');
     expect((await readdir(join(dir, '.cache', 'objects'), { recursive: true })).sort()).toEqual(before);
+  });
+});
+
+describe('checkout removes names that are not valid UTF-8', () => {
+  const bad = (dir: string, ...names: string[]) =>
+    Buffer.concat([Buffer.from(`${dir}/`), ...names.map((n) => Buffer.from(n, 'latin1'))]);
+
+  it('in a folder the tree keeps', async () => {
+    const t = await treeOf('n', { 'sub/ok': 'ok' });
+    const out = join(tmp, 'out');
+    await checkout(t, out, { store });
+    writeFileSync(bad(join(out, 'sub'), 'bad\xff\xfe.txt'), 'user');
+    expect(await readdir(join(out, 'sub'))).toHaveLength(2);
+    await expect(checkout(t, out, { store })).resolves.toMatchObject({ removed: 1 });
+    expect(await readdir(join(out, 'sub'))).toEqual(['ok']);
+    expect(await hashTree(out)).toBe(t);
+  });
+
+  it('in a folder the tree drops: every entry goes, not only those listed before it', async () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 40; i++) files[`sub/f${i}`] = `${i}`;
+    const t1 = await treeOf('n1', files);
+    const t2 = await treeOf('n2', { top: 'top' });
+    const out = join(tmp, 'out');
+    await checkout(t1, out, { store });
+    writeFileSync(bad(join(out, 'sub'), 'bad\xff\xfe.txt'), 'user');
+    writeFileSync(bad(join(out, 'sub'), 'other\xe9'), 'user');
+    await checkout(t2, out, { force: true, store });
+    expect(await exists(join(out, 'sub'))).toBe(false);
+    expect(await hashTree(out)).toBe(t2);
+  });
+
+  it('refuses a non-empty folder so named without force, removes it with force', async () => {
+    const t = await treeOf('n', { 'sub/ok': 'ok' });
+    const out = join(tmp, 'out');
+    await checkout(t, out, { store });
+    mkdirSync(bad(join(out, 'sub'), 'dir\xff'));
+    writeFileSync(Buffer.concat([bad(join(out, 'sub'), 'dir\xff'), Buffer.from('/work')]), 'mine');
+    await refused(checkout(t, out, { store }));
+    expect(await readdir(join(out, 'sub'))).toHaveLength(2);
+    await checkout(t, out, { store, force: true });
+    expect(await readdir(join(out, 'sub'))).toEqual(['ok']);
+    expect(await hashTree(out)).toBe(t);
   });
 });
