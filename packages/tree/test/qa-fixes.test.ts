@@ -1,6 +1,19 @@
-import { lstat, mkdir, mkdtemp, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import {
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { checkout, lsTree, openStore, writeTree } from '@fsw/tree';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
@@ -81,5 +94,82 @@ describe('a .fstree at the root that is not a real folder', () => {
     await mkdir(join(src, 'sub'));
     await writeFile(join(src, 'sub', '.fstree'), 'x');
     expect(await names(await writeTree(src, { store }))).toEqual(['sub', 'sub/.fstree']);
+  });
+});
+
+/** Sets every object file of the store (and, with `folders`, its folders too, as `find -exec touch` does) back. */
+async function backdate(cache: string, ageMs: number, folders: boolean): Promise<void> {
+  const when = new Date(Date.now() - ageMs);
+  const objects = join(cache, 'objects');
+  for (const fan of await readdir(objects)) {
+    for (const name of await readdir(join(objects, fan))) await utimes(join(objects, fan, name), when, when);
+    if (folders) await utimes(join(objects, fan), when, when);
+  }
+}
+
+async function objectMtimes(cache: string): Promise<number[]> {
+  const out: number[] = [];
+  const objects = join(cache, 'objects');
+  for (const fan of await readdir(objects)) {
+    for (const name of await readdir(join(objects, fan)))
+      out.push((await stat(join(objects, fan, name))).mtimeMs);
+  }
+  return out;
+}
+
+describe('write-tree with the index marks every object of the tree it returns as used', () => {
+  beforeEach(async () => {
+    await mkdir(join(src, 'sub', 'deeper'), { recursive: true });
+    await writeFile(join(src, 'a'), 'a');
+    await writeFile(join(src, 'sub', 'b'), 'b');
+    await writeFile(join(src, 'sub', 'deeper', 'c'), 'c');
+  });
+
+  it('once its record of their use is older than touchAfterMs: eviction right after keeps the whole tree', async () => {
+    const cache = join(tmp, 'cache');
+    const fast = openStore(cache, { touchAfterMs: 300 });
+    const first = await writeTree(src, { store: fast });
+    await sleep(400);
+    await backdate(cache, 2 * 3_600_000, false);
+    expect(await writeTree(src, { store: fast })).toBe(first);
+    const result = await fast.evict({ maxBytes: 0 });
+    expect(result.removed).toBe(0);
+    expect((await lsTree(first, { store: fast, recursive: true })).map((e) => e.path)).toEqual([
+      'a',
+      'sub',
+      'sub/b',
+      'sub/deeper',
+      'sub/deeper/c',
+    ]);
+    for (const e of await lsTree(first, { store: fast, recursive: true }))
+      expect(await fast.has(e.digest)).toBe(true);
+  });
+
+  it('and objects in store folders changed since the index was saved (the QA reproduction)', async () => {
+    const cache = join(tmp, 'cache');
+    await writeTree(src, { store });
+    await backdate(cache, 2 * 3_600_000, true);
+    await sleep(1200);
+    await writeTree(src, { store });
+    await backdate(cache, 2 * 3_600_000, true);
+    await sleep(500);
+    const digest = await writeTree(src, { store });
+    await store.evict({ maxBytes: 0 });
+    const entries = await lsTree(digest, { store, recursive: true });
+    expect(entries).toHaveLength(5);
+    for (const e of entries) expect(await store.has(e.digest)).toBe(true);
+  });
+
+  it('but an unchanged run within touchAfterMs touches no object', async () => {
+    const cache = join(tmp, 'cache');
+    const first = await writeTree(src, { store });
+    // Objects "used" 6 minutes ago (folders left alone: their stamps hold), the index's record of their use a
+    // moment ago: a refresh would touch them (older than half of touchAfterMs), an unchanged run does not look.
+    await backdate(cache, 6 * 60_000, false);
+    const before = await objectMtimes(cache);
+    expect(await writeTree(src, { store })).toBe(first);
+    const after = await objectMtimes(cache);
+    // The root tree is stored again on every run (and refreshed only past touchAfterMs): nothing moved.
+    expect(after).toEqual(before);
   });
 });

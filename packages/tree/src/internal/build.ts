@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import { fromErrno, TreeError } from '@fsw/errors';
 import pLimit from 'p-limit';
 import { encodeTree } from '../codec.js';
-import type { TreeEntry } from '../types.js';
+import type { ObjectKind, TreeEntry } from '../types.js';
 import {
   type BatchRunner,
   defaultWorkers,
@@ -106,6 +106,11 @@ function* digestsOf(records: Iterable<[string, IndexRecord]>): Iterable<string> 
   for (const [, r] of records) if (r.digest !== '') yield r.digest;
 }
 
+/** The kind of store object a record's digest names. */
+function kindOf(type: IndexRecord['type']): ObjectKind {
+  return type === 'dir' ? 'tree' : 'file';
+}
+
 /** A folder's tree entries: its folders and symlinks, and its files made entries from their records. */
 function entriesOf(node: DirNode, view: IndexView): TreeEntry[] {
   const entries = node.children.slice();
@@ -203,6 +208,8 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
 
   const limit = pLimit(options.concurrency);
   let failed = false;
+  /** Trees stored (encoded) this run, below the root. */
+  const putTrees = new Set<string>();
 
   /** Records a file: `r` is a new record, or the number of its unchanged record in the old index. */
   const record = (e: ScanEntry, slot: number, r: IndexRecord | number) => {
@@ -525,11 +532,55 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
         limit(async () => {
           const digest = await sink.putTree(encodeTree(entriesOf(node, view)));
           // The root's digest is not kept in the index: its object need not be covered by a stamp.
-          if (node.rel !== '') presence?.noteStored(digest);
+          if (node.rel !== '') {
+            presence?.noteStored(digest);
+            putTrees.add(digest);
+          }
           finish(node, digest);
         }),
       ),
     );
+  }
+
+  // Every object the new index names must count as used now (eviction is by mtime), but an unchanged run must not
+  // pay a syscall per object. The index says since when all its objects were last refreshed (`usedAtMs`): once that
+  // is `touchAfterMs` old, every one gets the mtime now (one `utimes` each, no `stat`: measured the cheaper of the
+  // two) and the time moves on; any other run looks only at objects new to the index (files hashed, trees encoded)
+  // and those in store folders whose stamp failed (something was added, removed or retimed there), and refreshes
+  // the ones older than `usedAtMs`.
+  let usedAtMs = 0;
+  const touchAfterMs = sink.batches?.target?.touchAfterMs;
+  if (options.saveIndex && presence !== undefined && touchAfterMs !== undefined) {
+    const now = Date.now();
+    const previous = presence.usedAtMs;
+    const stale = !(now - previous < touchAfterMs);
+    const changedFans = stale ? undefined : presence.untrustedFans();
+    const items = function* (): Iterable<[string, ObjectKind]> {
+      // Nothing new and every stamp held (an unchanged run): not even a pass over the records.
+      if (!stale && changedFans!.size === 0 && progress.filesHashed === 0 && putTrees.size === 0) return;
+      for (let k = 0; k < paths.length; k++) {
+        const r = records[k];
+        if (r === undefined) continue;
+        if (typeof r === 'number') {
+          // An unchanged file of the old index.
+          if (stale || (changedFans!.size > 0 && changedFans!.has(view.fan(r) ?? ''))) {
+            yield [view.digest(r), 'file'];
+          }
+        } else if (r.digest !== '') {
+          if (
+            stale ||
+            r.type === 'file' ||
+            putTrees.has(r.digest) ||
+            changedFans!.has(r.digest.slice(7, 9))
+          ) {
+            yield [r.digest, kindOf(r.type)];
+          }
+        }
+      }
+    };
+    const ok = stale ? presence.refreshUse(items(), now) : presence.refreshUse(items(), now, previous);
+    usedAtMs = !ok ? 0 : stale ? now : previous;
+    if (usedAtMs !== previous) indexChanged = true;
   }
 
   if (options.saveIndex) {
@@ -545,7 +596,7 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
           }
         },
       };
-      const stamps = await presence?.stampsFor(digestsOf(entries));
+      const stamps = await presence?.stampsFor(digestsOf(entries), usedAtMs);
       await saveIndex(dir, entries, { trees: true, stamps });
     }
   }

@@ -32,15 +32,22 @@ export interface StoreStamps {
   readonly objects: string;
   /** Per fan-out folder (`hex[0:2]`), its mtime and inode when every digest of the index in it was seen there. */
   readonly fans: ReadonlyMap<string, { readonly mtimeMs: number; readonly ino: number }>;
+  /**
+   * Every object the index names (files and folder trees) had a "last used" mtime at least this recent when the
+   * index was saved (0: not known). Lets an unchanged write-tree skip refreshing them (see internal/presence.ts).
+   */
+  readonly usedAtMs: number;
 }
 
 // Binary: the magic line, a flags byte (1: folder records carry their tree digests), a u32 length and the store
-// stamps (u16 path length, the objects path, then per fan-out folder: fan u8, mtimeMs f64, ino f64), then per
+// stamps (u16 path length, the objects path, usedAtMs f64, then per fan-out folder: fan u8, mtimeMs f64, ino f64;
+// version 3 had no usedAtMs), then per
 // record a fixed 36-byte head (type u8, racy u8, digest length u8, 0 u8, mode u32, path length u32, size f64,
 // mtimeMs f64, ino f64; little-endian) followed by the path (UTF-8) and the digest (ASCII). Parsed with offsets and
-// no per-field strings: loading is a measurable part of an unchanged write-tree. Version 2 (no flags, no stamps) is
-// still read.
-const MAGIC = Buffer.from('fsw-tree-index 3\n', 'latin1');
+// no per-field strings: loading is a measurable part of an unchanged write-tree. Versions 3 (stamps without
+// usedAtMs) and 2 (no flags, no stamps) are still read.
+const MAGIC = Buffer.from('fsw-tree-index 4\n', 'latin1');
+const MAGIC_V3 = Buffer.from('fsw-tree-index 3\n', 'latin1');
 const MAGIC_V2 = Buffer.from('fsw-tree-index 2\n', 'latin1');
 const FAN_BYTES = 17;
 const HEAD = 36;
@@ -217,15 +224,17 @@ export class IndexView {
     let at = MAGIC.length;
     let trees = false;
     let stamps: StoreStamps | undefined;
-    if (bytes.subarray(0, MAGIC.length).equals(MAGIC)) {
+    const head = bytes.subarray(0, MAGIC.length);
+    const v3 = head.equals(MAGIC_V3);
+    if (v3 || head.equals(MAGIC)) {
       if (at + 5 > bytes.length) return IndexView.empty();
       trees = bytes[at] === 1;
       const length = bytes.readUInt32LE(at + 1);
       at += 5;
       if (at + length > bytes.length) return IndexView.empty();
-      stamps = parseStamps(bytes.subarray(at, at + length));
+      stamps = parseStamps(bytes.subarray(at, at + length), !v3);
       at += length;
-    } else if (!bytes.subarray(0, MAGIC.length).equals(MAGIC_V2)) {
+    } else if (!head.equals(MAGIC_V2)) {
       return IndexView.empty();
     }
     const starts: number[] = [];
@@ -369,10 +378,11 @@ export class IndexView {
   }
 }
 
-function parseStamps(block: Buffer): StoreStamps | undefined {
+function parseStamps(block: Buffer, withUsedAt: boolean): StoreStamps | undefined {
   if (block.length < 2) return undefined;
   const pathLength = block.readUInt16LE(0);
-  const start = 2 + pathLength;
+  const usedAt = 2 + pathLength;
+  const start = withUsedAt ? usedAt + 8 : usedAt;
   if (start > block.length || (block.length - start) % FAN_BYTES !== 0) return undefined;
   const fans = new Map<string, { mtimeMs: number; ino: number }>();
   for (let at = start; at < block.length; at += FAN_BYTES) {
@@ -381,17 +391,22 @@ function parseStamps(block: Buffer): StoreStamps | undefined {
       ino: block.readDoubleLE(at + 9),
     });
   }
-  return { objects: block.toString('utf8', 2, start), fans };
+  return {
+    objects: block.toString('utf8', 2, usedAt),
+    fans,
+    usedAtMs: withUsedAt ? block.readDoubleLE(usedAt) : 0,
+  };
 }
 
 function encodeStamps(stamps: StoreStamps | undefined): Buffer {
   if (stamps === undefined) return Buffer.alloc(0);
   const path = Buffer.from(stamps.objects, 'utf8');
   if (path.length > 0xffff) return Buffer.alloc(0);
-  const block = Buffer.alloc(2 + path.length + stamps.fans.size * FAN_BYTES);
+  const block = Buffer.alloc(2 + path.length + 8 + stamps.fans.size * FAN_BYTES);
   block.writeUInt16LE(path.length, 0);
   path.copy(block, 2);
-  let at = 2 + path.length;
+  block.writeDoubleLE(stamps.usedAtMs, 2 + path.length);
+  let at = 2 + path.length + 8;
   for (const [fan, s] of stamps.fans) {
     block[at] = Number.parseInt(fan, 16);
     block.writeDoubleLE(s.mtimeMs, at + 1);

@@ -1,8 +1,9 @@
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fromErrno, TreeError } from '@fsw/errors';
 import { tryParseDigest } from '../digest.js';
+import type { ObjectKind } from '../types.js';
 import { objectFile } from './file-jobs.js';
 import type { StoreStamps } from './index-file.js';
 
@@ -82,12 +83,47 @@ export class ObjectPresence {
   /** Fan-out folders where objects were written or checked other than through {@link hasIndexed}. */
   private readonly touched = new Set<string>();
   private readonly stamps: StoreStamps['fans'] | undefined;
+  /** The loaded stamps' {@link StoreStamps.usedAtMs} (0: none, or saved for another store). */
+  readonly usedAtMs: number;
 
   constructor(
     private readonly objects: string,
     stamps: StoreStamps | undefined,
   ) {
     this.stamps = stamps?.objects === objects ? stamps.fans : undefined;
+    this.usedAtMs = stamps?.objects === objects ? stamps.usedAtMs : 0;
+  }
+
+  /** Fan-out folders looked at whose stamp did not hold (changed since the index was saved, or no stamp). */
+  untrustedFans(): Set<string> {
+    const fans = new Set<string>();
+    for (const [fan, first] of this.first) if (!first.trusted) fans.add(fan);
+    return fans;
+  }
+
+  /**
+   * Marks objects as used at `now` for eviction (mtime; the folder's own mtime, and so its stamp, stays): every one,
+   * or with `olderThan` only those whose mtime is older (a `stat` each). Returns false when one is missing or could
+   * not be refreshed (a read-only store: it stops at the first), so that nothing is vouched for.
+   */
+  refreshUse(items: Iterable<readonly [string, ObjectKind]>, now: number, olderThan?: number): boolean {
+    const seconds = now / 1000;
+    for (const [digest, kind] of items) {
+      if (!isOurs(digest)) continue;
+      const path = objectFile(this.objects, digest.slice(7), kind);
+      try {
+        if (olderThan !== undefined) {
+          const st = statSync(path, { throwIfNoEntry: false });
+          if (st === undefined) return false;
+          if (st.mtimeMs >= olderThan) continue;
+        }
+        utimesSync(path, seconds, seconds);
+      } catch {
+        // Missing, or a store we cannot write to: LRU order is only a hint there (as for the store's own touch).
+        return false;
+      }
+    }
+    return true;
   }
 
   /** Whether the object of `digest`, read from the index the stamps were saved with, is in the store. */
@@ -136,7 +172,7 @@ export class ObjectPresence {
    * unchanged since it was first looked at this run keeps that stat (every check in it came later); any other is
    * listed again (after waiting, once, for folders changed a moment ago to settle).
    */
-  async stampsFor(digests: Iterable<string>): Promise<StoreStamps> {
+  async stampsFor(digests: Iterable<string>, usedAtMs: number): Promise<StoreStamps> {
     const byFan = new Map<string, string[]>();
     for (const digest of digests) {
       if (!isOurs(digest)) continue;
@@ -176,7 +212,7 @@ export class ObjectPresence {
       again = racy;
       if (round === 0 && racy.length > 0 && wait > 0 && wait <= SETTLED_MS * 2) await sleep(wait + 5);
     }
-    return { objects: this.objects, fans };
+    return { objects: this.objects, fans, usedAtMs };
   }
 
   private firstLook(fan: string) {
