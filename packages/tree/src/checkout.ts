@@ -19,7 +19,14 @@ import pLimit from 'p-limit';
 import { parseDigest, splitDigest } from './digest.js';
 import { runnerFor } from './internal/batch-runner.js';
 import { defaultConcurrency } from './internal/build.js';
-import { type FileFacts, failureError, isFailure, tempName } from './internal/file-jobs.js';
+import {
+  CHECKOUT_TEMP_PREFIX,
+  type FileFacts,
+  failureError,
+  isCheckoutTemp,
+  isFailure,
+  tempName,
+} from './internal/file-jobs.js';
 import {
   folderRule,
   type IgnoreMatcher,
@@ -137,7 +144,7 @@ function errnoOf(error: unknown): string | undefined {
 }
 
 function tempPath(dirAbs: string): string {
-  return join(dirAbs, tempName('.fsw-tmp-'));
+  return join(dirAbs, tempName(CHECKOUT_TEMP_PREFIX));
 }
 
 function io(error: unknown, path: string, action: string): TreeError {
@@ -785,7 +792,8 @@ async function planDir(
       } else if (!ctx.force) checkRemoval(ctx, childAbs, r, undefined);
       plan.removals.push({ abs: childAbs, rel: r, how: 'prune' });
     } else {
-      if (!ours) {
+      // A temp file of an earlier checkout cut short is fsw's own wherever it is.
+      if (!ours && !(d.raw === undefined && isCheckoutTemp(d.name))) {
         ctx.conflicts.push(`${shown(childAbs)} is not in the tree${NOT_OURS}`);
         return;
       }

@@ -1,5 +1,5 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TreeError } from '@fsw/errors';
@@ -220,5 +220,53 @@ describe('checkout removes names that are not valid UTF-8', () => {
     await checkout(t, out, { store, force: true });
     expect(await readdir(join(out, 'sub'))).toEqual(['ok']);
     expect(await hashTree(out)).toBe(t);
+  });
+});
+
+describe('checkout cut short', () => {
+  const temps = async (dir: string) =>
+    (await readdir(dir, { recursive: true })).filter((p) => p.split('/').pop()!.startsWith('.fsw-tmp'));
+
+  it('aborted by its signal (worker threads writing), leaves no temp file, and the rerun needs no force', async () => {
+    const files: Record<string, string> = {};
+    for (let d = 0; d < 6; d++) for (let i = 0; i < 60; i++) files[`d${d}/f${i}`] = `${d}/${i}`.repeat(i);
+    const t = await treeOf('src', files);
+    const out = join(tmp, 'out');
+    const reason = new Error('interrupted');
+    const controller = new AbortController();
+    await expect(
+      checkout(t, out, {
+        store,
+        workers: 2,
+        signal: controller.signal,
+        onProgress: (p) => {
+          if (p.filesDone > 0) controller.abort(reason);
+        },
+      }),
+    ).rejects.toBe(reason);
+    expect(await temps(out)).toEqual([]);
+    expect(await hashTree(out)).not.toBe(t);
+    await checkout(t, out, { store });
+    expect(await hashTree(out)).toBe(t);
+  });
+
+  it('killed: its leftover temp files are recognised as fsw’s and removed without force', async () => {
+    const t = await treeOf('src', { 'sub/a': 'a', b: 'b' });
+    const out = join(tmp, 'out');
+    // As a checkout killed before saving its index leaves a new folder: some files, temp files beside them.
+    await mkdir(join(out, 'sub'), { recursive: true });
+    await writeFile(join(out, 'sub', 'a'), 'a');
+    await writeFile(join(out, 'sub', '.fsw-tmp-4242-1a2b3c4d-17'), 'half-writ');
+    await writeFile(join(out, '.fsw-tmp-4242-1a2b3c4d-18'), '');
+    await symlink('b', join(out, '.fsw-tmp-4242-1a2b3c4d-19'));
+    await checkout(t, out, { store });
+    expect(await temps(out)).toEqual([]);
+    expect(await hashTree(out)).toBe(t);
+
+    // A name only like fsw's is not taken for one.
+    const out2 = join(tmp, 'out2');
+    await mkdir(out2);
+    await writeFile(join(out2, '.fsw-tmp-mine'), 'mine');
+    await refused(checkout(t, out2, { store }));
   });
 });

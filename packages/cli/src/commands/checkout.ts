@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { outputFor, withOutputOptions } from '../context.js';
 import type { Register } from './index.js';
+import { INTERRUPTED, interruptible } from './interrupt.js';
 import {
   cacheDir,
   digestArg,
@@ -40,6 +41,9 @@ export const register: Register = (program: Command, ctx) => {
     const concurrency = threads(ctx, flags);
     const { checkout, openStore } = await import('@fsw/tree');
     const bar = out.progress({ unit: 'bytes', label: 'checkout' });
+    // Ctrl-C or SIGTERM: files in flight are finished or removed (no temp file left), the index records what was
+    // written, then exit 130 / 143; running the checkout again finishes it without --force.
+    const stop = interruptible(out, 'checkout');
     try {
       const result = await checkout(digest, dir, {
         store: openStore(cacheDir(ctx, flags)),
@@ -48,12 +52,20 @@ export const register: Register = (program: Command, ctx) => {
         force: flags.force === true,
         ...fileThreads(concurrency),
         onProgress: filesBar(bar),
+        signal: stop.signal,
       });
       bar.stop();
       if (out.json) out.record({ digest, ...result });
       else out.line(digest);
+    } catch (error) {
+      if (!stop.stoppedBy(error)) throw error;
+      bar.stop();
+      out.warn(INTERRUPTED);
+      ctx.setExitCode(stop.exitCode);
+      return;
     } finally {
       bar.stop();
+      stop.dispose();
     }
     ctx.setExitCode(out.failed ? 1 : 0);
   });

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { outputFor, withOutputOptions } from '../context.js';
 import type { Register } from './index.js';
+import { INTERRUPTED, interruptible } from './interrupt.js';
 import {
   type RemoteFlags,
   remoteSettings,
@@ -77,10 +78,13 @@ export const register: Register = (program: Command, ctx) => {
     const store = openStore(cacheDir(ctx, flags));
     const remote = openRemote(url, options);
     let bar = out.progress({ unit: 'bytes', label: 'pull' });
+    // As `fsw checkout`: stopped cleanly by Ctrl-C or SIGTERM (what was pulled stays in the store).
+    const stop = interruptible(out, 'pull-checkout');
     try {
       const pulled = await pull(remote, store, digest, {
         ...(concurrency === undefined ? {} : { concurrency }),
         onProgress: transferBar(bar),
+        signal: stop.signal,
       });
       bar.stop();
       bar = out.progress({ unit: 'bytes', label: 'checkout' });
@@ -91,12 +95,20 @@ export const register: Register = (program: Command, ctx) => {
         force: flags.force === true,
         ...fileThreads(concurrency),
         onProgress: filesBar(bar),
+        signal: stop.signal,
       });
       bar.stop();
       if (out.json) out.record({ ...pulled, checkout: checked, remote: url });
       else out.line(digest);
+    } catch (error) {
+      if (!stop.stoppedBy(error)) throw error;
+      bar.stop();
+      out.warn(`pull-${INTERRUPTED}`);
+      ctx.setExitCode(stop.exitCode);
+      return;
     } finally {
       bar.stop();
+      stop.dispose();
       await remote.close();
     }
     ctx.setExitCode(out.failed ? 1 : 0);

@@ -26,6 +26,18 @@ export const TEMP_PREFIX = '.tmp-';
 /** Files below this size are read whole into one buffer; larger ones stream (store.ts). */
 export const SYNC_MAX = 1024 * 1024;
 
+/** Prefix of a checkout's temp files, written beside their final name and renamed into place. */
+export const CHECKOUT_TEMP_PREFIX = '.fsw-tmp-';
+const CHECKOUT_TEMP = /^\.fsw-tmp-\d+-[0-9a-f]+-\d+$/;
+
+/**
+ * Whether a name is one {@link tempName} gives a checkout's temp file: a file so named that a checkout finds and the
+ * tree lacks was left by an earlier checkout cut short (killed), and is removed as fsw's own.
+ */
+export function isCheckoutTemp(name: string): boolean {
+  return name.startsWith(CHECKOUT_TEMP_PREFIX) && CHECKOUT_TEMP.test(name);
+}
+
 let tempCounter = 0;
 let tempTag = '';
 /** A temp name unique in this process and thread (pid, a random tag, a counter). */
