@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { outputFor, withOutputOptions } from '../context.js';
 import { UsageError } from '../format.js';
+import { reportError } from '../main.js';
 import type { Register } from './index.js';
 import {
   cacheDir,
@@ -40,13 +41,24 @@ export const register: Register = (program: Command, ctx) => {
         program
           .command('diff')
           .description(
-            'compare two trees, or a tree and a folder: "A|D|M|T\\tpath" per difference; exit 1 when they differ',
+            'compare two trees, or a tree and a folder: "A|D|M|T\\tpath" per difference; exit 0 when they are equal, 1 when they differ, 2 on trouble (an error: a missing object, an unreadable file, a bad argument)',
           )
           .argument('<a>', 'a tree digest, or a folder')
           .argument('<b>', 'a tree digest, or a folder'),
       ),
     ),
   ).action(async (aText: string, bText: string, flags: TreeFlags) => {
+    try {
+      await run(aText, bText, flags);
+    } catch (error) {
+      // Like diff(1) and cmp(1): 2 for trouble, so that 1 always means "they differ" (usage errors are 2 already).
+      if (error instanceof UsageError) throw error;
+      reportError(error, ctx.io);
+      ctx.setExitCode(2);
+    }
+  });
+
+  async function run(aText: string, bText: string, flags: TreeFlags): Promise<void> {
     const out = outputFor(ctx, flags);
     const [a, b] = await Promise.all([side(aText), side(bText)]);
     const concurrency = threads(ctx, flags);
@@ -81,5 +93,5 @@ export const register: Register = (program: Command, ctx) => {
     if (lines.length > 0) out.write(`${lines.join('\n')}\n`);
     // Like diff(1): 1 when the sides differ.
     ctx.setExitCode(out.failed || lines.length > 0 ? 1 : 0);
-  });
+  }
 };
