@@ -35,7 +35,14 @@ import {
   pathBelow,
   readIgnoreText,
 } from './internal/ignore-rules.js';
-import { type IndexRecord, IndexView, loadIndexView, saveIndex } from './internal/index-file.js';
+import {
+  type IndexRecord,
+  IndexView,
+  indexFolderState,
+  indexPath,
+  loadIndexView,
+  saveIndex,
+} from './internal/index-file.js';
 import { StatQueue } from './internal/stat-queue.js';
 import { STAT_FAILED, STAT_GONE } from './internal/stat-slice.js';
 import { loadAllTrees } from './read-tree.js';
@@ -216,10 +223,13 @@ export async function checkout(
         ? folderRule(storeRel)
         : `${ignoreText}\n${folderRule(storeRel)}`,
   );
+  // Only an index in a real `.fstree` folder, as the index is read: one reached through a symlink says nothing of
+  // who wrote `dir` (taken as ours, `dir` would be pruned without force).
   const indexExists =
     rootExists &&
     useIndex &&
-    (await lstat(join(root, INDEX_DIR, 'index')).catch(() => undefined)) !== undefined;
+    (await indexFolderState(root)) === 'dir' &&
+    (await lstat(indexPath(root)).catch(() => undefined))?.isFile() === true;
   // Read in place (no object per record): on a folder already checked out, every path is looked up once.
   const oldIndex = useIndex && rootExists ? await loadIndexView(root) : IndexView.empty();
   const conflicts: string[] = [];

@@ -270,3 +270,17 @@ describe('checkout cut short', () => {
     await refused(checkout(t, out2, { store }));
   });
 });
+
+describe('checkout over a .fstree that is not a real folder', () => {
+  it('does not take an index reached through a .fstree symlink as its own: the folder is not pruned without force', async () => {
+    const t = await treeOf('src', { a: 'a' });
+    const elsewhere = join(tmp, 'elsewhere');
+    await checkout(t, elsewhere, { store });
+    const dir = join(tmp, 'dir');
+    await mkdir(dir);
+    await writeFile(join(dir, 'mine.txt'), 'mine');
+    await symlink(join(elsewhere, '.fstree'), join(dir, '.fstree'));
+    await refused(checkout(t, dir, { store }));
+    expect(await readFile(join(dir, 'mine.txt'), 'utf8')).toBe('mine');
+  });
+});
