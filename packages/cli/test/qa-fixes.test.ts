@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -51,5 +51,39 @@ describe('fsw diff exit codes, as diff(1)', () => {
     const r = await runFsw(['diff', '--help'], { env });
     expect(r.code).toBe(0);
     expect(r.stdout.replace(/\s+/g, ' ')).toContain('1 when they differ, 2 on trouble');
+  });
+});
+
+describe('--verify of ls-tree and diff', () => {
+  it('re-hashes the tree objects read: a corrupt one that still decodes fails (and is removed) instead of being used', async () => {
+    const a = join(tmp, 'a');
+    await mkdir(a);
+    await writeFile(join(a, 'x'), 'x');
+    const root = await writeTreeOf(a);
+    const hex = root.slice('blake3:'.length);
+    const object = join(tmp, 'cache', 'objects', hex.slice(0, 2), `${hex.slice(2)}.tree`);
+    // One hex digit of the child's digest changed: the tree still decodes, naming another object.
+    const bytes = await readFile(object);
+    const at = 4 + 8 + 1 + 8 + 'blake3:'.length;
+    bytes[at] = bytes[at] === 0x61 ? 0x62 : 0x61;
+    await writeFile(object, bytes);
+
+    const plain = await runFsw(['ls-tree', root], { env });
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toContain('\tx\n');
+
+    // (A folder equal to the tree would be matched by its root digest, reading nothing.)
+    await writeFile(join(a, 'y'), 'y');
+    const diff = await runFsw(['diff', '--verify', root, a], { env });
+    expect(diff.code).toBe(2);
+    expect(diff.stderr).toMatch(/^fsw: /);
+    // Removed from the store as corrupt: the plain command now finds it missing.
+    expect((await runFsw(['ls-tree', root], { env })).stderr).toMatch(/not in the store/);
+
+    await writeFile(object, bytes);
+    const checked = await runFsw(['ls-tree', '--verify', root], { env });
+    expect(checked.code).toBe(1);
+    expect(checked.stdout).toBe('');
+    expect(checked.stderr).toMatch(/^fsw: /);
   });
 });

@@ -5,11 +5,12 @@ import { UsageError } from '../format.js';
 import { reportError } from '../main.js';
 import type { Register } from './index.js';
 import {
-  cacheDir,
   ignoreFile,
+  storeOptions,
   type TreeFlags,
   threads,
   withCacheOption,
+  withVerifyOption,
   withWalkOptions,
 } from './tree-options.js';
 
@@ -36,15 +37,17 @@ async function side(text: string): Promise<{ dir: string } | { digest: string }>
 /** `fsw diff A B`: what differs between two trees (or a tree and a folder). */
 export const register: Register = (program: Command, ctx) => {
   withOutputOptions(
-    withWalkOptions(
-      withCacheOption(
-        program
-          .command('diff')
-          .description(
-            'compare two trees, or a tree and a folder: "A|D|M|T\\tpath" per difference; exit 0 when they are equal, 1 when they differ, 2 on trouble (an error: a missing object, an unreadable file, a bad argument)',
-          )
-          .argument('<a>', 'a tree digest, or a folder')
-          .argument('<b>', 'a tree digest, or a folder'),
+    withVerifyOption(
+      withWalkOptions(
+        withCacheOption(
+          program
+            .command('diff')
+            .description(
+              'compare two trees, or a tree and a folder: "A|D|M|T\\tpath" per difference; exit 0 when they are equal, 1 when they differ, 2 on trouble (an error: a missing object, an unreadable file, a bad argument)',
+            )
+            .argument('<a>', 'a tree digest, or a folder')
+            .argument('<b>', 'a tree digest, or a folder'),
+        ),
       ),
     ),
   ).action(async (aText: string, bText: string, flags: TreeFlags) => {
@@ -63,7 +66,8 @@ export const register: Register = (program: Command, ctx) => {
     const [a, b] = await Promise.all([side(aText), side(bText)]);
     const concurrency = threads(ctx, flags);
     const { diffTrees, openStore, verifyTree } = await import('@fsw/tree');
-    const store = openStore(cacheDir(ctx, flags));
+    const where = storeOptions(ctx, flags);
+    const store = openStore(where.dir, { verify: where.verify });
     // A folder is hashed as write-tree would (its index trusted), storing nothing; the tree comes from the store.
     const verify = (dir: string, digest: string) =>
       verifyTree(dir, digest, {

@@ -1,7 +1,13 @@
 import type { Command } from 'commander';
 import { outputFor, withOutputOptions } from '../context.js';
 import type { Register } from './index.js';
-import { cacheDir, digestArg, type TreeFlags, withCacheOption } from './tree-options.js';
+import {
+  digestArg,
+  storeOptions,
+  type TreeFlags,
+  withCacheOption,
+  withVerifyOption,
+} from './tree-options.js';
 
 interface LsTreeFlags extends TreeFlags {
   recursive?: boolean;
@@ -12,19 +18,22 @@ const TYPE_BITS = { file: 0o100000, dir: 0o040000, symlink: 0o120000 } as const;
 /** `fsw ls-tree DIGEST [-r]`: lists a tree from the store. */
 export const register: Register = (program: Command, ctx) => {
   withOutputOptions(
-    withCacheOption(
-      program
-        .command('ls-tree')
-        .description('list a tree from the store: "<mode> <type> <digest>\\t<path>" per entry')
-        .argument('<digest>', 'the tree digest (blake3:<hex>, sha1:<hex> or bare hex)')
-        .option('-r, --recursive', 'list subtrees too (each folder before its contents)'),
+    withVerifyOption(
+      withCacheOption(
+        program
+          .command('ls-tree')
+          .description('list a tree from the store: "<mode> <type> <digest>\\t<path>" per entry')
+          .argument('<digest>', 'the tree digest (blake3:<hex>, sha1:<hex> or bare hex)')
+          .option('-r, --recursive', 'list subtrees too (each folder before its contents)'),
+      ),
     ),
   ).action(async (digestText: string, flags: LsTreeFlags) => {
     const out = outputFor(ctx, flags);
     const digest = await digestArg(digestText);
     const { lsTree, openStore } = await import('@fsw/tree');
+    const { dir, verify } = storeOptions(ctx, flags);
     const entries = await lsTree(digest, {
-      store: openStore(cacheDir(ctx, flags)),
+      store: openStore(dir, { verify }),
       recursive: flags.recursive === true,
     });
     const lines: string[] = [];

@@ -10,6 +10,7 @@ export interface TreeFlags {
   threads?: string;
   cacheSize?: string;
   cacheRetention?: string;
+  verify?: boolean;
   json?: boolean;
   quiet?: boolean;
 }
@@ -20,6 +21,22 @@ export function withCacheOption(command: Command): Command {
     '--cache <dir>',
     'object store directory (env FSTREE_CACHE; default ~/.cache/fstree)',
   );
+}
+
+/** Adds `--verify`: the store re-hashes every object read from it (`openStore`'s `verify`). */
+export function withVerifyOption(command: Command): Command {
+  return command.option(
+    '--verify',
+    're-hash every object read from the store; a corrupt one fails the command and is removed from the store',
+  );
+}
+
+/** Options of `openStore` from the flags: the store directory and `verify`. */
+export function storeOptions(
+  ctx: CommandContext,
+  flags: TreeFlags,
+): { dir: string | undefined; verify: boolean } {
+  return { dir: cacheDir(ctx, flags), verify: flags.verify === true };
 }
 
 /** Adds `--ignore NAME` (env FSTREE_IGNORE) and `--threads N` (env FSTREE_THREADS). */
