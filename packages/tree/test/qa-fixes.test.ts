@@ -1,4 +1,7 @@
+import { spawn } from 'node:child_process';
 import {
+  chmod,
+  chown,
   lstat,
   mkdir,
   mkdtemp,
@@ -11,9 +14,11 @@ import {
   utimes,
   writeFile,
 } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
 import { checkout, lsTree, openStore, writeTree } from '@fsw/tree';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
@@ -171,5 +176,58 @@ describe('write-tree with the index marks every object of the tree it returns as
     const after = await objectMtimes(cache);
     // The root tree is stored again on every run (and refreshed only past touchAfterMs): nothing moved.
     expect(after).toEqual(before);
+  });
+});
+
+/** Runs `writeTree(dir, { store: openStore(cache, { touchAfterMs }) })` in a child process as uid/gid 65534. */
+function writeTreeAsNobody(dir: string, cache: string, touchAfterMs: number): Promise<number | null> {
+  const entry = pathToFileURL(createRequire(import.meta.url).resolve('@fsw/tree')).href;
+  const source = `import { openStore, writeTree } from ${JSON.stringify(entry)};
+await writeTree(${JSON.stringify(dir)}, { store: openStore(${JSON.stringify(cache)}, { touchAfterMs: ${touchAfterMs} }) });`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', source], {
+      stdio: 'inherit',
+      uid: 65534,
+      gid: 65534,
+      cwd: '/',
+    });
+    child.on('error', reject);
+    child.on('close', resolve);
+  });
+}
+
+describe.skipIf(process.getuid?.() !== 0)('write-tree in a store shared with another user', () => {
+  it('passes over objects whose times it may not set, and still vouches for its own (no refresh on every run)', async () => {
+    await chmod(tmp, 0o755);
+    const cache = join(tmp, 'cache');
+    // Another user's (root's) object: the content of 'shared'.
+    const theirs = join(tmp, 'theirs');
+    await mkdir(theirs);
+    await writeFile(join(theirs, 'shared'), 'same bytes');
+    await writeTree(theirs, { store });
+    const objects = join(cache, 'objects');
+    await chmod(cache, 0o777);
+    await chmod(objects, 0o777);
+    for (const fan of await readdir(objects)) await chmod(join(objects, fan), 0o777);
+    // This user's folder: the shared content and its own.
+    await writeFile(join(src, 'shared'), 'same bytes');
+    await writeFile(join(src, 'own'), 'only mine');
+    await chown(src, 65534, 65534);
+    for (const name of ['shared', 'own']) await chown(join(src, name), 65534, 65534);
+
+    const T = 2500;
+    expect(await writeTreeAsNobody(src, cache, T)).toBe(0);
+    await sleep(T + 100);
+    await backdate(cache, 2 * 3_600_000, false);
+    // Stale: refreshes what it may (its own objects), passes over root's.
+    expect(await writeTreeAsNobody(src, cache, T)).toBe(0);
+    const fresh = (await objectMtimes(cache)).filter((m) => Date.now() - m < 60_000).length;
+    expect(fresh).toBeGreaterThanOrEqual(1);
+    // Within touchAfterMs of that refresh, nothing is refreshed again: it vouched for its objects.
+    await backdate(cache, 2 * 3_600_000, false);
+    expect(await writeTreeAsNobody(src, cache, T)).toBe(0);
+    const after = await objectMtimes(cache);
+    // Only the root tree (stored again each run, refreshed past touchAfterMs) may be recent.
+    expect(after.filter((m) => Date.now() - m < 60_000).length).toBeLessThanOrEqual(1);
   });
 });

@@ -103,11 +103,14 @@ export class ObjectPresence {
 
   /**
    * Marks objects as used at `now` for eviction (mtime; the folder's own mtime, and so its stamp, stays): every one,
-   * or with `olderThan` only those whose mtime is older (a `stat` each). Returns false when one is missing or could
-   * not be refreshed (a read-only store: it stops at the first), so that nothing is vouched for.
+   * or with `olderThan` only those whose mtime is older (a `stat` each). Objects whose times this user may not set
+   * (another user's, in a shared store) are passed over: no later run could do better. Returns false when one is
+   * missing or could not be refreshed otherwise (a read-only store: it stops there), so that the caller vouches for
+   * none of them.
    */
   refreshUse(items: Iterable<readonly [string, ObjectKind]>, now: number, olderThan?: number): boolean {
     const seconds = now / 1000;
+    let all = true;
     for (const [digest, kind] of items) {
       if (!isOurs(digest)) continue;
       const path = objectFile(this.objects, digest.slice(7), kind);
@@ -118,12 +121,14 @@ export class ObjectPresence {
           if (st.mtimeMs >= olderThan) continue;
         }
         utimesSync(path, seconds, seconds);
-      } catch {
-        // Missing, or a store we cannot write to: LRU order is only a hint there (as for the store's own touch).
-        return false;
+      } catch (error) {
+        // LRU order is only a hint (as for the store's own touch); the others are still refreshed.
+        const code = errnoOf(error);
+        if (code === 'ENOENT' || code === 'EROFS') return false;
+        if (code !== 'EPERM' && code !== 'EACCES') all = false;
       }
     }
-    return true;
+    return all;
   }
 
   /** Whether the object of `digest`, read from the index the stamps were saved with, is in the store. */
