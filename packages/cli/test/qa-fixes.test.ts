@@ -87,3 +87,20 @@ describe('--verify of ls-tree and diff', () => {
     expect(checked.stderr).toMatch(/^fsw: /);
   });
 });
+
+describe('fsw write-tree over a .fstree that is not a folder', () => {
+  it('succeeds, leaves it as it is, and says on stderr that no index was saved', async () => {
+    const a = join(tmp, 'a');
+    await mkdir(a);
+    await writeFile(join(a, 'x'), 'x');
+    await writeFile(join(a, '.fstree'), 'my notes');
+    const r = await runFsw(['write-tree', a], { env });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^blake3:[0-9a-f]{64}\n$/);
+    expect(r.stderr).toBe(
+      `fsw: note: ${join(a, '.fstree')} is not a folder: no index saved (the next run hashes every file again)\n`,
+    );
+    expect(await readFile(join(a, '.fstree'), 'utf8')).toBe('my notes');
+    expect((await runFsw(['write-tree', '-q', a], { env })).stderr).toBe('');
+  });
+});

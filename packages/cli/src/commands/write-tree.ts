@@ -1,3 +1,5 @@
+import { lstat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { outputFor, withOutputOptions } from '../context.js';
 import type { Register } from './index.js';
@@ -53,6 +55,16 @@ export const register: Register = (program: Command, ctx) => {
         },
       });
       bar.stop();
+      if (flags.index !== false && !out.quiet) {
+        // writeTree never writes through (or over) a `.fstree` that is not a folder: say why every run re-hashes.
+        const indexDir = join(dir, '.fstree');
+        const st = await lstat(indexDir).catch(() => undefined);
+        if (st !== undefined && !st.isDirectory()) {
+          ctx.io.stderr.write(
+            `fsw: note: ${indexDir} is not a folder: no index saved (the next run hashes every file again)\n`,
+          );
+        }
+      }
       if (out.json) {
         out.record({
           digest,
