@@ -133,6 +133,7 @@ type FileEntry = ScanEntry & { readonly slot: number };
 export async function buildTree(dir: string, options: BuildOptions): Promise<string> {
   const { sink, signal } = options;
   signal?.throwIfAborted();
+  const startedAt = Date.now();
   let rootStat: import('node:fs').Stats;
   try {
     rootStat = await statPath(dir);
@@ -545,17 +546,21 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
   // Every object the new index names must count as used now (eviction is by mtime), but an unchanged run must not
   // pay a syscall per object. The index says since when all its objects were last refreshed (`usedAtMs`): once that
   // is `touchAfterMs` old, every one gets the mtime now (one `utimes` each, no `stat`: measured the cheaper of the
-  // two) and the time moves on; any other run looks only at objects new to the index (files hashed, trees encoded)
-  // and those in store folders whose stamp failed (something was added, removed or retimed there), and refreshes
-  // the ones older than `usedAtMs`.
+  // two) and the time moves on to the run's start; any other run looks only at objects new to the index (files
+  // hashed, trees encoded) and those in store folders whose stamp failed (something was added, removed or retimed
+  // there), and refreshes the ones older than `usedAtMs`. Objects stored this run are `stat`ed first either way: most
+  // were just created (a cold run would otherwise `utimes` every object it wrote).
   let usedAtMs = 0;
   const touchAfterMs = sink.batches?.target?.touchAfterMs;
   if (options.saveIndex && presence !== undefined && touchAfterMs !== undefined) {
     const now = Date.now();
+    // File timestamps come from a coarser clock than Date.now(): a margin so that objects created now count.
+    const since = startedAt - 1000;
     const previous = presence.usedAtMs;
     const stale = !(now - previous < touchAfterMs);
+    const olderThan = stale ? since : previous;
     const changedFans = stale ? undefined : presence.untrustedFans();
-    const items = function* (): Iterable<[string, ObjectKind]> {
+    const items = function* (): Iterable<[string, ObjectKind, number | undefined]> {
       // Nothing new and every stamp held (an unchanged run): not even a pass over the records.
       if (!stale && changedFans!.size === 0 && progress.filesHashed === 0 && putTrees.size === 0) return;
       for (let k = 0; k < paths.length; k++) {
@@ -563,23 +568,19 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<str
         if (r === undefined) continue;
         if (typeof r === 'number') {
           // An unchanged file of the old index.
-          if (stale || (changedFans!.size > 0 && changedFans!.has(view.fan(r) ?? ''))) {
-            yield [view.digest(r), 'file'];
+          if (stale) yield [view.digest(r), 'file', undefined];
+          else if (changedFans!.size > 0 && changedFans!.has(view.fan(r) ?? '')) {
+            yield [view.digest(r), 'file', previous];
           }
         } else if (r.digest !== '') {
-          if (
-            stale ||
-            r.type === 'file' ||
-            putTrees.has(r.digest) ||
-            changedFans!.has(r.digest.slice(7, 9))
-          ) {
-            yield [r.digest, kindOf(r.type)];
-          }
+          if (r.type === 'file' || putTrees.has(r.digest)) yield [r.digest, kindOf(r.type), olderThan];
+          else if (stale) yield [r.digest, kindOf(r.type), undefined];
+          else if (changedFans!.has(r.digest.slice(7, 9))) yield [r.digest, kindOf(r.type), previous];
         }
       }
     };
-    const ok = stale ? presence.refreshUse(items(), now) : presence.refreshUse(items(), now, previous);
-    usedAtMs = !ok ? 0 : stale ? now : previous;
+    const ok = presence.refreshUse(items(), now);
+    usedAtMs = !ok ? 0 : stale ? since : previous;
     if (usedAtMs !== previous) indexChanged = true;
   }
 

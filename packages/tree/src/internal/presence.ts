@@ -102,16 +102,19 @@ export class ObjectPresence {
   }
 
   /**
-   * Marks objects as used at `now` for eviction (mtime; the folder's own mtime, and so its stamp, stays): every one,
-   * or with `olderThan` only those whose mtime is older (a `stat` each). Objects whose times this user may not set
+   * Marks objects as used at `now` for eviction (mtime; the folder's own mtime, and so its stamp, stays): each one
+   * with no `olderThan`, else only if its mtime is older (a `stat` first). Objects whose times this user may not set
    * (another user's, in a shared store) are passed over: no later run could do better. Returns false when one is
    * missing or could not be refreshed otherwise (a read-only store: it stops there), so that the caller vouches for
    * none of them.
    */
-  refreshUse(items: Iterable<readonly [string, ObjectKind]>, now: number, olderThan?: number): boolean {
+  refreshUse(
+    items: Iterable<readonly [digest: string, kind: ObjectKind, olderThan: number | undefined]>,
+    now: number,
+  ): boolean {
     const seconds = now / 1000;
     let all = true;
-    for (const [digest, kind] of items) {
+    for (const [digest, kind, olderThan] of items) {
       if (!isOurs(digest)) continue;
       const path = objectFile(this.objects, digest.slice(7), kind);
       try {
