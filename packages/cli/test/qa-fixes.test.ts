@@ -88,6 +88,32 @@ describe('--verify of ls-tree and diff', () => {
   });
 });
 
+describe('fsw checkout --verify', () => {
+  it('refuses a file object whose bytes were corrupted in the store, where a plain checkout writes them', async () => {
+    const a = join(tmp, 'a');
+    await mkdir(a);
+    await writeFile(join(a, 'x'), 'important content\n');
+    const root = await writeTreeOf(a);
+    const hash = await runFsw(['hash', join(a, 'x')], { env });
+    const hex = hash.stdout.split(' ')[0]!;
+    const object = join(tmp, 'cache', 'objects', hex.slice(0, 2), `${hex.slice(2)}.file`);
+    await writeFile(object, 'Xmportant content\n');
+
+    const plain = await runFsw(['checkout', root, join(tmp, 'plain')], { env });
+    expect(plain.code).toBe(0);
+    expect(await readFile(join(tmp, 'plain', 'x'), 'utf8')).toBe('Xmportant content\n');
+
+    const verified = await runFsw(['checkout', '--verify', root, join(tmp, 'verified')], { env });
+    expect(verified.code).toBe(1);
+    expect(verified.stderr).toMatch(
+      /^fsw: object blake3:[0-9a-f]{64} in the store does not match its digest/,
+    );
+    await expect(readFile(join(tmp, 'verified', 'x'), 'utf8')).rejects.toMatchObject({ code: 'ENOENT' });
+    // Removed from the store as corrupt, so that a pull can fetch it again.
+    await expect(readFile(object)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
 describe('fsw write-tree over a .fstree that is not a folder', () => {
   it('succeeds, leaves it as it is, and says on stderr that no index was saved', async () => {
     const a = join(tmp, 'a');

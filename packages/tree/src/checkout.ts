@@ -1065,6 +1065,8 @@ async function writeFile(
       const { algorithm, hex } = splitDigest(job.entry.digest);
       const result = await hashFile(temp, { algorithm });
       if (result.digest !== hex) {
+        // As `get` with verify does: a corrupt object goes, so that a pull can store it again.
+        if (source !== undefined) await unlink(source).catch(() => {});
         throw new TreeError(
           'E_CORRUPT',
           `object ${job.entry.digest} in the store does not match its digest`,

@@ -3,14 +3,15 @@ import { outputFor, withOutputOptions } from '../context.js';
 import type { Register } from './index.js';
 import { INTERRUPTED, interruptible } from './interrupt.js';
 import {
-  cacheDir,
   digestArg,
   filesBar,
   fileThreads,
   ignoreFile,
+  storeOptions,
   type TreeFlags,
   threads,
   withCacheOption,
+  withVerifyOption,
   withWalkOptions,
 } from './tree-options.js';
 
@@ -23,16 +24,18 @@ interface CheckoutFlags extends TreeFlags {
 export const register: Register = (program: Command, ctx) => {
   withOutputOptions(
     withWalkOptions(
-      withCacheOption(
-        program
-          .command('checkout')
-          .description(
-            'make a folder equal to a tree from the store (removes what the tree lacks, keeps ignored paths)',
-          )
-          .argument('<digest>', 'the tree digest')
-          .argument('[dir]', 'the folder (created when missing)', '.')
-          .option('-f, --force', 'also replace or modify non-empty folders fsw did not write')
-          .option('--no-index', 'do not use or update DIR/.fstree/index'),
+      withVerifyOption(
+        withCacheOption(
+          program
+            .command('checkout')
+            .description(
+              'make a folder equal to a tree from the store (removes what the tree lacks, keeps ignored paths)',
+            )
+            .argument('<digest>', 'the tree digest')
+            .argument('[dir]', 'the folder (created when missing)', '.')
+            .option('-f, --force', 'also replace or modify non-empty folders fsw did not write')
+            .option('--no-index', 'do not use or update DIR/.fstree/index'),
+        ),
       ),
     ),
   ).action(async (digestText: string, dir: string, flags: CheckoutFlags) => {
@@ -40,13 +43,14 @@ export const register: Register = (program: Command, ctx) => {
     const digest = await digestArg(digestText);
     const concurrency = threads(ctx, flags);
     const { checkout, openStore } = await import('@fsw/tree');
+    const where = storeOptions(ctx, flags);
     const bar = out.progress({ unit: 'bytes', label: 'checkout' });
     // Ctrl-C or SIGTERM: files in flight are finished or removed (no temp file left), the index records what was
     // written, then exit 130 / 143; running the checkout again finishes it without --force.
     const stop = interruptible(out, 'checkout');
     try {
       const result = await checkout(digest, dir, {
-        store: openStore(cacheDir(ctx, flags)),
+        store: openStore(where.dir, { verify: where.verify }),
         ignoreFile: ignoreFile(ctx, flags),
         index: flags.index,
         force: flags.force === true,
