@@ -4,6 +4,7 @@ import type { CommandContext } from '../context.js';
 import { outputFor, withOutputOptions } from '../context.js';
 import { formatBytes, parseCount, UsageError } from '../format.js';
 import type { Register } from './index.js';
+import { interruptible } from './interrupt.js';
 
 interface CopyFlags {
   overwrite?: boolean;
@@ -131,27 +132,15 @@ async function run(
   const { CopyError } = await import('@fsw/errors');
 
   const bar = out.progress({ unit: 'bytes', label: verb });
-  const controller = new AbortController();
   // Ctrl-C or SIGTERM: stop cleanly (files in flight finished or removed, no temp file left), then exit 128 + the
-  // signal's number. Handled until the run has ended, not once: a second signal while a large file in flight is
-  // finished would otherwise kill the process with the default action and leave its temp file behind.
-  let stoppedBy: NodeJS.Signals | undefined;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (stoppedBy === undefined) {
-      stoppedBy = signal;
-      controller.abort(new Error('interrupted'));
-    } else {
-      out.warn(`${verb} stopping: waiting for the files in flight to be finished or removed`);
-    }
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // signal's number; later signals only say that the run is stopping.
+  const stop = interruptible(out, verb);
   const started = performance.now();
   let result: CopyResult;
   try {
     result = await (verb === 'copy' ? copy : move)(sources, destination, {
       ...options,
-      signal: controller.signal,
+      signal: stop.signal,
       onProgress: (p: CopyProgress) => {
         if (out.json) {
           out.record({ type: 'progress', ...p });
@@ -169,9 +158,9 @@ async function run(
     });
   } catch (error) {
     bar.stop();
-    if (controller.signal.aborted && error === controller.signal.reason) {
+    if (stop.stoppedBy(error)) {
       out.warn(`${verb} interrupted; files completed so far are in place, no partial file was left`);
-      ctx.setExitCode(stoppedBy === 'SIGTERM' ? 143 : 130);
+      ctx.setExitCode(stop.exitCode);
       return;
     }
     const completed = (error as { completed?: CopyResult }).completed;
@@ -184,8 +173,7 @@ async function run(
     }
     throw error;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stop.dispose();
   }
   bar.stop();
   const ms = performance.now() - started;

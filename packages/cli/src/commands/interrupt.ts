@@ -4,7 +4,7 @@ import type { Output } from '../output.js';
 export const INTERRUPTED =
   'checkout interrupted; what was written is in place and no temp file was left: run it again to finish';
 
-/** A run that SIGINT (Ctrl-C) or SIGTERM stops cleanly through an AbortSignal, as `fsw copy` does. */
+/** A run that SIGINT (Ctrl-C) or SIGTERM stops cleanly through an AbortSignal (copy, move, checkout, pull-checkout). */
 export interface Interruptible {
   readonly signal: AbortSignal;
   /** Whether `error` is the run's own cancellation by a signal. */
