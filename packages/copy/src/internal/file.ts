@@ -1,5 +1,6 @@
-import { constants, statSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, statSync } from 'node:fs';
 import { chmod, copyFile, open, utimes } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { CopyError, fromErrno } from '@fsw/errors';
 import type { Resolved } from './options.js';
 import type { Tracker } from './progress.js';
@@ -44,12 +45,57 @@ export const STREAM_THRESHOLD = 8 * 1024 * 1024;
 
 /** Errors that concern the destination rather than the source. */
 const DEST_ERRNOS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EFBIG', 'EEXIST', 'EISDIR', 'ENOTDIR']);
+/** Errors of a call on both paths (copyfile, rename, link) that may concern either side: probed to tell. */
+const EITHER_SIDE = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOENT']);
 
-/** Maps a failure of copying `job` to a CopyError naming the side it concerns. */
+/** The fields of a Node.js system error that tell which call failed on which path. */
+interface CallError {
+  readonly syscall?: unknown;
+  readonly path?: unknown;
+}
+
+/** True when `fn` throws: a probe of the side a failed call concerns, made only after a failure. */
+function fails(fn: () => void): boolean {
+  try {
+    fn();
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Which side a failed system call concerns, from the call and its path: a call on the source alone (lstat,
+ * readlink, open for reading) concerns the source; one on the temp file or the destination (open to create, write,
+ * utimes, chmod, rename or link of the temp file) the destination. A copyfile, rename or link of the source itself
+ * names both paths: EACCES, EPERM or EROFS may come from either (an unreadable source, or an unwritable destination
+ * folder), so the source is probed — opened for reading for a copy, its folder checked for writing for a rename.
+ */
+function failedSide(error: unknown, job: Pick<Job, 'src' | 'dest'>): 'source' | 'destination' {
+  const errno = errnoOf(error);
+  const { syscall, path } = (typeof error === 'object' && error !== null ? error : {}) as CallError;
+  if (typeof path !== 'string' || typeof syscall !== 'string') {
+    return errno !== undefined && DEST_ERRNOS.has(errno) ? 'destination' : 'source';
+  }
+  if (path !== job.src) return 'destination';
+  if (syscall === 'copyfile') {
+    if (errno !== undefined && DEST_ERRNOS.has(errno)) return 'destination';
+    return fails(() => closeSync(openSync(job.src, 'r'))) ? 'source' : 'destination';
+  }
+  if ((syscall === 'rename' || syscall === 'link') && errno !== undefined && EITHER_SIDE.has(errno)) {
+    return fails(() => accessSync(dirname(job.src), constants.W_OK)) ? 'source' : 'destination';
+  }
+  return 'source';
+}
+
+/**
+ * Maps a failure of copying `job` to a CopyError naming the side it concerns, told by the call that failed (see
+ * {@link failedSide}): `cannot copy SRC to DEST: ...` with `path` DEST for the destination, `cannot copy SRC: ...`
+ * with `path` SRC for the source.
+ */
 export function copyFailure(error: unknown, job: Pick<Job, 'src' | 'dest'>, verb = 'copy'): CopyError {
   if (CopyError.is(error)) return error;
-  const errno = errnoOf(error);
-  if (errno !== undefined && DEST_ERRNOS.has(errno)) {
+  if (failedSide(error, job) === 'destination') {
     return fromErrno(error, { path: job.dest, family: CopyError, action: `${verb} ${job.src} to` });
   }
   return fromErrno(error, { path: job.src, family: CopyError, action: verb });
