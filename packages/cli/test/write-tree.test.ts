@@ -82,4 +82,22 @@ describe('fsw write-tree', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/invalid thread count/);
   });
+
+  it('a --cache path through a file fails with the store path and the cause, with or without an index', async () => {
+    const dir = join(tmp, 'cache-through-file');
+    await mkdir(dir);
+    await writeFile(join(dir, 'a'), 'a');
+    expect((await runFsw(['write-tree', dir], { env })).code).toBe(0);
+    const file = join(tmp, 'cache-file');
+    await writeFile(file, 'x');
+    for (const args of [[], ['--no-index']]) {
+      const r = await runFsw(['write-tree', ...args, '--cache', file, dir], { env });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^fsw: cannot \\w+ (store )?object ${file}/objects/\\S+: not a directory \\(ENOTDIR\\)\n$`,
+        ),
+      );
+    }
+  });
 });

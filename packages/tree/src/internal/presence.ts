@@ -47,6 +47,15 @@ function statFan(path: string): FanStat | undefined {
   }
 }
 
+/** Whether a store object file exists; any failure but its absence (a store path through a file: ENOTDIR) throws. */
+function objectExists(path: string): boolean {
+  try {
+    return statSync(path, { throwIfNoEntry: false }) !== undefined;
+  } catch (error) {
+    throw fromErrno(error, { path, family: TreeError, action: 'stat store object' });
+  }
+}
+
 /** The object names (hex without the fan and suffix) of a fan-out folder; empty when it does not exist. */
 function listFan(path: string): Set<string> {
   const names = new Set<string>();
@@ -147,8 +156,8 @@ export class ObjectPresence {
         const hex = tryParseDigest(digest)?.hex;
         return (
           hex !== undefined &&
-          (statSync(objectFile(this.objects, hex, 'file'), { throwIfNoEntry: false }) !== undefined ||
-            statSync(objectFile(this.objects, hex, 'tree'), { throwIfNoEntry: false }) !== undefined)
+          (objectExists(objectFile(this.objects, hex, 'file')) ||
+            objectExists(objectFile(this.objects, hex, 'tree')))
         );
       }
       names = listFan(join(this.objects, fan));
