@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -110,5 +110,40 @@ describe.skipIf(!canDrop)('permission denied names the side that refused (run as
       message: `cannot move ${join(dir, 'src/f')}: permission denied (EACCES)`,
     });
     expect(await listAll(join(dir, 'out'))).toEqual([]);
+  });
+});
+
+/** A folder for nobody on another filesystem than the temp dir (so a move copies), or undefined. */
+async function otherFilesystem(): Promise<string | undefined> {
+  try {
+    if ((await stat('/dev/shm')).dev === (await stat(dir)).dev) return undefined;
+    const other = await mkdtemp('/dev/shm/fsw-copy-');
+    await chmod(other, 0o777);
+    return other;
+  } catch {
+    return undefined;
+  }
+}
+
+describe.skipIf(!canDrop)('move across filesystems whose source cannot be removed (run as nobody)', () => {
+  it('names the source and says the copy is in place; both are kept', async (ctx) => {
+    const other = await otherFilesystem();
+    if (other === undefined) return ctx.skip();
+    try {
+      await mkdir(join(dir, 'src'));
+      await writeFile(join(dir, 'src/f'), 'data');
+      await chmod(join(dir, 'src'), 0o555);
+      const r = runAsNobody('move', join(dir, 'src/f'), `${other}/`);
+      expect(r).toMatchObject({
+        ok: false,
+        code: 'E_PERMISSION',
+        path: join(dir, 'src/f'),
+        message: `copied to ${join(other, 'f')}, but cannot remove the source ${join(dir, 'src/f')}: permission denied (EACCES); the file is now in both places`,
+      });
+      expect(await readFile(join(other, 'f'), 'utf8')).toBe('data');
+      expect(await readFile(join(dir, 'src/f'), 'utf8')).toBe('data');
+    } finally {
+      await rm(other, { recursive: true, force: true });
+    }
   });
 });

@@ -91,10 +91,24 @@ function failedSide(error: unknown, job: Pick<Job, 'src' | 'dest'>): 'source' | 
 /**
  * Maps a failure of copying `job` to a CopyError naming the side it concerns, told by the call that failed (see
  * {@link failedSide}): `cannot copy SRC to DEST: ...` with `path` DEST for the destination, `cannot copy SRC: ...`
- * with `path` SRC for the source.
+ * with `path` SRC for the source. A move whose source cannot be removed once its copy is in place gives
+ * `copied to DEST, but cannot remove the source SRC: ...` with `path` SRC.
  */
 export function copyFailure(error: unknown, job: Pick<Job, 'src' | 'dest'>, verb = 'copy'): CopyError {
   if (CopyError.is(error)) return error;
+  const { syscall, path } = (typeof error === 'object' && error !== null ? error : {}) as CallError;
+  if (syscall === 'unlink' && path === job.src) {
+    // A move unlinks its source only once the copy is complete and in place: the file is now in both places.
+    const cause = fromErrno(error, { path: job.src, family: CopyError, action: 'remove the source' });
+    return new CopyError(
+      cause.code,
+      `copied to ${job.dest}, but ${cause.message}; the file is now in both places`,
+      {
+        path: job.src,
+        cause: error,
+      },
+    );
+  }
   if (failedSide(error, job) === 'destination') {
     return fromErrno(error, { path: job.dest, family: CopyError, action: `${verb} ${job.src} to` });
   }
