@@ -3,7 +3,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/pr
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { listAll, tempDir } from './helpers.js';
+import { listAll, makeTree, tempDir } from './helpers.js';
 
 // Permission errors need a user the kernel checks: as root, each case runs in a child process as `nobody`.
 const asNobody = ['--reuid=65534', '--regid=65534', '--clear-groups'];
@@ -109,6 +109,35 @@ describe.skipIf(!canDrop)('permission denied names the side that refused (run as
       path: join(dir, 'src/f'),
       message: `cannot move ${join(dir, 'src/f')}: permission denied (EACCES)`,
     });
+    expect(await listAll(join(dir, 'out'))).toEqual([]);
+  });
+});
+
+describe.skipIf(!canDrop)('move of a whole directory (one rename) refused (run as nobody)', () => {
+  it('into an unwritable directory names the destination', async () => {
+    await makeTree(join(dir, 'parent'), { 'd/a': 'a' });
+    await chmod(join(dir, 'parent'), 0o777);
+    await chmod(join(dir, 'parent/d'), 0o777);
+    await mkdir(join(dir, 'rodest'));
+    await chmod(join(dir, 'rodest'), 0o555);
+    const r = runAsNobody('move', join(dir, 'parent/d'), `${join(dir, 'rodest')}/`);
+    expect(r).toMatchObject({
+      ok: false,
+      code: 'E_PERMISSION',
+      path: join(dir, 'rodest/d'),
+      message: `cannot move ${join(dir, 'parent/d')} to ${join(dir, 'rodest/d')}: permission denied (EACCES)`,
+    });
+    expect(await listAll(join(dir, 'parent'))).toEqual(['d', 'd/a']);
+  });
+
+  it('that is itself unwritable (its .. cannot change) names the source', async () => {
+    await makeTree(join(dir, 'parent'), { 'd/a': 'a' });
+    await chmod(join(dir, 'parent'), 0o777);
+    await chmod(join(dir, 'parent/d'), 0o555);
+    await mkdir(join(dir, 'out'));
+    await chmod(join(dir, 'out'), 0o777);
+    const r = runAsNobody('move', join(dir, 'parent/d'), `${join(dir, 'out')}/`);
+    expect(r).toMatchObject({ ok: false, code: 'E_PERMISSION', path: join(dir, 'parent/d') });
     expect(await listAll(join(dir, 'out'))).toEqual([]);
   });
 });

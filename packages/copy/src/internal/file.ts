@@ -1,4 +1,4 @@
-import { accessSync, closeSync, constants, openSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants, lstatSync, openSync, statSync } from 'node:fs';
 import { chmod, copyFile, open, utimes } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { CopyError, fromErrno } from '@fsw/errors';
@@ -83,7 +83,15 @@ function failedSide(error: unknown, job: Pick<Job, 'src' | 'dest'>): 'source' | 
     return fails(() => closeSync(openSync(job.src, 'r'))) ? 'source' : 'destination';
   }
   if ((syscall === 'rename' || syscall === 'link') && errno !== undefined && EITHER_SIDE.has(errno)) {
-    return fails(() => accessSync(dirname(job.src), constants.W_OK)) ? 'source' : 'destination';
+    // Renaming a directory to another folder also rewrites its `..`: it must be writable itself.
+    let directory = false;
+    fails(() => {
+      directory = lstatSync(job.src).isDirectory();
+    });
+    const sourceFails =
+      fails(() => accessSync(dirname(job.src), constants.W_OK)) ||
+      (directory && fails(() => accessSync(job.src, constants.W_OK)));
+    return sourceFails ? 'source' : 'destination';
   }
   return 'source';
 }

@@ -234,7 +234,8 @@ async function renameRoot(root: Root, tracker: Tracker, counters: Counters): Pro
     if (errno === 'EXDEV') root.crossDevice = true;
     // EXDEV, or a target that appeared since the plan: the entry-by-entry path handles both.
     if (errno === 'EXDEV' || errno === 'ENOTEMPTY' || errno === 'EEXIST') return;
-    throw fromErrno(error, { path: root.src, family: CopyError, action: 'move' });
+    // EACCES or EROFS may come from the source's folder or the target's: copyFailure probes which.
+    throw copyFailure(error, { src: root.src, dest: root.target }, 'move');
   }
   root.done = true;
   counters.dirs += root.dirs.length;
