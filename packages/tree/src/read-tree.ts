@@ -4,7 +4,7 @@ import pLimit from 'p-limit';
 import { decodeTree } from './codec.js';
 import { parseDigest } from './digest.js';
 import { openStore } from './store.js';
-import type { Store, TreeEntry } from './types.js';
+import type { ObjectKind, Store, TreeEntry } from './types.js';
 
 /** Options of {@link readTree}. */
 export interface ReadTreeOptions {
@@ -20,7 +20,19 @@ export interface ReadTreeOptions {
 export async function readTree(digest: string, options: ReadTreeOptions = {}): Promise<TreeEntry[]> {
   const store = options.store ?? openStore();
   const normal = parseDigest(digest);
-  return parsed(normal, await store.get(normal));
+  return readTreeAt(store, normal, normal);
+}
+
+/**
+ * Reads tree `digest` of tree `root` (or the root itself).
+ * @internal
+ */
+export async function readTreeAt(store: Store, digest: string, root: string): Promise<TreeEntry[]> {
+  try {
+    return parsed(digest, await store.get(digest));
+  } catch (error) {
+    throw await located(error, store, digest, digest === root);
+  }
 }
 
 /** One line of {@link lsTree}: an entry with its path below the listed tree. */
@@ -48,7 +60,7 @@ export async function lsTree(digest: string, options: LsTreeOptions = {}): Promi
     options.signal?.throwIfAborted();
     let entries = cache.get(treeDigest);
     if (entries === undefined) {
-      entries = await readTree(treeDigest, { store });
+      entries = await readTreeAt(store, treeDigest, root);
       cache.set(treeDigest, entries);
     }
     for (const entry of entries) {
@@ -57,7 +69,8 @@ export async function lsTree(digest: string, options: LsTreeOptions = {}): Promi
       if (options.recursive === true && entry.type === 'dir') await visit(entry.digest, path);
     }
   };
-  await visit(parseDigest(digest), '');
+  const root = parseDigest(digest);
+  await visit(root, '');
   return out;
 }
 
@@ -74,7 +87,8 @@ export async function loadAllTrees(
   const trees = new Map<string, TreeEntry[]>();
   const limit = pLimit(32);
   const local = syncReader(store);
-  let level = [parseDigest(digest)];
+  const root = parseDigest(digest);
+  let level = [root];
   while (level.length > 0) {
     signal?.throwIfAborted();
     const fresh = [...new Set(level)].filter((d) => !trees.has(d));
@@ -93,12 +107,30 @@ export async function loadAllTrees(
         }
         const bytes = local(d);
         if (bytes === undefined) slow.push(d);
-        else loaded.push([d, parsed(d, bytes)]);
+        else {
+          let entries: TreeEntry[];
+          try {
+            entries = parsed(d, bytes);
+          } catch (error) {
+            throw await located(error, store, d, d === root);
+          }
+          loaded.push([d, entries]);
+        }
       }
     }
     // Other stores, and anything the blocking path did not find (its error comes from `get`).
     loaded.push(
-      ...(await Promise.all(slow.map((d) => limit(async () => [d, await readTree(d, { store })] as const)))),
+      ...(await Promise.all(
+        slow.map((d) =>
+          limit(async () => {
+            try {
+              return [d, parsed(d, await store.get(d))] as const;
+            } catch (error) {
+              throw await located(error, store, d, d === root);
+            }
+          }),
+        ),
+      )),
     );
     level = [];
     for (const [d, entries] of loaded) {
@@ -114,6 +146,7 @@ const SLICE_MS = 8;
 /** The synchronous extras of a `LocalStore` (other stores lack them). */
 interface SyncStore extends Store {
   readonly verify?: boolean;
+  locate?(digest: string): Promise<{ readonly path: string; readonly kind: ObjectKind } | undefined>;
   locateSync?(digest: string): { readonly path: string } | undefined;
 }
 
@@ -135,14 +168,44 @@ function syncReader(store: Store): ((digest: string) => Uint8Array | undefined) 
   };
 }
 
+/** Errors of {@link parsed}: the bytes read are no tree object (rather than a store or read failure). */
+const undecodable = new WeakSet<object>();
+
 /** Decodes a tree object as {@link readTree} does. */
 function parsed(digest: string, bytes: Uint8Array): TreeEntry[] {
   try {
     return decodeTree(bytes);
   } catch (error) {
     if (TreeError.is(error)) {
-      throw new TreeError('E_CORRUPT', `${digest}: ${error.message}`, { cause: error });
+      const corrupt = new TreeError('E_CORRUPT', `${digest}: ${error.message}`, { cause: error });
+      undecodable.add(corrupt);
+      throw corrupt;
     }
     throw error;
   }
+}
+
+/** The file object stored under `digest` (a local store keeps `.file` and `.tree` apart), if that is what it is. */
+async function fileObjectPath(store: Store, digest: string): Promise<string | undefined> {
+  const locate = (store as SyncStore).locate;
+  if (locate === undefined) return undefined;
+  try {
+    const found = await locate.call(store, digest);
+    return found?.kind === 'file' ? found.path : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A failure to read tree `digest` (`isRoot`: the one asked for), saying so when it names a file object. */
+async function located(error: unknown, store: Store, digest: string, isRoot: boolean): Promise<unknown> {
+  if (!TreeError.is(error) || !undecodable.has(error)) return error;
+  const file = await fileObjectPath(store, digest);
+  if (file === undefined) return error;
+  // Named by the user: a wrong argument. Named by a tree: that tree is invalid.
+  return new TreeError(
+    isRoot ? 'E_INVALID_ARGUMENT' : 'E_CORRUPT',
+    `${digest} is a file object, not a tree`,
+    { path: file, cause: error },
+  );
 }

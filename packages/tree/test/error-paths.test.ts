@@ -2,8 +2,9 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TreeError } from '@fsw/errors';
-import { openStore, writeTree } from '@fsw/tree';
+import { checkout, diffTrees, lsTree, openStore, readTree, writeTree } from '@fsw/tree';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DIR_755, rawTree } from './helpers.js';
 
 let tmp: string;
 let src: string;
@@ -41,5 +42,44 @@ describe('write-tree with an index, into a store path that runs through a file',
     expect(err.message).toContain(join(file, 'objects'));
     expect(err.message).toContain('not a directory');
     expect((err.cause as { code?: string }).code).toBe('ENOTDIR');
+  });
+});
+
+describe('a digest that names a file object, read as a tree', () => {
+  it('ls-tree, readTree, checkout and diff say it is a file object (E_INVALID_ARGUMENT), not a corrupt tree', async () => {
+    await writeFile(join(src, 'a'), 'a');
+    const tree = await writeTree(src, { store, index: false });
+    const file = await store.put(Buffer.from('just some text'));
+    const verifying = openStore(store.dir, { verify: true });
+    for (const read of [
+      () => readTree(file, { store }),
+      () => lsTree(file, { store }),
+      () => lsTree(file, { store: verifying }),
+      () => checkout(file, join(tmp, 'out'), { store }),
+      () => checkout(file, join(tmp, 'out'), { store: verifying }),
+      () => diffTrees(file, tree, { store }),
+      () => diffTrees(tree, file, { store }),
+    ]) {
+      const e = await caught(read());
+      expect(TreeError.is(e)).toBe(true);
+      expect(e).toMatchObject({
+        code: 'E_INVALID_ARGUMENT',
+        message: `${file} is a file object, not a tree`,
+        path: store.path(file, 'file'),
+      });
+    }
+  });
+
+  it('a tree whose folder entry names a file object is refused as corrupt, saying so', async () => {
+    const file = await store.put(Buffer.from('not a tree'));
+    const tree = await store.put(rawTree([{ name: 'd', digest: file, status: DIR_755 }]), 'tree');
+    for (const read of [
+      () => lsTree(tree, { store, recursive: true }),
+      () => checkout(tree, join(tmp, 'out'), { store }),
+    ]) {
+      const e = await caught(read());
+      expect(e).toMatchObject({ code: 'E_CORRUPT', message: expect.stringContaining(`${file}`) });
+      expect((e as Error).message).toContain('is a file object, not a tree');
+    }
   });
 });
