@@ -141,6 +141,16 @@ const PROGRESS_EVERY_MS = 100;
 // setuid/setgid from an untrusted tree could hand out privileges: never applied.
 const FILE_MODE_MASK = 0o1777;
 
+/** The path of the first file of the plan to be written from object `digest`. */
+function fileRel(plan: DirPlan, digest: string): string | undefined {
+  for (const f of plan.files) if (f.entry.digest === digest) return f.rel;
+  for (const d of plan.dirs) {
+    const rel = fileRel(d, digest);
+    if (rel !== undefined) return rel;
+  }
+  return undefined;
+}
+
 function isLocalStore(store: Store): store is LocalStore {
   return typeof (store as Partial<LocalStore>).locate === 'function';
 }
@@ -281,8 +291,15 @@ export async function checkout(
     for (const d of p.dirs) collect(d);
   };
   collect(plan);
-  const missingObject = (d: string) =>
-    new TreeError('E_MISSING_OBJECT', `object ${d} of tree ${rootDigest} is not in the store`);
+  // The file's path is looked for only on failure: the check itself keeps digests only.
+  const missingObject = (d: string) => {
+    const rel = fileRel(plan, d);
+    return new TreeError(
+      'E_MISSING_OBJECT',
+      `object ${d}${rel === undefined ? '' : ` (${rel})`} of tree ${rootDigest} is not in the store ${store.dir}`,
+      { path: store.dir },
+    );
+  };
   if (isLocalStore(store)) {
     // One synchronous stat per object: no promise per file (hundreds of thousands of them cost more than the stats).
     let n = 0;

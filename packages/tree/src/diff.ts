@@ -1,6 +1,6 @@
 import { parseDigest } from './digest.js';
 import { buildTree, defaultConcurrency } from './internal/build.js';
-import { readTree } from './read-tree.js';
+import { readTreeAt } from './read-tree.js';
 import { openStore } from './store.js';
 import type { Store, TreeEntry } from './types.js';
 import { hashOnlySink } from './write-tree.js';
@@ -24,7 +24,8 @@ export interface DiffTreesOptions {
   readonly signal?: AbortSignal;
 }
 
-type Loader = (digest: string) => Promise<TreeEntry[]>;
+/** Reads a tree found at `prefix` (`''` or `path/`), for errors naming that path. */
+type Loader = (digest: string, prefix: string) => Promise<TreeEntry[]>;
 
 /**
  * Compares two trees by walking both at once; identical subtrees (same digest) are skipped unread.
@@ -32,8 +33,11 @@ type Loader = (digest: string) => Promise<TreeEntry[]>;
  */
 export async function diffTrees(a: string, b: string, options: DiffTreesOptions = {}): Promise<TreeDiff> {
   const store = options.store ?? openStore();
-  const load: Loader = (d) => readTree(d, { store });
-  return diffWith(parseDigest(a), parseDigest(b), load, load, options.signal);
+  const rootA = parseDigest(a);
+  const rootB = parseDigest(b);
+  const loadA: Loader = (d, prefix) => readTreeAt(store, d, rootA, prefix);
+  const loadB: Loader = (d, prefix) => readTreeAt(store, d, rootB, prefix);
+  return diffWith(rootA, rootB, loadA, loadB, options.signal);
 }
 
 /** Options of {@link verifyTree}. */
@@ -77,10 +81,11 @@ export async function verifyTree(
     keepTrees: trees,
     exclude: store.dir,
   });
-  const fromFolder: Loader = async (d) => trees.get(d) ?? readTree(d, { store });
-  const fromStore: Loader = (d) => readTree(d, { store });
-  const diff = await diffWith(parseDigest(digest), actual, fromStore, fromFolder, options.signal);
-  return { ...diff, digest: actual, equal: actual === parseDigest(digest) };
+  const root = parseDigest(digest);
+  const fromFolder: Loader = async (d, prefix) => trees.get(d) ?? readTreeAt(store, d, actual, prefix);
+  const fromStore: Loader = (d, prefix) => readTreeAt(store, d, root, prefix);
+  const diff = await diffWith(root, actual, fromStore, fromFolder, options.signal);
+  return { ...diff, digest: actual, equal: actual === root };
 }
 
 async function diffWith(
@@ -92,7 +97,7 @@ async function diffWith(
 ): Promise<TreeDiff> {
   const out: TreeDiff = { added: [], removed: [], modified: [], typeChanged: [] };
   const listAll = async (digest: string, load: Loader, prefix: string, into: string[]) => {
-    for (const e of await load(digest)) {
+    for (const e of await load(digest, prefix)) {
       const path = `${prefix}${e.name}`;
       into.push(path);
       if (e.type === 'dir') await listAll(e.digest, load, `${path}/`, into);
@@ -101,7 +106,7 @@ async function diffWith(
   const visit = async (da: string, db: string, prefix: string): Promise<void> => {
     signal?.throwIfAborted();
     if (da === db) return;
-    const [ea, eb] = await Promise.all([loadA(da), loadB(db)]);
+    const [ea, eb] = await Promise.all([loadA(da, prefix), loadB(db, prefix)]);
     const byName = new Map(eb.map((e) => [e.name, e]));
     for (const x of ea) {
       const path = `${prefix}${x.name}`;

@@ -20,18 +20,24 @@ export interface ReadTreeOptions {
 export async function readTree(digest: string, options: ReadTreeOptions = {}): Promise<TreeEntry[]> {
   const store = options.store ?? openStore();
   const normal = parseDigest(digest);
-  return readTreeAt(store, normal, normal);
+  return readTreeAt(store, normal, normal, '');
 }
 
 /**
- * Reads tree `digest` of tree `root` (or the root itself).
+ * Reads tree `digest`, found at `path` (or `path/`) below tree `root` (`''`: the root itself), with errors naming
+ * that path.
  * @internal
  */
-export async function readTreeAt(store: Store, digest: string, root: string): Promise<TreeEntry[]> {
+export async function readTreeAt(
+  store: Store,
+  digest: string,
+  root: string,
+  path: string,
+): Promise<TreeEntry[]> {
   try {
     return parsed(digest, await store.get(digest));
   } catch (error) {
-    throw await located(error, store, digest, digest === root);
+    throw await located(error, store, digest, root, path);
   }
 }
 
@@ -60,7 +66,7 @@ export async function lsTree(digest: string, options: LsTreeOptions = {}): Promi
     options.signal?.throwIfAborted();
     let entries = cache.get(treeDigest);
     if (entries === undefined) {
-      entries = await readTreeAt(store, treeDigest, root);
+      entries = await readTreeAt(store, treeDigest, root, prefix);
       cache.set(treeDigest, entries);
     }
     for (const entry of entries) {
@@ -112,13 +118,14 @@ export async function loadAllTrees(
           try {
             entries = parsed(d, bytes);
           } catch (error) {
-            throw await located(error, store, d, d === root);
+            throw await located(error, store, d, root, pathOf(trees, root, d));
           }
           loaded.push([d, entries]);
         }
       }
     }
-    // Other stores, and anything the blocking path did not find (its error comes from `get`).
+    // Other stores, and anything the blocking path did not find (its error comes from `get`). On failure, the
+    // tree's path is looked for in the trees loaded so far (its parent's level is complete).
     loaded.push(
       ...(await Promise.all(
         slow.map((d) =>
@@ -126,7 +133,7 @@ export async function loadAllTrees(
             try {
               return [d, parsed(d, await store.get(d))] as const;
             } catch (error) {
-              throw await located(error, store, d, d === root);
+              throw await located(error, store, d, root, pathOf(trees, root, d));
             }
           }),
         ),
@@ -185,6 +192,30 @@ function parsed(digest: string, bytes: Uint8Array): TreeEntry[] {
   }
 }
 
+/**
+ * The `/`-separated path at which tree `digest` is first found below `root` in `trees` (breadth-first: the
+ * shortest), `''` if nowhere. Only called on failure: the loading itself keeps no paths.
+ */
+function pathOf(trees: ReadonlyMap<string, readonly TreeEntry[]>, root: string, digest: string): string {
+  if (digest === root) return '';
+  const seen = new Set([root]);
+  let level: (readonly [string, string])[] = [[root, '']];
+  while (level.length > 0) {
+    const next: (readonly [string, string])[] = [];
+    for (const [d, prefix] of level) {
+      for (const e of trees.get(d) ?? []) {
+        if (e.type !== 'dir' || seen.has(e.digest)) continue;
+        const path = prefix === '' ? e.name : `${prefix}/${e.name}`;
+        if (e.digest === digest) return path;
+        seen.add(e.digest);
+        next.push([e.digest, path]);
+      }
+    }
+    level = next;
+  }
+  return '';
+}
+
 /** The file object stored under `digest` (a local store keeps `.file` and `.tree` apart), if that is what it is. */
 async function fileObjectPath(store: Store, digest: string): Promise<string | undefined> {
   const locate = (store as SyncStore).locate;
@@ -197,15 +228,38 @@ async function fileObjectPath(store: Store, digest: string): Promise<string | un
   }
 }
 
-/** A failure to read tree `digest` (`isRoot`: the one asked for), saying so when it names a file object. */
-async function located(error: unknown, store: Store, digest: string, isRoot: boolean): Promise<unknown> {
-  if (!TreeError.is(error) || !undecodable.has(error)) return error;
-  const file = await fileObjectPath(store, digest);
-  if (file === undefined) return error;
-  // Named by the user: a wrong argument. Named by a tree: that tree is invalid.
-  return new TreeError(
-    isRoot ? 'E_INVALID_ARGUMENT' : 'E_CORRUPT',
-    `${digest} is a file object, not a tree`,
-    { path: file, cause: error },
-  );
+/**
+ * A failure to read tree `digest`, found at `path` below tree `root`, as a TreeError naming that path (when known)
+ * and the tree; a file object read as a tree is said to be one.
+ */
+async function located(
+  error: unknown,
+  store: Store,
+  digest: string,
+  root: string,
+  path: string,
+): Promise<unknown> {
+  if (!TreeError.is(error)) return error;
+  const isRoot = digest === root;
+  // Callers walking with a prefix pass it as is (`dir/`): the slash is dropped here, on failure only.
+  const rel = path.endsWith('/') ? path.slice(0, -1) : path;
+  const at = isRoot ? '' : rel === '' ? ` of tree ${root}` : ` (${rel}) of tree ${root}`;
+  if (undecodable.has(error)) {
+    const file = await fileObjectPath(store, digest);
+    if (file !== undefined) {
+      // Named by the user: a wrong argument. Named by a tree: that tree is invalid.
+      return new TreeError(
+        isRoot ? 'E_INVALID_ARGUMENT' : 'E_CORRUPT',
+        `${digest}${at} is a file object, not a tree`,
+        { path: file, cause: error },
+      );
+    }
+  }
+  if (isRoot) return error;
+  const options = error.path === undefined ? { cause: error } : { path: error.path, cause: error };
+  if (error.code === 'E_MISSING_OBJECT') {
+    return new TreeError('E_MISSING_OBJECT', `tree ${digest}${at} is not in the store ${store.dir}`, options);
+  }
+  const why = undecodable.has(error) && TreeError.is(error.cause) ? error.cause.message : error.message;
+  return new TreeError(error.code, `tree ${digest}${at}: ${why}`, options);
 }

@@ -78,8 +78,72 @@ describe('a digest that names a file object, read as a tree', () => {
       () => checkout(tree, join(tmp, 'out'), { store }),
     ]) {
       const e = await caught(read());
-      expect(e).toMatchObject({ code: 'E_CORRUPT', message: expect.stringContaining(`${file}`) });
-      expect((e as Error).message).toContain('is a file object, not a tree');
+      expect(e).toMatchObject({
+        code: 'E_CORRUPT',
+        message: `${file} (d) of tree ${tree} is a file object, not a tree`,
+      });
+    }
+  });
+});
+
+describe('a missing or corrupt object below a tree is named by its path in the tree', () => {
+  async function fixture() {
+    await mkdir(join(src, 'd', 'e'), { recursive: true });
+    await writeFile(join(src, 'd', 'c'), 'c');
+    await writeFile(join(src, 'd', 'e', 'f'), 'f');
+    const root = await writeTree(src, { store, index: false });
+    const byPath = new Map((await lsTree(root, { store, recursive: true })).map((e) => [e.path, e.digest]));
+    return { root, c: byPath.get('d/c')!, e: byPath.get('d/e')!, other: join(tmp, 'other') };
+  }
+
+  it('checkout names the file whose object is missing', async () => {
+    const { root, c } = await fixture();
+    await rm(store.path(c, 'file'));
+    const e = await caught(checkout(root, join(tmp, 'out'), { store }));
+    expect(e).toMatchObject({
+      code: 'E_MISSING_OBJECT',
+      message: `object ${c} (d/c) of tree ${root} is not in the store ${store.dir}`,
+    });
+  });
+
+  it('ls-tree -r, checkout and diff name the subtree that is missing', async () => {
+    const { root, e: sub } = await fixture();
+    await rm(store.path(sub, 'tree'));
+    await writeFile(join(src, 'd', 'e', 'g'), 'g');
+    const changed = await writeTree(src, { store, index: false });
+    const verifying = openStore(store.dir, { verify: true });
+    for (const read of [
+      () => lsTree(root, { store, recursive: true }),
+      () => checkout(root, join(tmp, 'out'), { store }),
+      () => checkout(root, join(tmp, 'out'), { store: verifying }),
+      () => diffTrees(root, changed, { store }),
+    ]) {
+      const e = await caught(read());
+      expect(e).toMatchObject({
+        code: 'E_MISSING_OBJECT',
+        message: `tree ${sub} (d/e) of tree ${root} is not in the store ${store.dir}`,
+      });
+    }
+  });
+
+  it('ls-tree -r, checkout and diff name the subtree that does not parse', async () => {
+    const { root, e: sub } = await fixture();
+    await writeFile(join(src, 'd', 'e', 'g'), 'g');
+    const changed = await writeTree(src, { store, index: false });
+    await rm(store.path(sub, 'tree'));
+    await writeFile(store.path(sub, 'tree'), 'not a tree');
+    for (const read of [
+      () => lsTree(root, { store, recursive: true }),
+      () => checkout(root, join(tmp, 'out'), { store }),
+      () => diffTrees(changed, root, { store }),
+    ]) {
+      const e = await caught(read());
+      expect(e).toMatchObject({
+        code: 'E_CORRUPT',
+        message: expect.stringMatching(
+          new RegExp(`^tree ${sub} \\(d/e\\) of tree ${root}: corrupt tree object: bad magic`),
+        ),
+      });
     }
   });
 });
