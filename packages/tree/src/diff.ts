@@ -1,9 +1,8 @@
 import { parseDigest } from './digest.js';
-import { buildTree, defaultConcurrency } from './internal/build.js';
 import { readTreeAt } from './read-tree.js';
 import { openStore } from './store.js';
 import type { Store, TreeEntry } from './types.js';
-import { hashOnlySink } from './write-tree.js';
+import { hashTreeExcept } from './write-tree.js';
 
 /** What differs between two trees (or a folder and a tree), as sorted `/`-separated relative paths. */
 export interface TreeDiff {
@@ -70,17 +69,18 @@ export async function verifyTree(
 ): Promise<VerifyTreeResult> {
   const store = options.store ?? openStore();
   const trees = new Map<string, TreeEntry[]>();
-  // hashTree, leaving out the store when it is inside the folder, as writeTree and checkout do.
-  const actual = await buildTree(dir, {
-    sink: hashOnlySink(),
-    ignoreFile: options.ignoreFile ?? '.fstreeignore',
-    useIndex: options.index === true,
-    saveIndex: false,
-    concurrency: options.concurrency ?? defaultConcurrency(),
-    signal: options.signal,
-    keepTrees: trees,
-    exclude: store.dir,
-  });
+  // As writeTree and checkout do, a store kept inside the folder is left out.
+  const actual = await hashTreeExcept(
+    dir,
+    {
+      trees,
+      index: options.index === true,
+      ...(options.ignoreFile === undefined ? {} : { ignoreFile: options.ignoreFile }),
+      ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    },
+    store.dir,
+  );
   const root = parseDigest(digest);
   const fromFolder: Loader = async (d, prefix) => trees.get(d) ?? readTreeAt(store, d, actual, prefix);
   const fromStore: Loader = (d, prefix) => readTreeAt(store, d, root, prefix);

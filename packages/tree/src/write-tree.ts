@@ -131,6 +131,18 @@ export interface HashTreeOptions {
  * @throws TreeError as {@link writeTree}
  */
 export async function hashTree(dir: string, options: HashTreeOptions = {}): Promise<string> {
+  return hashTreeExcept(dir, options, undefined);
+}
+
+/**
+ * {@link hashTree}, leaving out the folder `exclude` (a store kept inside `dir`, as writeTree leaves it out).
+ * @internal
+ */
+export async function hashTreeExcept(
+  dir: string,
+  options: HashTreeOptions,
+  exclude: string | undefined,
+): Promise<string> {
   return buildTree(dir, {
     sink: hashOnlySink(),
     ignoreFile: options.ignoreFile ?? '.fstreeignore',
@@ -140,5 +152,6 @@ export async function hashTree(dir: string, options: HashTreeOptions = {}): Prom
     signal: options.signal,
     workers: options.workers,
     keepTrees: options.trees,
+    exclude,
   });
 }
