@@ -231,3 +231,15 @@ describe.skipIf(process.getuid?.() !== 0)('write-tree in a store shared with ano
     expect(after.filter((m) => Date.now() - m < 60_000).length).toBeLessThanOrEqual(1);
   });
 });
+
+describe('a store inside the folder whose name starts with two dots', () => {
+  it('is left out of the tree like any store inside it (`..cache` is inside, not a parent)', async () => {
+    await writeFile(join(src, 'a'), 'a');
+    const outside = await writeTree(src, { store, index: false });
+    const inside = openStore(join(src, '..cache'));
+    // Twice: the second run finds the store's objects in the folder.
+    await writeTree(src, { store: inside, index: false });
+    expect(await writeTree(src, { store: inside, index: false })).toBe(outside);
+    expect(await names(outside)).toEqual(['a']);
+  });
+});

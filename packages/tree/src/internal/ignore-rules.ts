@@ -41,7 +41,8 @@ export function isIndexDir(name: string, isDir: boolean): boolean {
  */
 export function pathBelow(dir: string, path: string): string | undefined {
   const rel = relative(resolve(dir), resolve(path));
-  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) return undefined;
+  // `..` or `../x` is outside; a name such as `..cache` is inside.
+  if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) return undefined;
   return rel.split(sep).join('/');
 }
 
